@@ -1,0 +1,63 @@
+"""bulkstop: stop many Huawei Cloud CodeArts Build runs at once, safely, as fast as allowed.
+
+The library in five names::
+
+    import bulkstop
+
+    async with bulkstop.CodeArtsClient(endpoint, bulkstop.TokenAuth(token)) as client:
+        stopper = bulkstop.Stopper(client, pacer=bulkstop.Pacer(rate=10))
+        async with stopper.run([("f9d6c8466d614a9788e9a0acf6c15f46", 20)]) as results:
+            async for result in results:
+                print(result.line, result.outcome)
+"""
+
+from __future__ import annotations
+
+from bulkstop.auth import Auth, Secret, TokenAuth
+from bulkstop.client import CodeArtsClient, StopClient
+from bulkstop.clock import Clock, MonotonicClock
+from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
+from bulkstop.errors import (
+    BulkstopError,
+    CredentialsRejected,
+    InputError,
+    ReportMismatchError,
+    RunAborted,
+    UsageError,
+)
+from bulkstop.guards import FailureThreshold
+from bulkstop.models import InputRow, Outcome, Reply, ReplyKind, Result, Target
+from bulkstop.pacing import Pacer
+from bulkstop.retry import RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Auth",
+    "BulkstopError",
+    "Clock",
+    "CodeArtsClient",
+    "CredentialsRejected",
+    "FailureThreshold",
+    "InputError",
+    "InputRow",
+    "MonotonicClock",
+    "Outcome",
+    "Pacer",
+    "Reply",
+    "ReplyKind",
+    "ReportMismatchError",
+    "Result",
+    "RetryPolicy",
+    "RunAborted",
+    "RunSettings",
+    "RunStats",
+    "Secret",
+    "StopClient",
+    "StopRun",
+    "Stopper",
+    "Target",
+    "TokenAuth",
+    "UsageError",
+    "__version__",
+]

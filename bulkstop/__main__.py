@@ -1,0 +1,5 @@
+"""``python -m bulkstop`` runs the command line."""
+
+from bulkstop.cli import main
+
+main()

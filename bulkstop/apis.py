@@ -1,0 +1,150 @@
+"""The three CodeArts stop APIs: how each request is shaped and how each answer is read.
+
+========  ==========================================  ==================================
+name      request                                     "stopped" when the 2xx body has
+========  ==========================================  ==================================
+legacy    ``POST /v3/jobs/stop`` + JSON body          ``result`` true
+          ``{"job_id", "build_no": "<string>"}``
+v3        ``POST /v3/jobs/{job_id}/{build_no}/stop``  ``success`` true
+v1        ``POST /v1/job/{job_id}/stop?build_no=N``   ``status == "success"``
+          + JSON body ``{"build_no": N}``
+========  ==========================================  ==================================
+
+v1 sends ``build_no`` both ways: the SDK uses the query, the docs show a body; both is safe.
+Adding an API is adding one :class:`StopApi` here and an entry in :data:`STOP_APIS`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from yarl import URL
+
+from bulkstop.models import Target
+
+__all__ = ["STOP_APIS", "ApiRequest", "StopApi", "get_stop_api", "parse_error_body"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    method: str
+    url: URL
+    body: bytes
+
+
+class StopApi(Protocol):
+    """One stop API: build the request for a target, read a 2xx body."""
+
+    @property
+    def name(self) -> str: ...
+
+    def request(self, endpoint: URL, target: Target) -> ApiRequest: ...
+
+    def stopped(self, payload: Any) -> bool | None:
+        """``True`` stopped, ``False`` not stopped, ``None`` when the body is not this API's."""
+        ...
+
+
+class LegacyStopApi:
+    """``POST /v3/jobs/stop`` with ``build_no`` as a JSON string (the product brief's API)."""
+
+    name = "legacy"
+
+    def request(self, endpoint: URL, target: Target) -> ApiRequest:
+        body = json.dumps(
+            {"job_id": target.job_id, "build_no": str(target.build_no)}, separators=(",", ":")
+        ).encode()
+        return ApiRequest("POST", endpoint.joinpath("v3", "jobs", "stop"), body)
+
+    def stopped(self, payload: Any) -> bool | None:
+        if isinstance(payload, dict):
+            value = payload.get("result")
+            if isinstance(value, bool):
+                return value
+        return None
+
+
+class V3StopApi:
+    """``POST /v3/jobs/{job_id}/{build_no}/stop``, no body."""
+
+    name = "v3"
+
+    def request(self, endpoint: URL, target: Target) -> ApiRequest:
+        url = endpoint.joinpath("v3", "jobs", target.job_id, str(target.build_no), "stop")
+        return ApiRequest("POST", url, b"")
+
+    def stopped(self, payload: Any) -> bool | None:
+        if isinstance(payload, dict):
+            value = payload.get("success")
+            if isinstance(value, bool):
+                return value
+        return None
+
+
+class V1StopApi:
+    """``POST /v1/job/{job_id}/stop`` with ``build_no`` in the query and in the body."""
+
+    name = "v1"
+
+    def request(self, endpoint: URL, target: Target) -> ApiRequest:
+        url = endpoint.joinpath("v1", "job", target.job_id, "stop").with_query(
+            build_no=str(target.build_no)
+        )
+        body = json.dumps({"build_no": target.build_no}, separators=(",", ":")).encode()
+        return ApiRequest("POST", url, body)
+
+    def stopped(self, payload: Any) -> bool | None:
+        if isinstance(payload, dict):
+            value = payload.get("status")
+            if isinstance(value, str):
+                return value == "success"
+        return None
+
+
+STOP_APIS: dict[str, StopApi] = {
+    api.name: api for api in (LegacyStopApi(), V3StopApi(), V1StopApi())
+}
+
+
+def get_stop_api(name: str) -> StopApi:
+    try:
+        return STOP_APIS[name]
+    except KeyError:
+        known = ", ".join(sorted(STOP_APIS))
+        raise ValueError(f"unknown stop API {name!r}; known: {known}") from None
+
+
+def parse_error_body(payload: Any) -> tuple[str, str]:
+    """``(code, message)`` from any error body form the SDK accepts, else ``("", "")``.
+
+    Forms: ``error_code/error_msg``, ``errorCode/errorMsg``, ``code/message``, and each of
+    these nested one level under ``error``.
+    """
+    if not isinstance(payload, dict):
+        return "", ""
+    found = _flat_error(payload)
+    if found is None:
+        # One level only: the body is untrusted, and recursing into it would let a deeply
+        # nested answer raise RecursionError out of the client.
+        nested = payload.get("error")
+        if isinstance(nested, dict):
+            found = _flat_error(nested)
+    return found or ("", "")
+
+
+def _flat_error(payload: dict[str, Any]) -> tuple[str, str] | None:
+    for code_key, msg_key in (
+        ("error_code", "error_msg"),
+        ("errorCode", "errorMsg"),
+        ("code", "message"),
+    ):
+        code, msg = payload.get(code_key), payload.get(msg_key)
+        if code is not None or msg is not None:
+            return _text(code), _text(msg)
+    return None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)

@@ -1,0 +1,522 @@
+"""Credentials: how a request to CodeArts gets authenticated.
+
+Every mode implements :class:`Auth`. The client builds an :class:`OutgoingRequest`, hands it to
+``await auth.sign(request)`` (which adds headers and returns the credential *generation* it used),
+and, when the service says the credential is stale (401 APIG.0307), calls
+``await auth.refresh(generation)``: the first caller for a generation fetches a new credential,
+every concurrent caller waits for that same fetch (single flight), and a caller whose request was
+signed with an older generation than the current one returns at once.
+
+Secrets live in :class:`Secret` so that no repr, log line or exception message can show them.
+
+The modes: :class:`TokenAuth` (a fixed ``X-Auth-Token``), :class:`IamPasswordAuth` (a token
+fetched from IAM with a user's password and refreshed before it expires) and :class:`AkSkAuth`
+(every request signed with an access key, see :mod:`bulkstop.signing`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import aiohttp
+import anyio
+import structlog
+from yarl import URL
+
+from bulkstop import signing
+from bulkstop.clock import Clock, utcnow
+from bulkstop.errors import BulkstopError, CredentialsRejected, UsageError
+
+__all__ = ["AkSkAuth", "Auth", "IamPasswordAuth", "OutgoingRequest", "Secret", "TokenAuth"]
+
+_log = structlog.get_logger(__name__)
+
+
+class Secret:
+    """A string that never shows itself: ``repr``/``str`` print ``'***'``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that puts it on the wire."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+@dataclass(slots=True, kw_only=True)
+class OutgoingRequest:
+    """One HTTP request before it is sent; auth may add headers (and must sign what is sent)."""
+
+    method: str
+    url: URL
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+class Auth(Protocol):
+    """One way of authenticating to CodeArts (token, IAM password, AK/SK)."""
+
+    @property
+    def mode(self) -> str:
+        """Short name for logs: ``token``, ``iam-password``, ``aksk``. Never a secret."""
+        ...
+
+    async def prepare(self) -> None:
+        """Get ready before the first stop (e.g. fetch an IAM token). Raises on bad credentials."""
+        ...
+
+    async def sign(self, request: OutgoingRequest) -> int:
+        """Add authentication headers to ``request``; return the credential generation used."""
+        ...
+
+    async def refresh(self, generation: int) -> bool:
+        """Replace a credential the service called stale; ``True`` when a newer one is ready.
+
+        Single flight: concurrent callers with the same ``generation`` share one refresh.
+        A mode that cannot refresh (a fixed token) returns ``False``.
+        """
+        ...
+
+
+class TokenAuth:
+    """A fixed IAM token sent as ``X-Auth-Token``. It cannot be refreshed."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self, token: str | Secret) -> None:
+        secret = token if isinstance(token, Secret) else Secret(token.strip())
+        if not secret:
+            raise ValueError("the token is empty")
+        self._token = secret
+
+    @property
+    def mode(self) -> str:
+        return "token"
+
+    async def prepare(self) -> None:
+        return None
+
+    async def sign(self, request: OutgoingRequest) -> int:
+        request.headers["X-Auth-Token"] = self._token.reveal()
+        return 0
+
+    async def refresh(self, generation: int) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "TokenAuth(token='***')"
+
+
+def _as_secret(value: str | Secret) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def _mask_access_key(ak: str) -> str:
+    """Show enough of an access key to tell keys apart in logs: ``AKEX***``."""
+    return f"{ak[:4]}***" if len(ak) >= 12 else "***"
+
+
+class AkSkAuth:
+    """Every request signed with an access key / secret key pair (``SDK-HMAC-SHA256``).
+
+    Temporary keys carry a ``security_token`` (sent and signed as ``X-Security-Token``).
+    ``now`` supplies the wall-clock time for ``X-Sdk-Date``; the gateway refuses dates too far
+    from its own, so it must be the real UTC time outside tests. Keys cannot be refreshed.
+    """
+
+    __slots__ = ("_ak", "_now", "_project_id", "_security_token", "_sk")
+
+    def __init__(
+        self,
+        ak: str,
+        sk: Secret | str,
+        project_id: str | None,
+        security_token: Secret | str | None = None,
+        *,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if not ak.strip():
+            raise ValueError("the access key (AK) is empty")
+        secret = _as_secret(sk)
+        if not secret.reveal().strip():
+            raise ValueError("the secret key (SK) is empty")
+        self._ak = ak.strip()
+        self._sk = secret
+        self._project_id = project_id
+        self._security_token = None if security_token is None else _as_secret(security_token)
+        self._now = now
+
+    @property
+    def mode(self) -> str:
+        return "aksk"
+
+    @property
+    def access_key_hint(self) -> str:
+        """The access key masked for logs (``AKEX***``)."""
+        return _mask_access_key(self._ak)
+
+    async def prepare(self) -> None:
+        return None
+
+    async def sign(self, request: OutgoingRequest) -> int:
+        signing.sign_request(
+            request,
+            ak=self._ak,
+            sk=self._sk.reveal(),
+            now=self._now(),
+            project_id=self._project_id,
+            security_token=(
+                None if self._security_token is None else self._security_token.reveal()
+            ),
+        )
+        return 0
+
+    async def refresh(self, generation: int) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        token = "" if self._security_token is None else ", security_token='***'"
+        return (
+            f"AkSkAuth(ak={self.access_key_hint!r}, sk='***', "
+            f"project_id={self._project_id!r}{token})"
+        )
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One IAM fetch that concurrent callers share."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: BulkstopError | None = None
+    abandoned: bool = False  # the fetching task was cancelled; a waiter takes over
+
+
+class IamPasswordAuth:
+    """An IAM user's password exchanged for a project-scoped token, refreshed when due.
+
+    :meth:`prepare` fetches the first token (``POST {iam_endpoint}/v3/auth/tokens``) and raises
+    :class:`CredentialsRejected` when IAM refuses the password, :class:`UsageError` when IAM
+    cannot be reached or answers nonsense. :meth:`sign` sends ``X-Auth-Token`` and, once the
+    token is within ``refresh_margin`` seconds of expiring (capped at half its lifetime), fetches
+    the next one first. :meth:`refresh` never raises: it returns ``False`` when no new token
+    could be had. All fetches are single flight.
+
+    Expiry is kept on ``clock``'s scale: the token's lifetime (``expires_at - issued_at`` from
+    IAM's own body, so local clock skew does not matter) counted from when the fetch started.
+    After IAM refuses the password once, no further attempt is made: IAM locks a user after
+    repeated failed logins, and a bulk run must not be what locks someone out.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_domain",
+        "_flight",
+        "_generation",
+        "_last_error",
+        "_margin",
+        "_password",
+        "_project_id",
+        "_project_name",
+        "_refresh_due",
+        "_refused",
+        "_request_timeout",
+        "_retry_after",
+        "_session",
+        "_token",
+        "_tokens_url",
+        "_user",
+        "_wall_clock",
+    )
+
+    #: Attempts per fetch on network errors, 429 and 5xx, and the waits between them.
+    FETCH_BACKOFF: tuple[float, ...] = (0.5, 2.0)
+    #: After a failed fetch, seconds during which further refreshes fail at once instead of
+    #: calling IAM again (many requests hitting an expired token would otherwise each try).
+    FAILURE_COOLDOWN: float = 30.0
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        iam_endpoint: str,
+        user: str,
+        password: Secret | str,
+        domain: str,
+        project_id: str | None = None,
+        project_name: str | None = None,
+        *,
+        clock: Clock,
+        refresh_margin: float = 300.0,
+        request_timeout: float = 30.0,
+        wall_clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if not (project_id or project_name):
+            raise ValueError("an IAM token needs a project: give project_id or project_name")
+        secret = _as_secret(password)
+        if not secret:
+            raise ValueError("the IAM password is empty")
+        self._session = session
+        self._tokens_url = URL(iam_endpoint.rstrip("/") + "/v3/auth/tokens")
+        self._user = user
+        self._password = secret
+        self._domain = domain
+        self._project_id = project_id
+        self._project_name = project_name
+        self._clock = clock
+        self._margin = refresh_margin
+        self._request_timeout = request_timeout
+        self._wall_clock = wall_clock
+        self._token: Secret | None = None
+        self._refresh_due = float("inf")  # on the clock's scale
+        self._generation = 0
+        self._flight: _Flight | None = None
+        self._refused: CredentialsRejected | None = None
+        self._last_error: BulkstopError | None = None
+        self._retry_after = float("-inf")
+
+    @property
+    def mode(self) -> str:
+        return "iam-password"
+
+    @property
+    def generation(self) -> int:
+        """How many tokens have been fetched so far (0 before :meth:`prepare`)."""
+        return self._generation
+
+    async def prepare(self) -> None:
+        """Fetch the first token; raise :class:`CredentialsRejected` or :class:`UsageError`."""
+        if self._token is not None:
+            return
+        error = await self._single_flight(self._generation)
+        if error is not None:
+            raise error
+
+    async def sign(self, request: OutgoingRequest) -> int:
+        if self._token is None:
+            await self.prepare()
+        elif self._clock.now() >= self._refresh_due:
+            await self._single_flight(self._generation)
+        # A failed proactive refresh keeps the current token: it is still valid for a while,
+        # and if the service calls it stale, the caller's refresh() reports the failure.
+        token = self._token
+        assert token is not None  # prepare() raised otherwise
+        request.headers["X-Auth-Token"] = token.reveal()
+        return self._generation
+
+    async def refresh(self, generation: int) -> bool:
+        return await self._single_flight(generation) is None
+
+    async def _single_flight(self, generation: int) -> BulkstopError | None:
+        """Make a token newer than ``generation`` current; ``None`` on success, else why not."""
+        while True:
+            if generation < self._generation:
+                return None
+            if self._refused is not None:
+                return self._refused
+            if self._last_error is not None and self._clock.now() < self._retry_after:
+                return self._last_error
+            flight = self._flight
+            if flight is None:
+                break
+            await flight.done.wait()
+            if not flight.abandoned:
+                return flight.error
+
+        flight = self._flight = _Flight()
+        try:
+            flight.error = await self._fetch()
+        except BaseException:
+            flight.abandoned = True
+            raise
+        finally:
+            self._flight = None
+            flight.done.set()
+        return flight.error
+
+    async def _fetch(self) -> BulkstopError | None:
+        """Fetch a token, retrying transient failures; never raises but for cancellation."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._fetch_once()
+            except _TransientIamError as exc:
+                _log.warning(
+                    "auth.token_fetch_failed",
+                    endpoint=str(self._tokens_url),
+                    attempt=attempt,
+                    reason=str(exc),
+                )
+                if attempt > len(self.FETCH_BACKOFF):
+                    error = UsageError(str(exc))
+                    error.__cause__ = exc.__cause__
+                    return self._failed(error)
+                await self._clock.sleep(self.FETCH_BACKOFF[attempt - 1])
+            except CredentialsRejected as exc:
+                _log.error("auth.token_refused", endpoint=str(self._tokens_url), user=self._user)
+                self._refused = exc
+                return exc
+            except UsageError as exc:
+                _log.error(
+                    "auth.token_fetch_failed", endpoint=str(self._tokens_url), reason=str(exc)
+                )
+                return self._failed(exc)
+            else:
+                self._last_error = None
+                return None
+
+    def _failed(self, error: BulkstopError) -> BulkstopError:
+        self._last_error = error
+        self._retry_after = self._clock.now() + self.FAILURE_COOLDOWN
+        return error
+
+    async def _fetch_once(self) -> None:
+        started = self._clock.now()
+        where = f"IAM at {self._tokens_url.origin()}"
+        try:
+            async with self._session.post(
+                self._tokens_url,
+                data=self._request_body(),
+                headers={"Content-Type": "application/json;charset=utf8"},
+                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+            ) as response:
+                status = response.status
+                token = response.headers.get("X-Subject-Token", "")
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = type(exc).__name__
+            raise _TransientIamError(f"{where} could not be reached ({reason})") from exc
+
+        if status in (401, 403):
+            raise CredentialsRejected(
+                f"{where} refused the password of user {self._user!r} in domain "
+                f"{self._domain!r}: {self._describe_error(status, raw)}"
+            )
+        if status == 429 or status >= 500:
+            raise _TransientIamError(f"{where} failed: {self._describe_error(status, raw)}")
+        if not 200 <= status < 300:
+            raise UsageError(f"{where} did not issue a token: {self._describe_error(status, raw)}")
+        if not token:
+            raise UsageError(f"{where} answered HTTP {status} without an X-Subject-Token header")
+
+        lifetime = self._token_lifetime(raw)
+        if lifetime is None:
+            self._refresh_due = float("inf")  # rely on the service calling it stale
+        else:
+            margin = min(self._margin, lifetime / 2)
+            self._refresh_due = started + lifetime - margin
+        self._token = Secret(token)
+        self._generation += 1
+        _log.info(
+            "auth.token_fetched",
+            generation=self._generation,
+            expires_at=self._expires_at_text(raw),
+        )
+
+    def _request_body(self) -> bytes:
+        project = {"id": self._project_id} if self._project_id else {"name": self._project_name}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": self._user,
+                            "password": self._password.reveal(),
+                            "domain": {"name": self._domain},
+                        }
+                    },
+                },
+                "scope": {"project": project},
+            }
+        }
+        return json.dumps(body).encode()
+
+    def _token_lifetime(self, raw: bytes) -> float | None:
+        """Seconds the token is valid for, or ``None`` when IAM's body does not say."""
+        token = _json_object(raw).get("token")
+        if not isinstance(token, dict):
+            return None
+        expires = _parse_time(token.get("expires_at"))
+        if expires is None:
+            return None
+        issued = _parse_time(token.get("issued_at"))
+        delta: timedelta = expires - (issued if issued is not None else self._wall_clock())
+        return max(0.0, delta.total_seconds())
+
+    @staticmethod
+    def _expires_at_text(raw: bytes) -> str | None:
+        token = _json_object(raw).get("token")
+        if isinstance(token, dict):
+            value = token.get("expires_at")
+            return value if isinstance(value, str) else None
+        return None
+
+    def _describe_error(self, status: int, raw: bytes) -> str:
+        """``HTTP 401, APIGW.0301: message`` from an IAM error body, without any secret."""
+        body = _json_object(raw)
+        nested = body.get("error")
+        nested = nested if isinstance(nested, dict) else {}
+        code = body.get("error_code") or nested.get("code")
+        message = body.get("error_msg") or nested.get("message")
+        text = f"HTTP {status}"
+        if code:
+            text += f", {code}"
+        if message:
+            text += f": {str(message)[:200]}"
+        # IAM does not echo passwords, but the text is untrusted and will be printed.
+        password = self._password.reveal()
+        return text.replace(password, "***") if password else text
+
+    def __repr__(self) -> str:
+        project = (
+            f"project_id={self._project_id!r}"
+            if self._project_id
+            else f"project_name={self._project_name!r}"
+        )
+        return (
+            f"IamPasswordAuth(user={self._user!r}, password='***', domain={self._domain!r}, "
+            f"{project}, iam={str(self._tokens_url.origin())!r}, generation={self._generation})"
+        )
+
+
+class _TransientIamError(UsageError):
+    """IAM failed in a way worth another try (network, 429, 5xx)."""
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # IAM writes UTC with a trailing Z; a zone-less value is read as UTC too.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,280 @@
+"""The HTTP client for CodeArts: one stop call in, one :class:`~bulkstop.models.Reply` out.
+
+:class:`CodeArtsClient` owns one aiohttp session whose connection pool is sized to the run's
+concurrency. It knows *how* to call (endpoint, stop API, auth, TLS, timeout) but not *whether*
+to retry: every outcome, including a timeout or a reset, comes back as a ``Reply`` for the
+retry policy to judge. aiohttp's exceptions are mapped here, once.
+
+The engine talks to any object with the :class:`StopClient` shape, so tests can pass a fake.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import ssl
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import aiohttp
+import structlog
+from yarl import URL
+
+from bulkstop.apis import StopApi, get_stop_api, parse_error_body
+from bulkstop.auth import Auth, OutgoingRequest
+from bulkstop.errors import UsageError
+from bulkstop.models import Reply, ReplyKind, Target
+from bulkstop.retry import THROTTLE_CODES, parse_retry_after
+
+__all__ = [
+    "CodeArtsClient",
+    "StopClient",
+    "check_endpoint",
+    "region_endpoint",
+    "resolve_endpoint",
+]
+
+log = structlog.get_logger(__name__)
+
+REGION_ENDPOINT = "https://cloudbuild-ext.{region}.myhuaweicloud.com"
+_MAX_MESSAGE = 300
+
+
+class StopClient(Protocol):
+    """What the engine needs from a client."""
+
+    async def stop(self, target: Target) -> Reply: ...
+
+    async def refresh_credentials(self, generation: int) -> bool: ...
+
+
+def region_endpoint(region: str) -> str:
+    region = region.strip()
+    if not region or not all(c.isalnum() or c == "-" for c in region):
+        raise UsageError(f"--region: not a region name: {region!r}")
+    return REGION_ENDPOINT.format(region=region)
+
+
+def resolve_endpoint(endpoint: str | None, region: str | None) -> str:
+    """The endpoint to use: an explicit endpoint always wins over a region."""
+    if endpoint:
+        return endpoint.strip()
+    if region:
+        return region_endpoint(region)
+    raise UsageError("no endpoint: give --endpoint URL (or CODEARTS_ENDPOINT) or --region NAME")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> URL:
+    """Parse and vet an endpoint: https, or http on loopback, or http when explicitly allowed."""
+    try:
+        url = URL(endpoint)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"endpoint: not a URL: {endpoint!r}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise UsageError(f"endpoint: expected http(s)://host[:port], got {endpoint!r}")
+    if url.user or url.password:
+        raise UsageError("endpoint: credentials in the URL are not accepted")
+    if url.query_string or url.fragment:
+        raise UsageError(f"endpoint: must not carry a query or fragment: {endpoint!r}")
+    if url.scheme == "http" and not _is_loopback(url.host) and not allow_insecure_http:
+        raise UsageError(
+            f"endpoint: refusing plain http to {url.host} (credentials would travel unencrypted);"
+            " use https, or --insecure-http if you really mean it"
+        )
+    return url.with_path(url.path.rstrip("/") or "/")
+
+
+def _truncate(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+class CodeArtsClient:
+    """Calls one CodeArts stop API. Use as an async context manager (it owns the session).
+
+    Args:
+        endpoint: base URL, e.g. ``https://cloudbuild-ext.cn-north-4.myhuaweicloud.com``.
+        auth: how requests are authenticated (:mod:`bulkstop.auth`).
+        api: ``"legacy"`` (default), ``"v3"``, ``"v1"``, or a :class:`~bulkstop.apis.StopApi`.
+        timeout: seconds for one whole request (connect to last byte).
+        pool_size: connections kept; size it to the run's concurrency.
+        ca_bundle: a PEM file of extra CA certificates (corporate proxies).
+        verify_tls: ``False`` turns certificate checks off (never the default).
+        allow_insecure_http: accept plain ``http://`` to a non-loopback host.
+        session: an aiohttp session to use instead of creating one (it is not closed here).
+    """
+
+    def __init__(
+        self,
+        endpoint: str | URL,
+        auth: Auth,
+        *,
+        api: str | StopApi = "legacy",
+        timeout: float = 30.0,
+        pool_size: int = 8,
+        ca_bundle: Path | None = None,
+        verify_tls: bool = True,
+        allow_insecure_http: bool = False,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        self.endpoint = check_endpoint(str(endpoint), allow_insecure_http=allow_insecure_http)
+        self.auth = auth
+        self.api: StopApi = get_stop_api(api) if isinstance(api, str) else api
+        self.timeout = timeout
+        self.pool_size = max(1, pool_size)
+        self._ssl = self._ssl_context(ca_bundle, verify_tls)
+        self._session = session
+        self._owns_session = session is None
+        self._request_timeout = aiohttp.ClientTimeout(total=timeout)
+
+    @staticmethod
+    def _ssl_context(ca_bundle: Path | None, verify_tls: bool) -> ssl.SSLContext | bool:
+        if not verify_tls:
+            return False
+        if ca_bundle is None:
+            return True
+        try:
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=str(ca_bundle))
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--ca-bundle {ca_bundle}: cannot load certificates: {exc}") from exc
+        return context
+
+    async def __aenter__(self) -> Self:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.pool_size, limit_per_host=self.pool_size, ssl=self._ssl
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._request_timeout, trust_env=False
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("CodeArtsClient is not open: use 'async with CodeArtsClient(...)'")
+        return self._session
+
+    async def refresh_credentials(self, generation: int) -> bool:
+        return await self.auth.refresh(generation)
+
+    async def stop(self, target: Target) -> Reply:
+        """Send one stop call; never raises for what the network or the server did."""
+        call = self.api.request(self.endpoint, target)
+        request = OutgoingRequest(
+            method=call.method,
+            url=call.url,
+            headers={"Content-Type": "application/json"},
+            body=call.body,
+        )
+        generation = await self.auth.sign(request)
+        try:
+            async with self.session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                allow_redirects=False,  # never follow a redirect with credentials attached
+                timeout=self._request_timeout,
+            ) as response:
+                raw = await response.read()
+                return self._reply(response, raw, generation)
+        except TimeoutError:
+            return Reply(
+                kind=ReplyKind.TIMEOUT,
+                error_msg=f"no answer within {self.timeout:g} s",
+                maybe_applied=True,
+                credential_generation=generation,
+            )
+        except aiohttp.ClientConnectorError as exc:
+            # Never connected: the request cannot have reached the service.
+            return Reply(
+                kind=ReplyKind.CONNECTION,
+                error_msg=_truncate(f"cannot connect: {exc.os_error or exc}"),
+                maybe_applied=False,
+                credential_generation=generation,
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            return Reply(
+                kind=ReplyKind.CONNECTION,
+                error_msg=_truncate(
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                ),
+                maybe_applied=True,
+                credential_generation=generation,
+            )
+
+    def _reply(self, response: aiohttp.ClientResponse, raw: bytes, generation: int) -> Reply:
+        status = response.status
+        request_id = response.headers.get("X-Request-Id", "")
+        payload: Any = None
+        try:
+            payload = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: absurd nesting
+            payload = None
+        if 200 <= status < 300:
+            stopped = self.api.stopped(payload)
+            if stopped is None:
+                return Reply(
+                    kind=ReplyKind.BAD_BODY,
+                    http_status=status,
+                    error_msg=_truncate(f"unreadable {self.api.name} answer: {raw[:120]!r}"),
+                    request_id=request_id,
+                    maybe_applied=True,
+                    credential_generation=generation,
+                )
+            return Reply(
+                kind=ReplyKind.STOPPED if stopped else ReplyKind.NOT_STOPPED,
+                http_status=status,
+                request_id=request_id,
+                credential_generation=generation,
+            )
+        code, message = parse_error_body(payload)
+        if not code and not message:
+            content_type = response.headers.get("Content-Type", "").split(";")[0] or "no"
+            message = f"HTTP {status} with {content_type} body"
+            if 300 <= status < 400:
+                location = response.headers.get("Location", "")
+                message = f"HTTP {status} redirect to {location!r} not followed"
+        return Reply(
+            kind=ReplyKind.HTTP_ERROR,
+            http_status=status,
+            error_code=code,
+            error_msg=_truncate(message),
+            request_id=request_id,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            maybe_applied=status >= 500 and code not in THROTTLE_CODES,
+            credential_generation=generation,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CodeArtsClient(endpoint={str(self.endpoint)!r}, api={self.api.name!r}, "
+            f"auth={self.auth.mode!r}, timeout={self.timeout:g})"
+        )

@@ -1,0 +1,629 @@
+"""The engine: every input row in, exactly one :class:`~bulkstop.models.Result` out.
+
+::
+
+    rows ──> producer ──(validate, dedupe, carry over)──> work stream ──> N workers ──> results
+                 └── invalid / duplicate / carried-over rows go straight to results ──┘
+
+Each worker takes a target and drives it to a final outcome: wait for the :class:`Pacer`,
+call the client, let :func:`~bulkstop.retry.classify` judge the reply, and retry, refresh the
+credential or give up as the :class:`~bulkstop.retry.RetryPolicy` and the run-wide
+:class:`~bulkstop.retry.RetryBudget` allow. One target's failure never stops the others; no
+row is ever dropped: when the run is stopped early (:meth:`StopRun.drain`, a failure threshold,
+the auth breaker), the remaining rows still come out, as ``aborted``.
+
+The public shape: a :class:`Stopper` holds the configuration and its ``run(rows)`` is an async
+context manager that owns the task group and hands out a receive stream of results (the task
+group never spans a ``yield`` of an async generator)::
+
+    async with CodeArtsClient(endpoint, TokenAuth(token)) as client:
+        stopper = Stopper(client, pacer=Pacer(rate=10))
+        async with stopper.run([("f9d6c8466d614a9788e9a0acf6c15f46", 20)]) as results:
+            async for result in results:
+                print(result.outcome)
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+import structlog
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from bulkstop.client import StopClient
+from bulkstop.clock import Clock, utcnow
+from bulkstop.errors import CredentialsRejected, RunAborted
+from bulkstop.guards import AuthBreaker, FailureThreshold
+from bulkstop.models import ACCEPTABLE, InputRow, Outcome, Reply, ReplyKind, Result, Target
+from bulkstop.pacing import Pacer
+from bulkstop.retry import RetryBudget, RetryPolicy, Verdict, classify, compute_backoff
+
+__all__ = ["RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
+
+log = structlog.get_logger(__name__)
+
+RowLike = InputRow | Target | tuple[str, Any]
+Key = tuple[str, int]
+
+#: Rows fetched from a synchronous iterable per hop to a worker thread: big enough that the
+#: hop costs nothing per row, small enough that work starts at once on a slow pipe.
+_SYNC_BATCH = 128
+
+
+class RunObserver(Protocol):
+    """Told about a target just before its first attempt is sent (the report's journal)."""
+
+    def attempting(self, line: int, job_id: str, build_no: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSettings:
+    """How a run behaves, beyond pacing (which is the :class:`Pacer`'s).
+
+    Attributes:
+        concurrency: targets in flight at once.
+        retry: the per-target retry policy.
+        budget_ratio / budget_reserve: the run-wide retry budget (see RetryBudget).
+        max_failures: abort the run when exceeded (``None``: never).
+        auth_breaker: abort after this many authentication failures in a row (0: never).
+        run: the number stamped on this run's results (resumes count up).
+        seed: seed of the jitter draws (``None``: unpredictable).
+    """
+
+    concurrency: int = 8
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    budget_ratio: float = 0.2
+    budget_reserve: float = 20.0
+    max_failures: FailureThreshold | None = None
+    auth_breaker: int = 5
+    run: int = 1
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be ≥ 1")
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Live counters of one run (read them any time, e.g. for a progress display)."""
+
+    rows: int = 0
+    outcomes: dict[Outcome, int] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    carried_over: int = 0
+    in_flight: int = 0
+    started: float = 0.0
+    finished: float | None = None
+
+    @property
+    def done(self) -> int:
+        return sum(self.outcomes.values())
+
+    def count(self, outcome: Outcome) -> int:
+        return self.outcomes.get(outcome, 0)
+
+
+@dataclass(slots=True)
+class _Item:
+    """One target's progress, kept outside the coroutine so a cancelled item still reports."""
+
+    line: int
+    target: Target
+    maybe_applied: bool
+    attempts: int = 0
+    started_at: Any = None
+    started_mono: float | None = None
+    last: Reply | None = None
+    in_flight: bool = False
+    ambiguity: str = ""
+
+
+def _aborted(item: _Item, run: int, clock: Clock, why: str) -> Result:
+    detail = why
+    if item.in_flight or item.maybe_applied:
+        detail += "; a stop call was in flight and may have taken effect"
+    return _result(item, Outcome.ABORTED, run, clock, detail)
+
+
+def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str = "") -> Result:
+    last = item.last
+    finished = utcnow()
+    elapsed = None
+    if item.started_mono is not None:
+        elapsed = round((clock.now() - item.started_mono) * 1000)
+    return Result.model_construct(
+        line=item.line,
+        job_id=item.target.job_id,
+        build_no=str(item.target.build_no),
+        outcome=outcome,
+        http_status=last.http_status if last else None,
+        error_code=last.error_code if last else "",
+        error_msg=last.error_msg if last else "",
+        request_id=last.request_id if last else "",
+        attempts=item.attempts,
+        started_at=item.started_at,
+        finished_at=finished if item.attempts else None,
+        elapsed_ms=elapsed,
+        detail=detail,
+        run=run,
+    )
+
+
+def _describe_reply(reply: Reply) -> str:
+    if reply.kind is ReplyKind.HTTP_ERROR:
+        text = f"HTTP {reply.http_status}"
+        if reply.error_code:
+            text += f" {reply.error_code}"
+        return text
+    if reply.kind is ReplyKind.BAD_BODY:
+        return f"an unreadable HTTP {reply.http_status} answer"
+    return reply.kind.value  # timeout / connection
+
+
+class Stopper:
+    """Stops builds: configuration shared by one or more :meth:`run` calls.
+
+    Args:
+        client: anything with ``stop(target) -> Reply`` and ``refresh_credentials``.
+        pacer: rate limiter + throttling control; share one between runs to share the rate.
+        settings: concurrency, retry policy, guards.
+        clock: time source for waits (tests pass a fake one); defaults to the pacer's.
+        observer: told before each target's first attempt (the report journal).
+    """
+
+    def __init__(
+        self,
+        client: StopClient,
+        *,
+        pacer: Pacer | None = None,
+        settings: RunSettings | None = None,
+        clock: Clock | None = None,
+        observer: RunObserver | None = None,
+    ) -> None:
+        self.client = client
+        self.pacer = pacer if pacer is not None else Pacer(clock=clock)
+        self.settings = settings if settings is not None else RunSettings()
+        self.clock: Clock = clock if clock is not None else self.pacer.clock
+        self.observer = observer
+
+    def run(
+        self,
+        rows: Iterable[RowLike] | AsyncIterable[RowLike],
+        *,
+        carry_over: Mapping[tuple[str, str], Result] | None = None,
+        maybe_applied: Iterable[tuple[str, str]] = (),
+    ) -> StopRun:
+        """Start stopping ``rows``; use the returned object with ``async with``.
+
+        ``rows`` may be :class:`InputRow` (from :func:`bulkstop.sources.open_source`),
+        :class:`Target`, or ``(job_id, build_no)`` pairs, as a sync or async iterable.
+        ``carry_over`` maps ``(job_id, str(build_no))`` to a final record of an earlier run:
+        such targets are not sent and their record comes out again unchanged.
+        ``maybe_applied`` lists targets an earlier run may already have stopped, so that a
+        "not stopped" answer for them is reported ``uncertain``.
+        """
+        return StopRun(self, rows, carry_over or {}, frozenset(maybe_applied))
+
+
+class StopRun(anyio.AsyncContextManagerMixin):
+    """One run. ``async with`` it to receive results as they complete.
+
+    Leaving the block early cancels what is still running. When the run was aborted by a
+    guard, leaving the block raises :class:`~bulkstop.errors.RunAborted` (after every row's
+    result was handed out).
+    """
+
+    def __init__(
+        self,
+        stopper: Stopper,
+        rows: Iterable[RowLike] | AsyncIterable[RowLike],
+        carry_over: Mapping[tuple[str, str], Result],
+        maybe_applied: frozenset[tuple[str, str]],
+    ) -> None:
+        self._stopper = stopper
+        self._rows = rows
+        self._carry = carry_over
+        self._maybe_applied = maybe_applied
+        settings = stopper.settings
+        self.settings = settings
+        self.stats = RunStats()
+        self.budget = RetryBudget(ratio=settings.budget_ratio, reserve=settings.budget_reserve)
+        self.breaker = AuthBreaker(settings.auth_breaker)
+        self.abort_error: RunAborted | None = None
+        self._stop_reason: str | None = None
+        self._random = random.Random(settings.seed)  # noqa: S311 - jitter, not security
+        self._seen: dict[str, bytearray | set[int]] = {}
+        self._waiting: set[anyio.CancelScope] = set()
+        self._in_flight: set[anyio.CancelScope] = set()
+        self._sent_finished = 0
+        self._sent_failures = 0
+
+    # -- control -------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_reason is not None
+
+    def drain(self, reason: str = "interrupted") -> None:
+        """Start no new attempt; let calls in flight finish; the rest ends ``aborted``."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            log.info("run.draining", reason=reason)
+        for scope in list(self._waiting):
+            scope.cancel()
+
+    def cancel_in_flight(self) -> None:
+        """Also cancel the calls in flight (they are reported ``aborted``)."""
+        self.drain(self._stop_reason or "interrupted")
+        for scope in list(self._in_flight):
+            scope.cancel()
+
+    def _abort(self, error: RunAborted) -> None:
+        if self.abort_error is None:
+            self.abort_error = error
+            log.error("run.aborted", reason=str(error))
+        self.drain(str(error))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncIterator[ObjectReceiveStream[Result]]:
+        settings = self.settings
+        out_send, out_recv = anyio.create_memory_object_stream[Result](settings.concurrency * 4)
+        work_send, work_recv = anyio.create_memory_object_stream[_Item](settings.concurrency)
+        self.stats.started = self._stopper.clock.now()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._produce, work_send, out_send.clone())
+            for _ in range(settings.concurrency):
+                tg.start_soon(self._work, work_recv.clone(), out_send.clone())
+            work_recv.close()
+            out_send.close()
+            try:
+                yield out_recv
+            finally:
+                # The consumer left: cancel whatever still runs (nothing does after a full read).
+                tg.cancel_scope.cancel()
+                out_recv.close()
+        self.stats.finished = self._stopper.clock.now()
+        if self.abort_error is not None:
+            raise self.abort_error
+
+    # -- producer ------------------------------------------------------------------------
+
+    async def _rows_async(self) -> AsyncGenerator[RowLike]:
+        rows = self._rows
+        if isinstance(rows, AsyncIterable):
+            async for row in rows:
+                yield row
+            return
+        iterator = iter(rows)
+        # Reading may block (a slow stdin pipe): fetch in batches on a worker thread so the
+        # event loop, and every request in flight, keeps moving meanwhile.
+        if isinstance(rows, list | tuple):
+            for row in iterator:
+                yield row
+            return
+        while True:
+            batch = await anyio.to_thread.run_sync(
+                lambda: list(itertools.islice(iterator, _SYNC_BATCH)), abandon_on_cancel=True
+            )
+            if not batch:
+                return
+            for row in batch:
+                yield row
+
+    def _first_sighting(self, target: Target) -> bool:
+        """Exact dedupe in little memory: a bitmap of build numbers per job.
+
+        Build numbers are small and dense (1, 2, 3… per job), so a bit each is enough; a
+        job whose numbers go past 2**24 falls back to a set.
+        """
+        seen = self._seen.get(target.job_id)
+        number = target.build_no
+        if seen is None:
+            seen = bytearray()
+            self._seen[target.job_id] = seen
+        if isinstance(seen, bytearray):
+            if number < (1 << 24):
+                index, bit = divmod(number, 8)
+                if index >= len(seen):
+                    seen.extend(bytes(max(index + 1 - len(seen), len(seen))))
+                if seen[index] & (1 << bit):
+                    return False
+                seen[index] |= 1 << bit
+                return True
+            as_set = {i * 8 + b for i, byte in enumerate(seen) for b in range(8) if byte >> b & 1}
+            self._seen[target.job_id] = seen = as_set
+        if number in seen:
+            return False
+        seen.add(number)
+        return True
+
+    def _to_row(self, row: RowLike, index: int) -> InputRow:
+        if isinstance(row, InputRow):
+            return row
+        if isinstance(row, Target):
+            return InputRow.model_construct(
+                line=index,
+                target=row,
+                error=None,
+                raw_job_id=row.job_id,
+                raw_build_no=str(row.build_no),
+            )
+        if isinstance(row, tuple) and len(row) == 2:
+            return InputRow.from_values(index, row[0], row[1])
+        return InputRow.invalid(index, f"expected (job_id, build_no), got {type(row).__name__}")
+
+    def _local(self, row: InputRow, outcome: Outcome, detail: str) -> Result:
+        return Result.model_construct(
+            line=row.line,
+            job_id=row.target.job_id if row.target else row.raw_job_id,
+            build_no=str(row.target.build_no) if row.target else row.raw_build_no,
+            outcome=outcome,
+            http_status=None,
+            error_code="",
+            error_msg="",
+            request_id="",
+            attempts=0,
+            started_at=None,
+            finished_at=None,
+            elapsed_ms=None,
+            detail=detail,
+            run=self.settings.run,
+        )
+
+    async def _produce(self, work: ObjectSendStream[_Item], out: ObjectSendStream[Result]) -> None:
+        async with work, out:
+            index = 0
+            async for raw in self._rows_async():
+                index += 1
+                self.stats.rows += 1
+                row = self._to_row(raw, index)
+                target = row.target
+                if target is None:
+                    await self._emit(out, self._local(row, Outcome.INVALID, row.error or "invalid"))
+                    continue
+                if not self._first_sighting(target):
+                    await self._emit(
+                        out,
+                        self._local(
+                            row,
+                            Outcome.DUPLICATE,
+                            f"same target as an earlier row; sent once "
+                            f"({target.job_id}:{target.build_no})",
+                        ),
+                    )
+                    continue
+                key = (target.job_id, str(target.build_no))
+                carried = self._carry.get(key)
+                if carried is not None:
+                    self.stats.carried_over += 1
+                    await self._emit(out, carried)
+                    continue
+                item = _Item(row.line, target, maybe_applied=key in self._maybe_applied)
+                if self.stopping:
+                    await self._emit(
+                        out,
+                        _aborted(
+                            item,
+                            self.settings.run,
+                            self._stopper.clock,
+                            self._stop_reason or "run stopped",
+                        ),
+                    )
+                    continue
+                await work.send(item)
+
+    async def _emit(self, out: ObjectSendStream[Result], result: Result) -> None:
+        outcomes = self.stats.outcomes
+        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        await out.send(result)
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def _work(self, work: ObjectReceiveStream[_Item], out: ObjectSendStream[Result]) -> None:
+        clock = self._stopper.clock
+        run = self.settings.run
+        async with work, out:
+            async for item in work:
+                if self.stopping:
+                    result = _aborted(item, run, clock, self._stop_reason or "run stopped")
+                else:
+                    with anyio.CancelScope() as scope:
+                        self._in_flight.add(scope)
+                        try:
+                            result = await self._stop_one(item)
+                        finally:
+                            self._in_flight.discard(scope)
+                    if scope.cancelled_caught:
+                        result = _aborted(item, run, clock, self._stop_reason or "cancelled")
+                self._account(result)
+                await self._emit(out, result)
+
+    def _account(self, result: Result) -> None:
+        if result.attempts == 0 or result.outcome is Outcome.ABORTED:
+            return
+        self._sent_finished += 1
+        if result.outcome not in ACCEPTABLE:
+            self._sent_failures += 1
+            log.warning(
+                "stop.failed",
+                job_id=result.job_id,
+                build_no=result.build_no,
+                outcome=result.outcome.value,
+                http_status=result.http_status,
+                error_code=result.error_code,
+                detail=result.detail,
+                attempts=result.attempts,
+            )
+        threshold = self.settings.max_failures
+        if threshold is not None and threshold.exceeded(self._sent_failures, self._sent_finished):
+            self._abort(
+                RunAborted(
+                    f"failure threshold reached: {self._sent_failures} of {self._sent_finished}"
+                    f" targets failed ({threshold.describe()} allowed)"
+                )
+            )
+
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep for a backoff; ``False`` when the run started stopping meanwhile."""
+        with anyio.CancelScope() as scope:
+            self._waiting.add(scope)
+            try:
+                if not self.stopping:
+                    await self._stopper.clock.sleep(seconds)
+            finally:
+                self._waiting.discard(scope)
+        return not self.stopping
+
+    async def _stop_one(self, item: _Item) -> Result:
+        stopper = self._stopper
+        clock, pacer, client = stopper.clock, stopper.pacer, stopper.client
+        policy = self.settings.retry
+        run = self.settings.run
+        stats = self.stats
+        target = item.target
+        transient = throttled = refreshes = 0
+        while True:
+            if self.stopping:
+                return _aborted(item, run, clock, self._stop_reason or "run stopped")
+            with anyio.CancelScope() as scope:
+                self._waiting.add(scope)
+                try:
+                    started = await pacer.acquire()
+                finally:
+                    self._waiting.discard(scope)
+            if scope.cancelled_caught or self.stopping:
+                return _aborted(item, run, clock, self._stop_reason or "run stopped")
+            if item.attempts == 0:
+                item.started_at = utcnow()
+                item.started_mono = started
+                self.budget.deposit()
+                if stopper.observer is not None:
+                    stopper.observer.attempting(item.line, target.job_id, target.build_no)
+            else:
+                stats.retries += 1
+            item.attempts += 1
+            item.in_flight = True
+            stats.in_flight += 1
+            try:
+                reply = await client.stop(target)
+            finally:
+                stats.in_flight -= 1
+            item.in_flight = False
+            item.last = reply
+            stats.requests += 1
+            decision = classify(reply)
+            verdict = decision.verdict
+
+            retry_after = reply.retry_after
+            if retry_after is not None:
+                retry_after = min(retry_after, policy.max_retry_after)
+            if verdict is Verdict.THROTTLED:
+                stats.throttled += 1
+                before = pacer.rate
+                pause = pacer.on_throttled(started, retry_after)
+                if pacer.rate != before:
+                    log.info(
+                        "pacing.rate_cut", rate=round(pacer.rate, 2), previous=round(before, 2)
+                    )
+                log.debug(
+                    "stop.throttled",
+                    job_id=target.job_id,
+                    build_no=target.build_no,
+                    pause=round(pause, 3),
+                )
+            else:
+                pacer.on_accepted(started)
+            auth_failure = reply.http_status in (401, 403)
+            if self.breaker.record(auth_failure):
+                self._abort(
+                    CredentialsRejected(
+                        f"{self.breaker.streak} authentication failures in a row "
+                        f"(last: {_describe_reply(reply)}): the credentials are the problem; "
+                        "stopping before the key gets locked"
+                    )
+                )
+
+            if verdict is Verdict.FINAL:
+                outcome = decision.outcome or Outcome.FAILED
+                detail = ""
+                if outcome is Outcome.NOT_STOPPED and item.maybe_applied:
+                    outcome = Outcome.UNCERTAIN
+                    detail = (
+                        f"said 'not stopped', but {item.ambiguity or 'an earlier run'} may "
+                        "already have stopped it; check the build"
+                    )
+                return _result(item, outcome, run, clock, detail)
+
+            if reply.maybe_applied:
+                item.maybe_applied = True
+                if not item.ambiguity:
+                    item.ambiguity = f"attempt {item.attempts} ({_describe_reply(reply)})"
+
+            wait = 0.0
+            if verdict is Verdict.STALE_CREDENTIAL:
+                refreshes += 1
+                if refreshes > 2 or not await client.refresh_credentials(
+                    reply.credential_generation
+                ):
+                    return _result(
+                        item,
+                        Outcome.UNAUTHORIZED,
+                        run,
+                        clock,
+                        "the token must be updated and could not be refreshed",
+                    )
+                continue
+            if verdict is Verdict.THROTTLED:
+                throttled += 1
+                if throttled >= policy.max_throttled_attempts:
+                    return self._give_up(item, f"still throttled after {throttled} attempts")
+                # The pacer's run-wide pause is the wait; nothing more per item.
+            else:  # transient
+                transient += 1
+                if transient >= policy.max_attempts:
+                    return self._give_up(item, f"gave up after {transient} failed attempts")
+                if not self.budget.try_withdraw():
+                    return self._give_up(
+                        item,
+                        "retry budget of the run exhausted (the server is failing many "
+                        "requests); not retried",
+                    )
+                wait = compute_backoff(policy, transient, self._random.random())
+                if retry_after is not None:
+                    wait = max(wait, retry_after)
+            if policy.deadline is not None and item.started_mono is not None:
+                spent = clock.now() + wait - item.started_mono
+                if spent > policy.deadline:
+                    return self._give_up(item, f"deadline of {policy.deadline:g} s reached")
+            log.info(
+                "stop.retry_scheduled",
+                job_id=target.job_id,
+                build_no=target.build_no,
+                attempt=item.attempts,
+                reason=_describe_reply(reply),
+                wait=round(wait, 3),
+            )
+            if wait > 0 and not await self._wait(wait):
+                return _aborted(item, run, clock, self._stop_reason or "run stopped")
+
+    def _give_up(self, item: _Item, why: str) -> Result:
+        detail = why
+        if item.maybe_applied:
+            detail += f"; {item.ambiguity} may have stopped it"
+        return _result(item, Outcome.FAILED, self.settings.run, self._stopper.clock, detail)
+
+
+def outcome_counts(stats: RunStats) -> dict[str, int]:
+    """Counts per outcome, in the order of :class:`Outcome`, for summaries."""
+    return {o.value: stats.outcomes[o] for o in Outcome if stats.outcomes.get(o)}

@@ -1,0 +1,53 @@
+"""bulkstop's exceptions: one tree, for misuse and for the run as a whole.
+
+Per-target failures are never exceptions: they are :class:`bulkstop.Result` records with an
+:class:`bulkstop.Outcome`. What is raised is about the run::
+
+    BulkstopError
+    ├── UsageError            the run cannot start: bad flags, missing credentials  (exit 2)
+    │   └── InputError        the input cannot be read as a whole: file, format, header (exit 2)
+    │       └── ReportMismatchError  --resume given a report of another input          (exit 2)
+    └── RunAborted            the run stopped early on purpose: threshold or breaker (exit 3)
+        └── CredentialsRejected   the auth circuit breaker tripped                    (exit 3)
+
+Lower-level errors (aiohttp, OSError, json, csv) are mapped to these once, where they occur,
+with ``raise ... from exc``; messages never carry a secret.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BulkstopError",
+    "CredentialsRejected",
+    "InputError",
+    "ReportMismatchError",
+    "RunAborted",
+    "UsageError",
+]
+
+
+class BulkstopError(Exception):
+    """Base of every exception bulkstop raises on purpose."""
+
+
+class UsageError(BulkstopError):
+    """The run cannot start as asked. Nothing has been sent."""
+
+
+class InputError(UsageError):
+    """The input cannot be read as a whole (missing, a directory, not UTF-8, no usable header).
+
+    ``str(exc)`` is a one-line message that names the source and, where known, the line.
+    """
+
+
+class ReportMismatchError(InputError):
+    """``--resume`` was given a report that does not belong to this input."""
+
+
+class RunAborted(BulkstopError):
+    """The run was ended early on purpose; the remaining rows are reported ``aborted``."""
+
+
+class CredentialsRejected(RunAborted):
+    """Consecutive authentication failures tripped the circuit breaker."""

@@ -1,0 +1,245 @@
+"""The data that flows through bulkstop: targets in, results out.
+
+    Target        one build to stop: ``(job_id, build_no)``, validated.
+    InputRow      one row of the input as read: its source line and either a Target or
+                  the reason it is invalid. Readers produce these; the engine consumes them.
+    Reply         what one stop call answered (or how it failed), as the client saw it.
+    Outcome       the final word on one input row. The whole set lives here and only here.
+    Result        one report record: an InputRow's outcome and how it was reached.
+
+Normalisation rule (documented in the README): surrounding whitespace is stripped from both
+fields; ``job_id`` must then be exactly 32 characters of ``[0-9a-z]`` — uppercase is *not*
+folded, because CodeArts ids are lowercase and an uppercase id is a sign of a wrong column or a
+pasted value that the user should see; ``build_no`` must be an integer ≥ 1 given as digits
+(a JSON number or a string of digits; ``"+3"``, ``"3.0"``, ``true`` are refused).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ACCEPTABLE",
+    "FINAL_FOR_RESUME",
+    "InputRow",
+    "Outcome",
+    "Reply",
+    "ReplyKind",
+    "Result",
+    "Target",
+    "parse_target",
+]
+
+JOB_ID_PATTERN = re.compile(r"[0-9a-z]{32}")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class Outcome(enum.StrEnum):
+    """The final word on one input row. Report files carry the lowercase value."""
+
+    STOPPED = "stopped"  #: the service confirmed the stop (legacy ``result: true``)
+    NOT_STOPPED = "not_stopped"  #: 200 but not stopped: typically the build had already ended
+    UNCERTAIN = (
+        "uncertain"  #: an earlier attempt may have stopped it; a retry then said "not stopped"
+    )
+    NOT_FOUND = "not_found"  #: 404: unknown job or build
+    REJECTED = "rejected"  #: 400 other than throttling: invalid parameter or job id
+    UNAUTHORIZED = "unauthorized"  #: 401: bad or expired credential
+    FORBIDDEN = "forbidden"  #: 403: no permission on that job
+    FAILED = "failed"  #: transient errors until attempts, deadline or the retry budget ran out
+    INVALID = "invalid"  #: the input row itself is unusable; never sent
+    DUPLICATE = "duplicate"  #: an earlier row named the same (job_id, build_no); never sent
+    ABORTED = "aborted"  #: the run ended (interrupt, threshold, breaker) before this row finished
+
+
+#: Outcomes that count as "the run did what it could and the build is not running because of us
+#: failing": exit code 0 when every row ended in one of these.
+ACCEPTABLE: frozenset[Outcome] = frozenset({Outcome.STOPPED, Outcome.NOT_STOPPED})
+
+#: Outcomes that ``--resume`` keeps as they are. ``unauthorized`` is deliberately absent: it
+#: describes the credential, not the target, so a resume with a fixed credential retries it.
+FINAL_FOR_RESUME: frozenset[Outcome] = frozenset(
+    {
+        Outcome.STOPPED,
+        Outcome.NOT_STOPPED,
+        Outcome.NOT_FOUND,
+        Outcome.REJECTED,
+        Outcome.FORBIDDEN,
+        Outcome.INVALID,
+        Outcome.DUPLICATE,
+    }
+)
+
+
+class Target(BaseModel):
+    """One build to stop. Construct through :func:`parse_target` to get field-level messages."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_id: Annotated[str, Field(pattern=r"^[0-9a-z]{32}$")]
+    build_no: Annotated[int, Field(ge=1)]
+
+    @field_validator("build_no", mode="before")
+    @classmethod
+    def _digits_only(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be an integer ≥ 1, not a boolean")
+        if isinstance(value, str):
+            value = value.strip()
+            if not _DIGITS.fullmatch(value):
+                raise ValueError(f"must be an integer ≥ 1, got {value!r}")
+            return int(value)
+        return value
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.job_id, self.build_no)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_target(job_id: Any, build_no: Any) -> Target | str:
+    """Validate one pair; return a :class:`Target` or a message naming the field and the problem.
+
+    Messages read like ``job_id: must be 32 characters of [0-9a-z], got 'ABC'`` so that a reader
+    can prefix them with ``file:line:``.
+    """
+    problems: list[str] = []
+    if job_id is None or (isinstance(job_id, str) and not job_id.strip()):
+        problems.append("job_id: missing")
+        jid: str | None = None
+    elif not isinstance(job_id, str):
+        problems.append(f"job_id: must be a string, got {_describe(job_id)}")
+        jid = None
+    else:
+        jid = job_id.strip()
+        if not JOB_ID_PATTERN.fullmatch(jid):
+            if len(jid) == 32 and jid.lower() != jid and JOB_ID_PATTERN.fullmatch(jid.lower()):
+                problems.append(f"job_id: must be lowercase [0-9a-z], got {_describe(jid)}")
+            else:
+                problems.append(
+                    f"job_id: must be 32 characters of [0-9a-z], got {_describe(jid)}"
+                    f" ({len(jid)} characters)"
+                )
+    bno: int | None = None
+    if build_no is None or (isinstance(build_no, str) and not build_no.strip()):
+        problems.append("build_no: missing")
+    elif isinstance(build_no, bool):
+        problems.append(f"build_no: must be an integer ≥ 1, got {_describe(build_no)}")
+    elif isinstance(build_no, int):
+        bno = build_no
+    elif isinstance(build_no, str) and _DIGITS.fullmatch(build_no.strip()):
+        bno = int(build_no.strip())
+    else:
+        problems.append(f"build_no: must be an integer ≥ 1, got {_describe(build_no)}")
+    if bno is not None and bno < 1:
+        problems.append(f"build_no: must be an integer ≥ 1, got {bno}")
+        bno = None
+    if problems or jid is None or bno is None:
+        return "; ".join(problems)
+    return Target.model_construct(job_id=jid, build_no=bno)
+
+
+class InputRow(BaseModel):
+    """One row as read from the input: a target, or why it is not one.
+
+    ``job_id``/``build_no`` hold the raw text as read so that an invalid row is still
+    recognisable in the report.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    line: int
+    target: Target | None = None
+    error: str | None = None
+    raw_job_id: str = ""
+    raw_build_no: str = ""
+
+    @classmethod
+    def from_values(cls, line: int, job_id: Any, build_no: Any) -> InputRow:
+        parsed = parse_target(job_id, build_no)
+        raw_job = "" if job_id is None else str(job_id)
+        raw_build = "" if build_no is None else str(build_no)
+        if isinstance(parsed, Target):
+            return cls.model_construct(
+                line=line, target=parsed, error=None, raw_job_id=raw_job, raw_build_no=raw_build
+            )
+        return cls.model_construct(
+            line=line, target=None, error=parsed, raw_job_id=raw_job, raw_build_no=raw_build
+        )
+
+    @classmethod
+    def invalid(cls, line: int, error: str, job_id: str = "", build_no: str = "") -> InputRow:
+        return cls.model_construct(
+            line=line, target=None, error=error, raw_job_id=job_id, raw_build_no=build_no
+        )
+
+
+class ReplyKind(enum.StrEnum):
+    """How one stop call ended, before any policy has judged it."""
+
+    STOPPED = "stopped"  #: 2xx and the API's success flag is true
+    NOT_STOPPED = "not_stopped"  #: 2xx and the API's success flag is false
+    HTTP_ERROR = "http_error"  #: a non-2xx status (error_code/error_msg parsed when present)
+    BAD_BODY = "bad_body"  #: 2xx whose body could not be read as the API's answer
+    TIMEOUT = "timeout"  #: no complete answer within the per-request timeout
+    CONNECTION = "connection"  #: connect failure, reset, or a response cut short
+
+
+class Reply(BaseModel):
+    """What one HTTP attempt produced. Made by the client; judged by the retry policy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ReplyKind
+    http_status: int | None = None
+    error_code: str = ""
+    error_msg: str = ""
+    request_id: str = ""
+    #: seconds to wait from the moment the reply arrived, parsed from Retry-After when present
+    retry_after: float | None = None
+    #: whether the request may have reached the service (so the stop may have taken effect)
+    maybe_applied: bool = False
+    #: the credential generation the request was signed with (see :mod:`bulkstop.auth`)
+    credential_generation: int = 0
+
+
+class Result(BaseModel):
+    """One report record: the final word on one input row.
+
+    Field order is the report's column order.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    line: int
+    job_id: str
+    build_no: str
+    outcome: Outcome
+    http_status: int | None = None
+    error_code: str = ""
+    error_msg: str = ""
+    request_id: str = ""
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    elapsed_ms: int | None = None
+    #: bulkstop's own explanation: why invalid, why failed, why uncertain
+    detail: str = ""
+    #: which run produced this record (1 for a first run; resumes count up)
+    run: int = 1
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.job_id, self.build_no)
+
+
+REPORT_FIELDS: tuple[str, ...] = tuple(Result.model_fields)

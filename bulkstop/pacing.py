@@ -1,0 +1,287 @@
+"""Pacing: when the next request may start.
+
+Three parts, each a small object with its state on show, combined by :class:`Pacer`:
+
+* :class:`RateLimiter` — GCRA on request *starts*: in any window of W seconds it starts at
+  most ``rate × W + burst`` requests. Callers reserve a slot (no lock, no queue: the
+  reservation is a single arithmetic step on the event loop) and sleep until it.
+* :class:`PauseGate` — a run-wide pause. Only time ends a pause: a request that finishes
+  during it changes nothing, and a later, longer pause extends it.
+* :class:`ThrottleControl` — the control law that turns throttling answers into a rate.
+
+The control law (kept here and only here):
+
+1. Start at the ceiling ``max_rate`` (the user's ``--rate``).
+2. On a throttling answer to a request that was *started after the last cut* (answers to
+   requests sent under the old rate say nothing new) and at least ``hold`` seconds after the
+   last cut (a fixed-window gateway keeps refusing until its window ends; refusals inside
+   one window are one signal, not many):
+
+       rate ← max(min_rate, min(decrease × rate, target × accepted_last_second))
+
+   where ``accepted_last_second`` counts requests started in the last second that the
+   server accepted — the rate the server just proved it allows. When too few were accepted
+   to measure (< ``min_sample``) only the multiplicative cut applies.
+3. Every throttling answer pauses all workers: ``Retry-After`` when given (capped), else
+   ``pause_base × pause_growth^k`` for the k-th consecutive throttled answer, capped at
+   ``pause_max``; a success resets k.
+4. Every accepted answer to a request started after the last cut adds
+   ``increase × rate_at_last_cut / rate`` to the rate: about ``increase × rate_at_last_cut``
+   requests/s per second of success (additive increase, scale-free), never above ``max_rate``.
+
+So the rate rides just under the server's limit: it creeps up by a few percent a second,
+meets the limit, and falls back to ``target`` × what the server allowed.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+from bulkstop.clock import Clock, MonotonicClock
+
+__all__ = ["Pacer", "PauseGate", "RateLimiter", "ThrottleControl"]
+
+
+class RateLimiter:
+    """GCRA limiter on request starts.
+
+    Attributes:
+        rate: requests per second now (may be changed at any time with :meth:`set_rate`).
+        burst: how many requests may start back to back after an idle period (≥ 1).
+        tat: the theoretical arrival time — when the bucket would be empty again.
+    """
+
+    __slots__ = ("burst", "rate", "tat")
+
+    def __init__(self, rate: float, burst: int = 1) -> None:
+        if not rate > 0 or not math.isfinite(rate):
+            raise ValueError(f"rate must be a positive number, got {rate!r}")
+        if burst < 1:
+            raise ValueError(f"burst must be ≥ 1, got {burst!r}")
+        self.rate = float(rate)
+        self.burst = burst
+        self.tat = -math.inf
+
+    def set_rate(self, rate: float) -> None:
+        if not rate > 0 or not math.isfinite(rate):
+            raise ValueError(f"rate must be a positive number, got {rate!r}")
+        self.rate = float(rate)
+
+    def reserve(self, now: float) -> float:
+        """Reserve the next start slot; return its time (``≥ now``).
+
+        ``slot = max(now, tat - (burst-1)·T)`` and ``tat = max(tat, now) + T`` with
+        ``T = 1/rate``: after an idle period ``burst`` slots are at ``now``, then one per T.
+        """
+        interval = 1.0 / self.rate
+        slot = max(now, self.tat - (self.burst - 1) * interval)
+        self.tat = max(self.tat, now) + interval
+        return slot
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(rate={self.rate:.3f}, burst={self.burst}, tat={self.tat:.3f})"
+
+
+class PauseGate:
+    """A run-wide pause that only time can end.
+
+    Attributes:
+        until: the clock time at which the current pause ends (``-inf`` when never paused).
+        pauses: how many times a pause was started or extended.
+    """
+
+    __slots__ = ("_clock", "pauses", "until")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.until = -math.inf
+        self.pauses = 0
+
+    def pause_until(self, until: float) -> None:
+        """Pause everyone until ``until``; an earlier end never shortens a pause."""
+        if until > self.until:
+            self.until = until
+            self.pauses += 1
+
+    def is_paused(self, now: float) -> bool:
+        return now < self.until
+
+    async def wait(self) -> None:
+        """Return once no pause is in force (re-checking, since a pause may be extended)."""
+        while True:
+            remaining = self.until - self._clock.now()
+            if remaining <= 0:
+                return
+            await self._clock.sleep(remaining)
+
+    def __repr__(self) -> str:
+        return f"PauseGate(until={self.until:.3f}, pauses={self.pauses})"
+
+
+class ThrottleControl:
+    """The control law of the module docstring; pure state, no waiting.
+
+    Attributes:
+        rate: the rate the limiter should run at now.
+        max_rate / min_rate: the bounds of ``rate``.
+        last_cut: clock time of the last cut (``-inf`` before any).
+        rate_at_cut: the rate right after the last cut (sets the increase step).
+        consecutive_throttles: throttling answers since the last accepted one.
+        cuts: how many cuts so far.
+    """
+
+    __slots__ = (
+        "_accepted",
+        "consecutive_throttles",
+        "cuts",
+        "decrease",
+        "hold",
+        "increase",
+        "last_cut",
+        "max_rate",
+        "min_rate",
+        "min_sample",
+        "pause_base",
+        "pause_growth",
+        "pause_max",
+        "rate",
+        "rate_at_cut",
+        "target",
+    )
+
+    def __init__(
+        self,
+        max_rate: float,
+        *,
+        min_rate: float | None = None,
+        decrease: float = 0.7,
+        target: float = 0.95,
+        increase: float = 0.05,
+        hold: float = 1.0,
+        min_sample: int = 5,
+        pause_base: float = 0.1,
+        pause_growth: float = 1.5,
+        pause_max: float = 2.0,
+    ) -> None:
+        if not max_rate > 0:
+            raise ValueError("max_rate must be > 0")
+        self.max_rate = float(max_rate)
+        self.min_rate = float(min_rate) if min_rate is not None else min(0.1, self.max_rate)
+        self.decrease = decrease
+        self.target = target
+        self.increase = increase
+        self.hold = hold
+        self.min_sample = min_sample
+        self.pause_base = pause_base
+        self.pause_growth = pause_growth
+        self.pause_max = pause_max
+        self.rate = self.max_rate
+        self.rate_at_cut = self.max_rate
+        self.last_cut = -math.inf
+        self.cuts = 0
+        self.consecutive_throttles = 0
+        # start times of accepted requests within the last second, oldest first
+        self._accepted: collections.deque[float] = collections.deque()
+
+    def accepted_last_second(self, now: float) -> int:
+        accepted = self._accepted
+        while accepted and accepted[0] <= now - 1.0:
+            accepted.popleft()
+        return len(accepted)
+
+    def on_accepted(self, started_at: float, now: float) -> None:
+        """An answer that was not a throttling one (success or an ordinary error)."""
+        self.consecutive_throttles = 0
+        self._accepted.append(started_at)
+        if len(self._accepted) > 4096:  # bound the memory whatever the rate
+            self.accepted_last_second(now)
+        if started_at >= self.last_cut and self.rate < self.max_rate:
+            step = self.increase * self.rate_at_cut / self.rate
+            self.rate = min(self.max_rate, self.rate + step)
+
+    def on_throttled(self, started_at: float, now: float, retry_after: float | None) -> float:
+        """A throttling answer: maybe cut the rate; return how long everyone should pause."""
+        self.consecutive_throttles += 1
+        if started_at >= self.last_cut and now - self.last_cut >= self.hold:
+            accepted = self.accepted_last_second(now)
+            new_rate = self.decrease * self.rate
+            if accepted >= self.min_sample:
+                new_rate = min(new_rate, self.target * accepted)
+            self.rate = max(self.min_rate, new_rate)
+            self.rate_at_cut = self.rate
+            self.last_cut = now
+            self.cuts += 1
+        if retry_after is not None:
+            return retry_after  # the caller caps it (RetryPolicy.max_retry_after)
+        growth = self.pause_growth ** (self.consecutive_throttles - 1)
+        return min(self.pause_max, self.pause_base * growth)
+
+    def __repr__(self) -> str:
+        return (
+            f"ThrottleControl(rate={self.rate:.2f}, max_rate={self.max_rate:.2f}, "
+            f"cuts={self.cuts}, consecutive_throttles={self.consecutive_throttles})"
+        )
+
+
+class Pacer:
+    """Limiter + pause gate + control law, shared by every worker of one or more runs.
+
+    ``await pacer.acquire()`` returns when a request may start and gives its start time;
+    report the answer with :meth:`on_accepted` or :meth:`on_throttled` passing that time.
+    With ``adaptive=False`` the rate stays fixed (throttling still pauses).
+    """
+
+    __slots__ = ("adaptive", "clock", "control", "gate", "limiter", "throttled")
+
+    def __init__(
+        self,
+        rate: float = 10.0,
+        burst: int = 1,
+        *,
+        adaptive: bool = True,
+        clock: Clock | None = None,
+        control: ThrottleControl | None = None,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else MonotonicClock()
+        self.limiter = RateLimiter(rate, burst)
+        self.gate = PauseGate(self.clock)
+        self.control = control if control is not None else ThrottleControl(rate)
+        self.adaptive = adaptive
+        self.throttled = 0
+
+    @property
+    def rate(self) -> float:
+        return self.limiter.rate
+
+    async def acquire(self) -> float:
+        """Wait for a start slot outside any pause; return the start time."""
+        clock = self.clock
+        while True:
+            await self.gate.wait()
+            slot = self.limiter.reserve(clock.now())
+            delay = slot - clock.now()
+            if delay > 0:
+                await clock.sleep(delay)
+            now = clock.now()
+            if not self.gate.is_paused(now):
+                return now
+            # A pause began while we waited for our slot: the slot is forfeited (conservative).
+
+    def on_accepted(self, started_at: float) -> None:
+        if self.adaptive:
+            self.control.on_accepted(started_at, self.clock.now())
+            self.limiter.set_rate(self.control.rate)
+
+    def on_throttled(self, started_at: float, retry_after: float | None = None) -> float:
+        """Record a throttling answer; pause everyone; return the pause length."""
+        self.throttled += 1
+        now = self.clock.now()
+        pause = self.control.on_throttled(started_at, now, retry_after)
+        if self.adaptive:
+            self.limiter.set_rate(self.control.rate)
+        self.gate.pause_until(now + pause)
+        return pause
+
+    def __repr__(self) -> str:
+        return f"Pacer({self.limiter!r}, {self.gate!r}, {self.control!r}, adaptive={self.adaptive})"

@@ -1,0 +1,354 @@
+"""The engine against a scripted fake client on a fake clock: exact behaviour, no network."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import anyio
+import pytest
+from fakeclock import FakeClock
+
+from bulkstop import (
+    CredentialsRejected,
+    FailureThreshold,
+    Outcome,
+    Pacer,
+    Reply,
+    ReplyKind,
+    Result,
+    RetryPolicy,
+    RunAborted,
+    RunSettings,
+    Stopper,
+    Target,
+)
+
+pytestmark = pytest.mark.anyio
+
+JOB = "f9d6c8466d614a9788e9a0acf6c15f46"
+OK = Reply(kind=ReplyKind.STOPPED, http_status=200, request_id="r-ok")
+NOT = Reply(kind=ReplyKind.NOT_STOPPED, http_status=200)
+E500 = Reply(
+    kind=ReplyKind.HTTP_ERROR, http_status=500, error_code="CB.00060101", maybe_applied=True
+)
+T429 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=429, error_code="APIG.0308")
+E404 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=404, error_code="CB.00060214")
+E401 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=401, error_code="APIG.0301")
+STALE = Reply(kind=ReplyKind.HTTP_ERROR, http_status=401, error_code="APIG.0307")
+
+Script = Callable[[Target, int], Reply]
+
+
+class FakeClient:
+    """Answers from a script ``(target, n-th call for it) -> Reply`` after ``latency``."""
+
+    def __init__(self, clock: FakeClock, script: Script, latency: float = 0.01) -> None:
+        self.clock = clock
+        self.script = script
+        self.latency = latency
+        self.calls: list[tuple[float, int]] = []
+        self.per_target: Counter[int] = Counter()
+        self.refreshes: list[int] = []
+        self.refresh_ok = True
+
+    async def stop(self, target: Target) -> Reply:
+        self.calls.append((self.clock.now(), target.build_no))
+        self.per_target[target.build_no] += 1
+        await self.clock.sleep(self.latency)
+        return self.script(target, self.per_target[target.build_no])
+
+    async def refresh_credentials(self, generation: int) -> bool:
+        self.refreshes.append(generation)
+        return self.refresh_ok
+
+
+def always(reply: Reply) -> Script:
+    return lambda target, n: reply
+
+
+def targets(n: int) -> list[tuple[str, int]]:
+    return [(JOB, i) for i in range(1, n + 1)]
+
+
+async def run_all(
+    client: FakeClient,
+    rows: object,
+    *,
+    rate: float = 1000.0,
+    settings: RunSettings | None = None,
+    **run_kwargs: object,
+) -> list[Result]:
+    clock = client.clock
+    stopper = Stopper(
+        client,
+        pacer=Pacer(rate=rate, clock=clock),
+        settings=settings or RunSettings(concurrency=4, seed=7),
+        clock=clock,
+    )
+    out: list[Result] = []
+    async with clock.autojump():
+        async with stopper.run(rows, **run_kwargs) as results:  # type: ignore[arg-type]
+            async for result in results:
+                out.append(result)
+    return out
+
+
+def by_build(results: list[Result]) -> dict[str, Result]:
+    return {r.build_no: r for r in results if r.outcome not in (Outcome.INVALID, Outcome.DUPLICATE)}
+
+
+async def test_every_row_gets_exactly_one_result() -> None:
+    client = FakeClient(FakeClock(), always(OK))
+    rows = [*targets(20), (JOB, 3), ("BAD", 1), (JOB, "x")]
+    results = await run_all(client, rows)
+    assert sorted(r.line for r in results) == list(range(1, 24))
+    outcomes = Counter(r.outcome for r in results)
+    assert outcomes == {Outcome.STOPPED: 20, Outcome.DUPLICATE: 1, Outcome.INVALID: 2}
+    assert len(client.calls) == 20  # duplicates and invalid rows are never sent
+
+
+async def test_invalid_row_names_field() -> None:
+    results = await run_all(FakeClient(FakeClock(), always(OK)), [(JOB, 0)])
+    assert results[0].outcome is Outcome.INVALID
+    assert results[0].detail == "build_no: must be an integer ≥ 1, got 0"
+
+
+async def test_transient_failures_retry_with_exact_backoff() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, lambda t, n: E500 if n < 3 else OK)
+    policy = RetryPolicy(jitter=False, initial_backoff=0.5)
+    results = await run_all(client, targets(1), settings=RunSettings(retry=policy))
+    assert [t for t, _ in client.calls] == pytest.approx([0.0, 0.51, 1.52])
+    assert results[0].outcome is Outcome.STOPPED
+    assert results[0].attempts == 3
+
+
+async def test_permanent_errors_are_not_retried() -> None:
+    client = FakeClient(FakeClock(), always(E404))
+    results = await run_all(client, targets(3))
+    assert {r.outcome for r in results} == {Outcome.NOT_FOUND}
+    assert len(client.calls) == 3
+
+
+async def test_transient_until_attempts_run_out_is_failed() -> None:
+    client = FakeClient(FakeClock(), always(E500))
+    policy = RetryPolicy(max_attempts=3, jitter=False)
+    results = await run_all(client, targets(1), settings=RunSettings(retry=policy))
+    assert results[0].outcome is Outcome.FAILED
+    assert results[0].attempts == 3
+    assert results[0].detail.startswith("gave up after 3 failed attempts")
+    assert results[0].error_code == "CB.00060101"
+
+
+async def test_not_stopped_after_ambiguous_attempt_is_uncertain() -> None:
+    client = FakeClient(FakeClock(), lambda t, n: E500 if n == 1 else NOT)
+    results = await run_all(client, targets(1))
+    assert results[0].outcome is Outcome.UNCERTAIN
+    assert "attempt 1 (HTTP 500 CB.00060101)" in results[0].detail
+
+
+async def test_not_stopped_after_unambiguous_throttle_stays_not_stopped() -> None:
+    client = FakeClient(FakeClock(), lambda t, n: T429 if n == 1 else NOT)
+    results = await run_all(client, targets(1))
+    assert results[0].outcome is Outcome.NOT_STOPPED
+
+
+async def test_maybe_applied_from_an_earlier_run_makes_not_stopped_uncertain() -> None:
+    client = FakeClient(FakeClock(), always(NOT))
+    results = await run_all(client, targets(2), maybe_applied=[(JOB, "2")])
+    assert by_build(results)["1"].outcome is Outcome.NOT_STOPPED
+    assert by_build(results)["2"].outcome is Outcome.UNCERTAIN
+
+
+async def test_throttling_pauses_and_does_not_consume_transient_attempts() -> None:
+    client = FakeClient(FakeClock(), lambda t, n: T429 if n <= 6 else OK)
+    policy = RetryPolicy(max_attempts=2)
+    results = await run_all(client, targets(1), settings=RunSettings(retry=policy))
+    assert results[0].outcome is Outcome.STOPPED
+    assert results[0].attempts == 7
+
+
+async def test_retry_budget_exhaustion_fails_fast_with_reason() -> None:
+    client = FakeClient(FakeClock(), always(E500))
+    settings = RunSettings(
+        concurrency=2, budget_reserve=2, budget_ratio=0.0, retry=RetryPolicy(max_attempts=5)
+    )
+    results = await run_all(client, targets(4), settings=settings)
+    assert {r.outcome for r in results} == {Outcome.FAILED}
+    assert len(client.calls) == 4 + 2  # four first attempts, two retries from the reserve
+    assert sum("retry budget" in r.detail for r in results) >= 2
+
+
+async def test_deadline_stops_retrying() -> None:
+    client = FakeClient(FakeClock(), always(E500))
+    policy = RetryPolicy(jitter=False, initial_backoff=1.0, deadline=2.5)
+    results = await run_all(client, targets(1), settings=RunSettings(retry=policy))
+    # attempts at 0, 1.01, 3.02 would exceed 2.5 s: two attempts, then the deadline
+    assert results[0].attempts == 2
+    assert results[0].detail.startswith("deadline of 2.5 s reached")
+
+
+async def test_stale_token_is_refreshed_then_retried() -> None:
+    client = FakeClient(FakeClock(), lambda t, n: STALE if n == 1 else OK)
+    results = await run_all(client, targets(1))
+    assert results[0].outcome is Outcome.STOPPED
+    assert client.refreshes == [0]
+
+
+async def test_unrefreshable_token_is_unauthorized() -> None:
+    client = FakeClient(FakeClock(), always(STALE))
+    client.refresh_ok = False
+    results = await run_all(client, targets(1), settings=RunSettings(auth_breaker=0))
+    assert results[0].outcome is Outcome.UNAUTHORIZED
+    assert "could not be refreshed" in results[0].detail
+
+
+async def test_auth_breaker_aborts_and_bounds_requests() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(E401))
+    stopper = Stopper(
+        client,
+        pacer=Pacer(rate=1000, clock=clock),
+        settings=RunSettings(concurrency=4, auth_breaker=3),
+        clock=clock,
+    )
+    out: list[Result] = []
+    async with clock.autojump():
+        with pytest.raises(CredentialsRejected, match="credentials are the problem"):
+            async with stopper.run(targets(50)) as results:
+                async for result in results:
+                    out.append(result)
+    assert len(out) == 50
+    assert len(client.calls) <= 3 + 4
+    counts = Counter(r.outcome for r in out)
+    assert counts[Outcome.ABORTED] == 50 - counts[Outcome.UNAUTHORIZED]
+
+
+async def test_failure_threshold_aborts_run() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, lambda t, n: E404 if t.build_no % 2 else OK)
+    stopper = Stopper(
+        client,
+        pacer=Pacer(rate=1000, clock=clock),
+        settings=RunSettings(concurrency=1, max_failures=FailureThreshold(count=3)),
+        clock=clock,
+    )
+    out: list[Result] = []
+    async with clock.autojump():
+        with pytest.raises(RunAborted, match="failure threshold reached: 4 of"):
+            async with stopper.run(targets(40)) as results:
+                async for result in results:
+                    out.append(result)
+    assert len(out) == 40
+    assert Counter(r.outcome for r in out)[Outcome.NOT_FOUND] == 4
+    assert len(client.calls) < 40
+
+
+async def test_drain_marks_the_rest_aborted_and_lets_in_flight_finish() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(OK), latency=1.0)
+    stopper = Stopper(
+        client, pacer=Pacer(rate=1000, clock=clock), settings=RunSettings(concurrency=2),
+        clock=clock,
+    )
+    out: list[Result] = []
+    async with clock.autojump():
+        run = stopper.run(targets(10))
+        async with run as results:
+            await clock.sleep(0.5)  # two calls in flight
+            run.drain("test")
+            async for result in results:
+                out.append(result)
+    counts = Counter(r.outcome for r in out)
+    assert counts == {Outcome.STOPPED: 2, Outcome.ABORTED: 8}
+    assert len(client.calls) == 2
+
+
+async def test_cancel_in_flight_records_them_aborted_and_maybe_applied() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(OK), latency=100.0)
+    stopper = Stopper(
+        client, pacer=Pacer(rate=1000, clock=clock), settings=RunSettings(concurrency=2),
+        clock=clock,
+    )
+    out: list[Result] = []
+    async with clock.autojump():
+        run = stopper.run(targets(3))
+        async with run as results:
+            await clock.sleep(1.0)
+            run.cancel_in_flight()
+            async for result in results:
+                out.append(result)
+    assert [r.outcome for r in out] == [Outcome.ABORTED] * 3
+    in_flight = [r for r in out if r.attempts == 1]
+    assert len(in_flight) == 2
+    assert all("may have taken effect" in r.detail for r in in_flight)
+
+
+async def test_async_iterable_and_generator_inputs() -> None:
+    async def agen() -> AsyncIterator[tuple[str, int]]:
+        for row in targets(5):
+            yield row
+
+    def gen() -> Iterator[tuple[str, int]]:
+        yield from targets(5)
+
+    for rows in (agen(), gen()):
+        results = await run_all(FakeClient(FakeClock(), always(OK)), rows)
+        assert sorted(int(r.build_no) for r in results) == [1, 2, 3, 4, 5]
+
+
+async def test_carried_over_targets_are_not_sent() -> None:
+    earlier = Result(line=9, job_id=JOB, build_no="2", outcome=Outcome.STOPPED, run=1)
+    client = FakeClient(FakeClock(), always(OK))
+    results = await run_all(
+        client,
+        targets(3),
+        settings=RunSettings(run=2),
+        carry_over={(JOB, "2"): earlier},
+    )
+    assert by_build(results)["2"] is earlier
+    assert sorted(b for _, b in client.calls) == [1, 3]
+    assert {r.run for r in results if r.build_no != "2"} == {2}
+
+
+async def test_leaving_early_cancels_the_rest() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(OK))
+    stopper = Stopper(client, pacer=Pacer(rate=10, clock=clock), clock=clock)
+    async with clock.autojump(), stopper.run(targets(100)) as results:
+        async for _ in results:
+            break
+    assert len(client.calls) < 100
+
+
+async def test_dedupe_handles_huge_build_numbers() -> None:
+    rows = [(JOB, 5), (JOB, 2**40), (JOB, 5), (JOB, 2**40), (JOB, 7)]
+    results = await run_all(FakeClient(FakeClock(), always(OK)), rows)
+    assert Counter(r.outcome for r in results) == {Outcome.STOPPED: 3, Outcome.DUPLICATE: 2}
+
+
+async def test_results_carry_report_fields() -> None:
+    results = await run_all(FakeClient(FakeClock(), always(OK)), targets(1))
+    result = results[0]
+    assert result.http_status == 200
+    assert result.request_id == "r-ok"
+    assert result.started_at is not None and result.finished_at is not None
+    assert result.elapsed_ms == 10
+    assert result.run == 1
+
+
+async def test_rate_limit_shapes_start_times() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(OK))
+    await run_all(client, targets(5), rate=4)
+    assert [t for t, _ in client.calls] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+def test_anyio_run_drives_the_engine() -> None:
+    async def main() -> int:
+        results = await run_all(FakeClient(FakeClock(), always(OK)), targets(3))
+        return len(results)
+
+    assert anyio.run(main) == 3

@@ -1,0 +1,247 @@
+"""Limiter, pause gate and control law on a fake clock: exact times, no sleeping."""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+import pytest
+from fakeclock import FakeClock
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bulkstop.pacing import Pacer, PauseGate, RateLimiter, ThrottleControl
+
+pytestmark = pytest.mark.anyio
+
+
+# -- RateLimiter (pure) -----------------------------------------------------------------
+
+
+def test_limiter_spaces_starts_one_interval_apart() -> None:
+    limiter = RateLimiter(rate=5, burst=1)
+    assert [limiter.reserve(0.0) for _ in range(4)] == pytest.approx([0.0, 0.2, 0.4, 0.6])
+
+
+def test_limiter_allows_burst_then_one_per_interval() -> None:
+    limiter = RateLimiter(rate=10, burst=3)
+    slots = [limiter.reserve(0.0) for _ in range(5)]
+    assert slots == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
+
+
+def test_limiter_refills_burst_after_idle() -> None:
+    limiter = RateLimiter(rate=10, burst=2)
+    assert [limiter.reserve(0.0) for _ in range(2)] == [0.0, 0.0]
+    # idle for a second: two back-to-back starts again, then spacing
+    assert [limiter.reserve(1.0) for _ in range(3)] == pytest.approx([1.0, 1.0, 1.1])
+
+
+def test_limiter_rate_change_applies_to_later_reservations() -> None:
+    limiter = RateLimiter(rate=10, burst=1)
+    assert limiter.reserve(0.0) == 0.0
+    limiter.set_rate(2)
+    assert limiter.reserve(0.0) == pytest.approx(0.1)
+    assert limiter.reserve(0.0) == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (math.inf, 1), (1, 0)])
+def test_limiter_rejects_bad_settings(rate: float, burst: int) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        RateLimiter(rate=rate, burst=burst)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rate=st.floats(min_value=0.5, max_value=500),
+    burst=st.integers(min_value=1, max_value=20),
+    arrivals=st.lists(st.floats(min_value=0, max_value=20), min_size=1, max_size=300),
+    window=st.floats(min_value=0.01, max_value=5),
+)
+def test_limiter_never_exceeds_rate_times_window_plus_burst(
+    rate: float, burst: int, arrivals: list[float], window: float
+) -> None:
+    limiter = RateLimiter(rate=rate, burst=burst)
+    slots = []
+    for now in sorted(arrivals):
+        slot = limiter.reserve(max(now, slots[-1] if slots else 0.0))
+        slots.append(slot)
+    bound = rate * window + burst
+    # every window [s, s + window) that starts at a slot holds at most the bound
+    for i, start in enumerate(slots):
+        inside = sum(1 for s in slots[i:] if s < start + window - 1e-9)
+        assert inside <= bound + 1e-6
+
+
+# -- PauseGate -----------------------------------------------------------------------------
+
+
+async def test_pause_gate_waits_until_pause_ends() -> None:
+    clock = FakeClock()
+    gate = PauseGate(clock)
+    gate.pause_until(1.5)
+    async with clock.autojump():
+        await gate.wait()
+    assert clock.now() == 1.5
+
+
+async def test_pause_gate_extension_is_honoured_by_waiters() -> None:
+    clock = FakeClock()
+    gate = PauseGate(clock)
+    gate.pause_until(1.0)
+    woke: list[float] = []
+
+    async def waiter() -> None:
+        await gate.wait()
+        woke.append(clock.now())
+
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await clock.sleep(0.5)
+        gate.pause_until(2.0)  # a second throttle while paused
+    assert woke == [2.0]
+
+
+def test_pause_gate_shorter_pause_never_shortens() -> None:
+    gate = PauseGate(FakeClock())
+    gate.pause_until(3.0)
+    gate.pause_until(1.0)
+    assert gate.until == 3.0
+    assert gate.pauses == 1
+
+
+# -- ThrottleControl (the control law) -----------------------------------------------------
+
+
+def test_control_cuts_to_target_share_of_accepted_rate() -> None:
+    control = ThrottleControl(1000, target=0.95, decrease=0.7)
+    for i in range(200):  # 200 accepted starts in the last second
+        control.on_accepted(i * 0.001, i * 0.001)
+    pause = control.on_throttled(started_at=0.2, now=0.2, retry_after=None)
+    assert control.rate == pytest.approx(190.0)
+    assert pause == pytest.approx(0.1)
+    assert control.cuts == 1
+
+
+def test_control_falls_back_to_multiplicative_cut_without_sample() -> None:
+    control = ThrottleControl(100, decrease=0.7, min_sample=5)
+    control.on_throttled(started_at=0.0, now=0.0, retry_after=None)
+    assert control.rate == pytest.approx(70.0)
+
+
+def test_control_ignores_answers_to_requests_sent_before_the_cut() -> None:
+    control = ThrottleControl(100, decrease=0.5, hold=0.0)
+    control.on_throttled(started_at=0.0, now=1.0, retry_after=None)
+    assert control.rate == 50.0
+    control.on_throttled(started_at=0.9, now=1.01, retry_after=None)  # sent at the old rate
+    assert control.rate == 50.0
+    control.on_throttled(started_at=1.02, now=1.03, retry_after=None)  # sent at the new rate
+    assert control.rate == 25.0
+
+
+def test_control_holds_one_cut_per_hold_period() -> None:
+    control = ThrottleControl(100, decrease=0.5, hold=1.0)
+    control.on_throttled(started_at=0.0, now=0.0, retry_after=None)
+    control.on_throttled(started_at=0.5, now=0.5, retry_after=None)
+    assert control.rate == 50.0
+    control.on_throttled(started_at=1.0, now=1.0, retry_after=None)
+    assert control.rate == 25.0
+
+
+def test_control_pause_grows_with_consecutive_throttles_and_resets() -> None:
+    control = ThrottleControl(100, pause_base=0.1, pause_growth=2.0, pause_max=0.5)
+    pauses = [control.on_throttled(started_at=0.0, now=t, retry_after=None) for t in range(5)]
+    assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
+    control.on_accepted(5.0, 5.0)
+    assert control.on_throttled(started_at=5.0, now=5.0, retry_after=None) == pytest.approx(0.1)
+
+
+def test_control_honours_retry_after_as_pause() -> None:
+    control = ThrottleControl(100)
+    assert control.on_throttled(started_at=0.0, now=0.0, retry_after=7.0) == 7.0
+
+
+def test_control_additive_increase_is_scale_free_and_capped() -> None:
+    control = ThrottleControl(100, decrease=0.5, increase=0.1, min_sample=10**9)
+    control.on_throttled(started_at=0.0, now=0.0, retry_after=None)
+    assert control.rate == 50.0
+    # 50 successes (one second at 50/s) add increase × rate_at_cut = 5 requests/s in all
+    for i in range(50):
+        control.on_accepted(0.1 + i * 0.02, 0.1 + i * 0.02)
+    assert control.rate == pytest.approx(55.0, rel=0.01)
+    for i in range(10_000):
+        control.on_accepted(2.0 + i * 0.001, 2.0 + i * 0.001)
+    assert control.rate == 100.0
+
+
+def test_control_never_below_min_rate() -> None:
+    control = ThrottleControl(10, min_rate=1.0, decrease=0.1, hold=0.0)
+    for t in range(5):
+        control.on_throttled(started_at=float(t), now=float(t), retry_after=None)
+    assert control.rate == 1.0
+
+
+# -- Pacer (together, on the fake clock) ---------------------------------------------------
+
+
+async def test_pacer_start_times_are_exact() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=5, burst=1, clock=clock)
+    starts: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(2):
+            starts.append(await pacer.acquire())
+
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(worker)
+    assert sorted(starts) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+async def test_pacer_throttle_pauses_every_worker() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=10, burst=1, clock=clock, control=ThrottleControl(10, pause_base=1.0))
+    starts: list[float] = []
+    first = await pacer.acquire()
+    pacer.on_throttled(first)  # pause everyone until t = 1.0
+
+    async def worker() -> None:
+        starts.append(await pacer.acquire())
+
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(worker)
+    # the control law cut the rate from 10 to 7/s (no sample yet): spacing 1/7 s
+    assert sorted(starts) == pytest.approx([1.0, 1.0 + 1 / 7, 1.0 + 2 / 7])
+
+
+async def test_pacer_pause_not_ended_by_a_success() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=100, clock=clock, control=ThrottleControl(100, pause_base=2.0))
+    started = await pacer.acquire()
+    pacer.on_throttled(started)
+    pacer.on_accepted(started)  # an unrelated request finishes well
+    async with clock.autojump():
+        assert await pacer.acquire() == 2.0
+
+
+async def test_fixed_rate_pacer_does_not_change_rate() -> None:
+    pacer = Pacer(rate=50, adaptive=False, clock=FakeClock())
+    pacer.on_throttled(0.0)
+    assert pacer.rate == 50
+    assert pacer.throttled == 1
+
+
+async def test_one_pacer_shared_by_two_runs_bounds_their_sum() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=4, clock=clock)
+    starts: list[float] = []
+
+    async def run(n: int) -> None:
+        for _ in range(n):
+            starts.append(await pacer.acquire())
+
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        tg.start_soon(run, 3)
+        tg.start_soon(run, 3)
+    assert sorted(starts) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.25])
