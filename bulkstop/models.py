@@ -137,7 +137,11 @@ def parse_target(job_id: Any, build_no: Any) -> Target | str:
     elif isinstance(build_no, int):
         bno = build_no
     elif isinstance(build_no, str) and _DIGITS.fullmatch(build_no.strip()):
-        bno = int(build_no.strip())
+        digits = build_no.strip()
+        if len(digits) > 18:  # beyond any real build number (and int()'s digit limit)
+            problems.append(f"build_no: too large ({len(digits)} digits)")
+        else:
+            bno = int(digits)
     else:
         problems.append(f"build_no: must be an integer ≥ 1, got {_describe(build_no)}")
     if bno is not None and bno < 1:

@@ -1,0 +1,623 @@
+"""The input readers: CSV, JSON and JSONL targets from a file or stdin, as :class:`InputRow`.
+
+Open an input with :func:`open_source`; it runs every whole-file check and raises
+:class:`~bulkstop.errors.InputError` before returning, so a run that cannot read its input has
+sent nothing. Iterating the returned :class:`TargetSource` yields one :class:`InputRow` per row,
+valid or not; nothing is silently dropped except blank lines. Deduplication is not done here.
+
+Formats
+    ``csv``    a header row, then one target per record (RFC 4180 quoting). Column names are
+               matched case-insensitively after dropping ``_``, ``-`` and spaces: the job id
+               column is ``job_id``/``jobid``/``job-id``/``job``/``task_id``/``taskid``; the build
+               column is ``build_no``/``buildno``/``build-no``/``build_number``/``buildnumber``/
+               ``build``/``number``. Other columns are ignored. A record whose fields are all
+               empty (``,``) is an invalid row, not skipped.
+    ``jsonl``  one JSON object per line (``.ndjson`` too); blank lines are skipped. The same
+               key aliases apply. A line that is not JSON, or not an object, is an invalid row.
+    ``json``   an array of objects, or an object whose ``targets`` member is that array.
+
+Line numbers are 1-based physical lines of the file: the line a CSV record or JSONL object
+starts on, and for JSON the line where each array element starts. Byte positions in messages
+are 0-based offsets into the file (as ``xxd``/``od`` show them).
+
+Encoding is UTF-8, with or without a BOM; line endings are LF or CRLF (a bare CR, old Mac
+style, is reported, not guessed at). For a regular file a constant-memory pre-pass checks that
+the whole file decodes, has no NUL byte and no line longer than :data:`MAX_LINE_BYTES`, so such
+a file fails before any row is read; stdin redirected from a regular file is checked the same
+way. A pipe cannot be read twice: there, an undecodable or over-long line becomes an invalid
+row and reading goes on. CSV and JSONL are streamed (memory does not grow with the file); JSON
+is parsed whole, because the standard library cannot stream it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import re
+import stat
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import IO, Any, Final, Literal, cast, get_args
+
+import structlog
+
+from bulkstop.errors import InputError
+from bulkstop.models import InputRow
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "InputFormat",
+    "TargetSource",
+    "detect_format",
+    "open_source",
+]
+
+log = structlog.get_logger(__name__)
+
+InputFormat = Literal["csv", "json", "jsonl"]
+
+#: Longest accepted line of a CSV or JSONL input: the bytes before its ``\n`` (a CRLF line's
+#: ``\r`` counts). The cap is what keeps memory flat on a file that has no line breaks at all.
+MAX_LINE_BYTES: Final = 1024 * 1024
+
+STDIN_NAME: Final = "<stdin>"
+
+_CHUNK_BYTES: Final = 1024 * 1024
+_BOM: Final = codecs.BOM_UTF8
+_FORMATS: Final[tuple[str, ...]] = get_args(InputFormat)
+_FORMAT_NAMES: Final = {"csv": "csv", "json": "json", "jsonl": "jsonl", "ndjson": "jsonl"}
+_EXTENSIONS: Final = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+_JOB: Final = "job_id"
+_BUILD: Final = "build_no"
+#: Normalised column/key name -> field. Normalising lowercases and drops ``_``, ``-`` and spaces.
+_ALIASES: Final = {
+    "jobid": _JOB,
+    "job": _JOB,
+    "taskid": _JOB,
+    "buildno": _BUILD,
+    "buildnumber": _BUILD,
+    "build": _BUILD,
+    "number": _BUILD,
+}
+_ALIAS_HELP: Final = {
+    _JOB: "job_id (or jobid, job-id, job, task_id, taskid)",
+    _BUILD: "build_no (or buildno, build-no, build_number, buildnumber, build, number)",
+}
+_SEPARATORS: Final = re.compile(r"[_\-\s]+")
+_JSON_WS: Final = re.compile(r"[ \t\n\r]*")
+
+
+def _normalise(name: str) -> str:
+    return _SEPARATORS.sub("", name.strip().lower())
+
+
+def _display(path: str) -> str:
+    """The name as shown in messages, escaped if it would break the one-line promise."""
+    return path if path.isprintable() else repr(path)[1:-1]
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def detect_format(path: str, override: str | None) -> InputFormat:
+    """Pick the input format: ``override`` when given, else the file extension.
+
+    ``override`` is case-insensitive and accepts ``ndjson`` for ``jsonl``. Extensions ``.csv``,
+    ``.json``, ``.jsonl`` and ``.ndjson`` are recognised (any case). ``"-"`` (stdin) has no
+    extension, so it needs ``override``. Raises :class:`InputError` otherwise.
+    """
+    if override is not None:
+        chosen = _FORMAT_NAMES.get(override.strip().lower())
+        if chosen is None:
+            raise InputError(
+                f"unknown input format {override!r} (expected one of: {', '.join(_FORMATS)})"
+            )
+        return cast(InputFormat, chosen)
+    if path == "-":
+        raise InputError(f"{STDIN_NAME}: reading stdin needs --input-format (csv, json or jsonl)")
+    by_extension = _EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    if by_extension is None:
+        raise InputError(
+            f"{_display(path)}: cannot tell the format from the file name "
+            "(expected .csv, .json, .jsonl or .ndjson); use --input-format csv, json or jsonl"
+        )
+    return cast(InputFormat, by_extension)
+
+
+class TargetSource:
+    """An opened input. Construct with :func:`open_source`; iterate for :class:`InputRow`.
+
+    Single pass: iterating again continues where the previous iteration stopped. Use it as a
+    context manager, or call :meth:`close`, to close the file; a caller-provided stdin stream is
+    left open. A read failure in the middle of the file raises :class:`InputError`.
+    """
+
+    __slots__ = ("_closed", "_owned", "_rows", "format", "name")
+
+    #: the file name as given, or ``"<stdin>"``
+    name: str
+    format: InputFormat
+
+    def __init__(
+        self, name: str, format: InputFormat, rows: Iterator[InputRow], owned: IO[bytes] | None
+    ) -> None:
+        self.name = name
+        self.format = format
+        self._rows = rows
+        self._owned = owned
+        self._closed = False
+
+    def __iter__(self) -> Iterator[InputRow]:
+        return self
+
+    def __next__(self) -> InputRow:
+        if self._closed:
+            raise StopIteration
+        try:
+            return next(self._rows)
+        except OSError as exc:
+            raise InputError(f"{self.name}: read failed: {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        """Stop reading and close the file if this source opened it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        close_rows = getattr(self._rows, "close", None)
+        if close_rows is not None:
+            close_rows()
+        if self._owned is not None:
+            self._owned.close()
+
+    def __enter__(self) -> TargetSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<TargetSource {self.name!r} format={self.format} {state}>"
+
+
+def open_source(
+    path: str, fmt: str | None = None, *, stdin: IO[bytes] | None = None
+) -> TargetSource:
+    """Open ``path`` (``"-"`` for stdin) and run every whole-file check; rows are read lazily.
+
+    ``fmt`` overrides the format taken from the extension and is required for stdin.
+    ``stdin`` is the byte stream that ``"-"`` reads (default ``sys.stdin.buffer``); it is not
+    closed. Raises :class:`InputError` with a one-line message naming the file (and line when
+    known) for: a missing path, a directory, no permission, an empty file, a CSV header without
+    the two columns or with one of them twice, bytes that are not UTF-8, a NUL byte, an
+    over-long line (regular files), JSON that does not parse, and a JSON top level that is not
+    an array of targets.
+    """
+    fmt_ = detect_format(path, fmt)
+    if path == "-":
+        name = STDIN_NAME
+        stream: IO[bytes] = stdin if stdin is not None else sys.stdin.buffer
+        owned: IO[bytes] | None = None
+    else:
+        name = _display(path)
+        stream = owned = _open_file(name, path)
+    try:
+        regular = _is_regular_file(stream)
+        if fmt_ == "json":
+            rows = _open_json(name, _read_all(name, stream))
+        elif fmt_ == "csv":
+            rows = _open_csv(name, stream, precheck=regular)
+        else:
+            rows = _open_jsonl(name, stream, precheck=regular)
+    except OSError as exc:
+        if owned is not None:
+            owned.close()
+        raise InputError(f"{name}: read failed: {exc.strerror or exc}") from exc
+    except BaseException:
+        if owned is not None:
+            owned.close()
+        raise
+    log.debug("sources.opened", source=name, format=fmt_, regular_file=regular)
+    return TargetSource(name, fmt_, rows, owned)
+
+
+def _is_regular_file(stream: IO[bytes]) -> bool:
+    """Whether ``stream`` can be read twice: a regular file on disk, not a pipe or a buffer."""
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and stream.seekable()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+
+
+def _open_file(name: str, path: str) -> IO[bytes]:
+    try:
+        # Not a `with`: the TargetSource returned by open_source owns and closes it.
+        return open(path, "rb")
+    except FileNotFoundError as exc:
+        raise InputError(f"{name}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{name}: is a directory, not a file") from exc
+    except PermissionError as exc:
+        raise InputError(f"{name}: permission denied") from exc
+    except OSError as exc:
+        raise InputError(f"{name}: cannot open: {exc.strerror or exc}") from exc
+
+
+# --- encoding checks ---------------------------------------------------------------------------
+
+
+class _TextCheck:
+    """Constant-memory check, chunk by chunk, that bytes are text bulkstop can read.
+
+    Finds the first of: a byte sequence that is not UTF-8, a NUL byte, and (when ``max_line`` is
+    set) a line longer than ``max_line`` bytes. :meth:`feed` returns ``(line, problem)``.
+    """
+
+    __slots__ = ("_decoder", "_line", "_line_len", "_max_line", "_offset")
+
+    def __init__(self, max_line: int | None) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._max_line = max_line
+        self._offset = 0  # bytes fed before the current chunk
+        self._line = 1  # line number at _offset
+        self._line_len = 0  # bytes of the current line before _offset
+
+    def feed(self, chunk: bytes, final: bool = False) -> tuple[int, str] | None:
+        pending = len(self._decoder.getstate()[0])
+        problem: tuple[int, str] | None = None
+        nul = chunk.find(b"\0")
+        try:
+            self._decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            at = exc.start - pending  # may be < 0: the bad sequence began in the previous chunk
+            if nul == -1 or at < nul:
+                line = self._line + (chunk.count(b"\n", 0, at) if at > 0 else 0)
+                problem = (line, f"not valid UTF-8 at byte {self._offset + at}")
+        if problem is None and nul != -1:
+            line = self._line + chunk.count(b"\n", 0, nul)
+            problem = (line, f"contains a NUL byte at byte {self._offset + nul} (not a text file)")
+        if problem is None and self._max_line is not None:
+            problem = self._long_line(chunk)
+        self._offset += len(chunk)
+        self._line += chunk.count(b"\n")
+        return problem
+
+    def _long_line(self, chunk: bytes) -> tuple[int, str] | None:
+        assert self._max_line is not None
+        parts = chunk.split(b"\n")
+        lengths = [len(p) for p in parts]
+        lengths[0] += self._line_len
+        self._line_len = lengths[-1]
+        for index, length in enumerate(lengths):
+            if length > self._max_line:
+                return (self._line + index, f"line is longer than {self._max_line} bytes")
+        return None
+
+
+def _precheck(name: str, stream: IO[bytes]) -> None:
+    """Read a regular file once to fail early on undecodable bytes, then rewind it."""
+    start = stream.tell()
+    check = _TextCheck(MAX_LINE_BYTES)
+    while chunk := stream.read(_CHUNK_BYTES):
+        if problem := check.feed(chunk):
+            raise InputError(f"{name}:{problem[0]}: {problem[1]}")
+    if problem := check.feed(b"", final=True):
+        raise InputError(f"{name}:{problem[0]}: {problem[1]}")
+    stream.seek(start)
+
+
+def _read_all(name: str, stream: IO[bytes]) -> str:
+    data = stream.read()
+    problem = _TextCheck(None).feed(data, final=True)
+    if problem is not None:
+        raise InputError(f"{name}:{problem[0]}: {problem[1]}")
+    return data.removeprefix(_BOM).decode("utf-8")
+
+
+class _Lines:
+    """Physical lines of a byte stream, decoded one at a time; problems are noted, not raised.
+
+    Iterating yields text lines with their line endings (what :mod:`csv` wants). A line that is
+    not UTF-8, holds a NUL byte or is longer than :data:`MAX_LINE_BYTES` is still yielded (with
+    replacement characters, or empty when too long) so that line numbering stays true, and its
+    problem is queued in :attr:`problems` for the reader to turn into an invalid row.
+    """
+
+    __slots__ = ("_stream", "number", "problems")
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.number = 0  # lines read so far
+        self.problems: deque[tuple[int, str]] = deque()
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        raw = self._stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            raise StopIteration
+        self.number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            # Skip the rest of the line without holding it.
+            while (more := self._stream.readline(_CHUNK_BYTES)) and not more.endswith(b"\n"):
+                pass
+            self.problems.append((self.number, f"line is longer than {MAX_LINE_BYTES} bytes"))
+            return "\n"
+        if self.number == 1:
+            raw = raw.removeprefix(_BOM)
+        if b"\0" in raw:
+            self.problems.append((self.number, "contains a NUL byte (not a text file)"))
+            raw = raw.replace(b"\0", b"")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.problems.append((self.number, "not valid UTF-8"))
+            return raw.decode("utf-8", "replace")
+
+    def problem_upto(self, start: int, end: int) -> str | None:
+        """Pop the problems of lines ≤ ``end``; describe the first, relative to ``start``."""
+        first: str | None = None
+        while self.problems and self.problems[0][0] <= end:
+            line, text = self.problems.popleft()
+            if first is None:
+                first = text if line == start else f"line {line}: {text}"
+        return first
+
+
+# --- building rows -----------------------------------------------------------------------------
+
+
+def _row(line: int, job_id: Any, build_no: Any) -> InputRow:
+    try:
+        return InputRow.from_values(line, job_id, build_no)
+    except ValueError:
+        # int() refuses digit strings longer than sys.get_int_max_str_digits().
+        digits = len(str(build_no).strip())
+        return InputRow.invalid(
+            line,
+            f"build_no: must be an integer ≥ 1, got a number of {digits} digits",
+            "" if job_id is None else str(job_id),
+            str(build_no)[:64],
+        )
+
+
+def _row_from_object(line: int, obj: dict[str, Any]) -> InputRow:
+    keys: dict[str, str] = {}
+    for key in obj:
+        field = _ALIASES.get(_normalise(key))
+        if field is None:
+            continue
+        if field in keys:
+            return InputRow.invalid(line, f"keys {keys[field]!r} and {key!r} both name {field}")
+        keys[field] = key
+    job_key, build_key = keys.get(_JOB), keys.get(_BUILD)
+    return _row(
+        line,
+        None if job_key is None else obj[job_key],
+        None if build_key is None else obj[build_key],
+    )
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+def _header_columns(name: str, line: int, header: list[str]) -> tuple[int, int]:
+    found: dict[str, int] = {}
+    for index, column in enumerate(header):
+        field = _ALIASES.get(_normalise(column))
+        if field is None:
+            continue
+        if field in found:
+            raise InputError(
+                f"{name}:{line}: columns {header[found[field]]!r} and {column!r} both name "
+                f"{field}; keep one"
+            )
+        found[field] = index
+    missing = [field for field in (_JOB, _BUILD) if field not in found]
+    if missing:
+        shown = ", ".join(repr(c[:40]) for c in header[:10]) + (", ..." if len(header) > 10 else "")
+        raise InputError(
+            f"{name}:{line}: the header has no {' or '.join(missing)} column (found {shown}); "
+            f"expected {' and '.join(_ALIAS_HELP[f] for f in missing)}"
+        )
+    return found[_JOB], found[_BUILD]
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "new-line character seen in unquoted field" in str(exc):
+        # The csv module's own advice (universal-newline mode) does not apply here.
+        return "not valid CSV: a bare carriage return (\\r) ends a line; use LF or CRLF endings"
+    return f"not valid CSV: {exc}"
+
+
+def _open_csv(name: str, stream: IO[bytes], *, precheck: bool) -> Iterator[InputRow]:
+    """Read the header now (errors are whole-file errors); return the lazy row iterator."""
+    if precheck:
+        _precheck(name, stream)
+    lines = _Lines(stream)
+    reader = csv.reader(lines)
+    while True:
+        start = lines.number + 1
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise InputError(
+                f"{name}: empty file (expected a header row with {_JOB} and {_BUILD} columns)"
+            ) from None
+        except csv.Error as exc:
+            raise InputError(f"{name}:{start}: {_csv_problem(exc)}") from exc
+        if problem := lines.problem_upto(start, lines.number):
+            raise InputError(f"{name}:{start}: {problem}")
+        if header:
+            break
+    job_col, build_col = _header_columns(name, start, header)
+    return _csv_rows(lines, reader, job_col, build_col)
+
+
+def _csv_rows(
+    lines: _Lines, reader: Iterator[list[str]], job_col: int, build_col: int
+) -> Iterator[InputRow]:
+    while True:
+        start = lines.number + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            lines.problem_upto(start, lines.number)
+            yield InputRow.invalid(start, _csv_problem(exc))
+            continue
+        job_id = record[job_col] if job_col < len(record) else None
+        build_no = record[build_col] if build_col < len(record) else None
+        if problem := lines.problem_upto(start, lines.number):
+            yield InputRow.invalid(start, problem, job_id or "", build_no or "")
+        elif record:  # csv yields [] for a blank line
+            yield _row(start, job_id, build_no)
+
+
+# --- JSONL -------------------------------------------------------------------------------------
+
+
+def _open_jsonl(name: str, stream: IO[bytes], *, precheck: bool) -> Iterator[InputRow]:
+    """Find the first non-blank line now (an input with none is an error); return the rows."""
+    if precheck:
+        _precheck(name, stream)
+    lines = _Lines(stream)
+    for text in lines:
+        if text.strip() or lines.problems:
+            return _jsonl_rows(lines, lines.number, text)
+    raise InputError(f"{name}: empty file (expected one JSON object per line)")
+
+
+def _jsonl_rows(lines: _Lines, first_line: int, first_text: str) -> Iterator[InputRow]:
+    yield _jsonl_row(lines, first_line, first_text)
+    for text in lines:
+        if text.strip() or lines.problems:
+            yield _jsonl_row(lines, lines.number, text)
+
+
+def _jsonl_row(lines: _Lines, line: int, text: str) -> InputRow:
+    if problem := lines.problem_upto(line, line):
+        return InputRow.invalid(line, problem)
+    try:
+        # Without its line ending, so that a column at the end of the line points at it.
+        value = json.loads(text.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        return InputRow.invalid(line, f"not valid JSON: {exc.msg} at column {exc.colno}")
+    except (ValueError, RecursionError) as exc:
+        # ValueError: an integer beyond the int-string limit; RecursionError: absurd nesting.
+        return InputRow.invalid(line, f"not valid JSON: {_one_line(exc)}")
+    if not isinstance(value, dict):
+        return InputRow.invalid(line, f"expected an object, got {_json_kind(value)}")
+    return _row_from_object(line, value)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+_DECODER: Final = json.JSONDecoder()
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    match = _JSON_WS.match(text, pos)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
+def _array_items(text: str, pos: int) -> list[tuple[int, Any]]:
+    """Decode the (already validated) array at ``text[pos] == '['`` into (offset, element)."""
+    items: list[tuple[int, Any]] = []
+    pos = _skip_ws(text, pos + 1)
+    if text[pos] == "]":
+        return items
+    while True:
+        value, end = _DECODER.raw_decode(text, pos)
+        items.append((pos, value))
+        pos = _skip_ws(text, end)
+        if text[pos] == "]":
+            return items
+        pos = _skip_ws(text, pos + 1)  # past the comma
+
+
+def _targets_offset(text: str, pos: int) -> int:
+    """Offset of the ``targets`` value in the (validated) object at ``text[pos] == '{'``.
+
+    The last ``targets`` member wins, as in :func:`json.loads`.
+    """
+    found = -1
+    pos = _skip_ws(text, pos + 1)
+    while text[pos] != "}":
+        key, end = _DECODER.raw_decode(text, pos)
+        pos = _skip_ws(text, _skip_ws(text, end) + 1)  # past the colon
+        if key == "targets":
+            found = pos
+        _, end = _DECODER.raw_decode(text, pos)
+        pos = _skip_ws(text, end)
+        if text[pos] == ",":
+            pos = _skip_ws(text, pos + 1)
+    return found
+
+
+def _open_json(name: str, text: str) -> Iterator[InputRow]:
+    """Parse the whole document now (the stdlib cannot stream JSON); return the rows.
+
+    Each element's line is the file line where it starts, found by walking the array with
+    :meth:`json.JSONDecoder.raw_decode` after :func:`json.loads` has validated the text.
+    """
+    if not text.strip():
+        raise InputError(f"{name}: empty file (expected a JSON array of targets)")
+    expected = 'expected a JSON array of targets or an object with a "targets" array'
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{name}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{name}: not valid JSON: {_one_line(exc)}") from exc
+    start = _skip_ws(text, 0)
+    if isinstance(document, dict):
+        if "targets" not in document:
+            raise InputError(f'{name}: {expected}, got an object without "targets"')
+        if not isinstance(document["targets"], list):
+            kind = _json_kind(document["targets"])
+            raise InputError(f'{name}: "targets" must be an array, got {kind}')
+        start = _targets_offset(text, start)
+    elif not isinstance(document, list):
+        raise InputError(f"{name}: {expected}, got {_json_kind(document)}")
+    return _json_rows(text, _array_items(text, start))
+
+
+def _json_rows(text: str, items: Iterable[tuple[int, Any]]) -> Iterator[InputRow]:
+    line, counted = 1, 0
+    for offset, element in items:
+        line += text.count("\n", counted, offset)
+        counted = offset
+        if isinstance(element, dict):
+            yield _row_from_object(line, element)
+        else:
+            yield InputRow.invalid(line, f"expected an object, got {_json_kind(element)}")

@@ -1,0 +1,870 @@
+"""The input readers: formats, aliases, validation, line numbers, streaming, whole-file errors."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import itertools
+import json
+import os
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bulkstop import sources
+from bulkstop.errors import InputError
+from bulkstop.models import InputRow
+from bulkstop.sources import MAX_LINE_BYTES, detect_format, open_source
+
+JOB = "0123456789abcdef0123456789abcdef"
+JOB2 = "fedcba9876543210fedcba9876543210"
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> str:
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_bytes(content.encode("utf-8"))
+    else:
+        path.write_bytes(content)
+    return str(path)
+
+
+def read(path: str, fmt: str | None = None) -> list[InputRow]:
+    with open_source(path, fmt) as source:
+        return list(source)
+
+
+def read_stdin(data: bytes, fmt: str) -> list[InputRow]:
+    with open_source("-", fmt, stdin=io.BytesIO(data)) as source:
+        return list(source)
+
+
+def keys(rows: list[InputRow]) -> list[tuple[str, int] | None]:
+    return [row.target.key if row.target else None for row in rows]
+
+
+def open_error(path: str, fmt: str | None = None, **kwargs: Any) -> str:
+    """The InputError message of opening ``path``, checked to be one clean line."""
+    with pytest.raises(InputError) as info:
+        open_source(path, fmt, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "Traceback" not in message
+    return message
+
+
+class LazyStream(io.RawIOBase):
+    """A pipe-like byte stream that makes its lines on demand and counts how many it handed out.
+
+    After ``fail_after`` lines it raises an I/O error, like a pipe whose writer went away badly.
+    """
+
+    def __init__(self, lines: Iterator[bytes], fail_after: int | None = None) -> None:
+        self._lines = lines
+        self._pending = b""
+        self._fail_after = fail_after
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._pending:
+            if self._fail_after is not None and self.served >= self._fail_after:
+                raise OSError(errno.EIO, "Input/output error")
+            self._pending = next(self._lines, b"")
+            if self._pending:
+                self.served += 1
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+# --- detect_format -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("targets.csv", "csv"),
+        ("TARGETS.CSV", "csv"),
+        ("dir.v2/targets.json", "json"),
+        ("targets.Json", "json"),
+        ("targets.jsonl", "jsonl"),
+        ("targets.ndjson", "jsonl"),
+        ("targets.NDJSON", "jsonl"),
+    ],
+)
+def test_format_comes_from_the_extension(path: str, expected: str) -> None:
+    assert detect_format(path, None) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "override", "expected"),
+    [
+        ("targets.csv", "json", "json"),
+        ("targets.txt", "CSV", "csv"),
+        ("-", "jsonl", "jsonl"),
+        ("-", " ndjson ", "jsonl"),
+    ],
+)
+def test_format_override_wins_over_the_extension(path: str, override: str, expected: str) -> None:
+    assert detect_format(path, override) == expected
+
+
+def test_unknown_extension_is_a_usage_error() -> None:
+    with pytest.raises(InputError, match=r"^targets\.txt: cannot tell the format from the file"):
+        detect_format("targets.txt", None)
+
+
+def test_unknown_override_is_a_usage_error() -> None:
+    with pytest.raises(InputError) as info:
+        detect_format("targets.csv", "xml")
+    assert str(info.value) == "unknown input format 'xml' (expected one of: csv, json, jsonl)"
+
+
+def test_stdin_needs_an_explicit_format() -> None:
+    message = open_error("-", None, stdin=io.BytesIO(b"job_id,build_no\n"))
+    assert message == "<stdin>: reading stdin needs --input-format (csv, json or jsonl)"
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "column", ["job_id", "jobid", "job-id", "job", "task_id", "taskid", "JobId", " JOB ID "]
+)
+def test_csv_job_id_column_aliases(tmp_path: Path, column: str) -> None:
+    path = write(tmp_path, "t.csv", f"{column},build_no\n{JOB},7\n")
+    assert keys(read(path)) == [(JOB, 7)]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "build_no",
+        "buildno",
+        "build-no",
+        "build_number",
+        "buildnumber",
+        "build",
+        "number",
+        "Build Number",
+        " BUILD_NO ",
+    ],
+)
+def test_csv_build_no_column_aliases(tmp_path: Path, column: str) -> None:
+    path = write(tmp_path, "t.csv", f"job_id,{column}\n{JOB},7\n")
+    assert keys(read(path)) == [(JOB, 7)]
+
+
+def test_csv_extra_columns_are_ignored_and_order_is_free(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", f"note,build_no,owner,job_id\nhi,7,ann,{JOB}\n")
+    assert keys(read(path)) == [(JOB, 7)]
+
+
+def test_csv_reads_bom_and_crlf(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", f"\ufeffjob_id,build_no\r\n{JOB},7\r\n{JOB2},8\r\n")
+    rows = read(path)
+    assert keys(rows) == [(JOB, 7), (JOB2, 8)]
+    assert [row.line for row in rows] == [2, 3]
+
+
+def test_csv_quoted_fields_follow_rfc_4180(tmp_path: Path) -> None:
+    content = (
+        'job_id,"build_no","note"\r\n'
+        f'"{JOB}","7","a, ""quoted"" note\r\nover two lines"\r\n'
+        f'{JOB2},8,""\r\n'
+    )
+    rows = read(write(tmp_path, "t.csv", content))
+    assert keys(rows) == [(JOB, 7), (JOB2, 8)]
+    assert [row.line for row in rows] == [2, 4]
+
+
+def test_csv_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", f"\njob_id,build_no\n\n{JOB},7\n\n\n{JOB2},8\n")
+    rows = read(path)
+    assert [(row.line, row.target.key if row.target else None) for row in rows] == [
+        (4, (JOB, 7)),
+        (7, (JOB2, 8)),
+    ]
+
+
+def test_csv_row_of_empty_fields_is_invalid_not_skipped(tmp_path: Path) -> None:
+    rows = read(write(tmp_path, "t.csv", f"job_id,build_no\n,\n{JOB},7\n"))
+    assert [(row.line, row.error) for row in rows] == [
+        (2, "job_id: missing; build_no: missing"),
+        (3, None),
+    ]
+
+
+def test_csv_short_row_has_a_missing_field(tmp_path: Path) -> None:
+    rows = read(write(tmp_path, "t.csv", f"job_id,build_no\n{JOB}\n"))
+    assert rows[0].error == "build_no: missing"
+    assert rows[0].raw_job_id == JOB
+
+
+def test_csv_header_only_gives_zero_rows(tmp_path: Path) -> None:
+    assert read(write(tmp_path, "t.csv", "job_id,build_no\r\n")) == []
+
+
+def test_csv_oversized_field_is_an_invalid_row_and_reading_goes_on(tmp_path: Path) -> None:
+    huge = "x" * 200_000  # beyond the csv module's field size limit, within the line limit
+    rows = read(write(tmp_path, "t.csv", f"job_id,build_no,note\n{JOB},7,{huge}\n{JOB2},8,\n"))
+    assert rows[0].line == 2
+    assert rows[0].error is not None
+    assert rows[0].error.startswith("not valid CSV: field larger than field limit")
+    assert keys(rows)[1:] == [(JOB2, 8)]
+
+
+def test_csv_build_no_beyond_the_int_digit_limit_is_an_invalid_row(tmp_path: Path) -> None:
+    rows = read(write(tmp_path, "t.csv", f"job_id,build_no\n{JOB},{'9' * 5000}\n"))
+    assert rows[0].error == "build_no: must be an integer ≥ 1, got a number of 5000 digits"
+
+
+NOTES = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(1, 10**6), NOTES), max_size=8))
+def test_csv_written_by_the_csv_module_reads_back_with_true_lines(
+    rows: list[tuple[int, str]],
+) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["note", "build_no", "job_id"])
+    expected_lines = []
+    for build_no, note in rows:
+        expected_lines.append(out.getvalue().count("\n") + 1)
+        writer.writerow([note, build_no, JOB])
+    read_back = read_stdin(out.getvalue().encode(), "csv")
+    assert keys(read_back) == [(JOB, build_no) for build_no, _ in rows]
+    assert [row.line for row in read_back] == expected_lines
+
+
+# --- validation (one rule per case; CSV gives strings, JSONL gives JSON types) -----------------
+
+CSV_CASES: list[tuple[str, str, tuple[str, int] | None, str | None]] = [
+    (JOB, "7", (JOB, 7), None),
+    (f"  {JOB}\t", " 7 ", (JOB, 7), None),
+    ("abc", "7", None, "job_id: must be 32 characters of [0-9a-z], got 'abc' (3 characters)"),
+    (
+        JOB + "0",
+        "7",
+        None,
+        f"job_id: must be 32 characters of [0-9a-z], got '{JOB}0' (33 characters)",
+    ),
+    (JOB.upper(), "7", None, f"job_id: must be lowercase [0-9a-z], got '{JOB.upper()}'"),
+    (
+        JOB[:-1] + "-",
+        "7",
+        None,
+        f"job_id: must be 32 characters of [0-9a-z], got '{JOB[:-1]}-' (32 characters)",
+    ),
+    ("", "7", None, "job_id: missing"),
+    (JOB, "0", None, "build_no: must be an integer ≥ 1, got 0"),
+    (JOB, "-1", None, "build_no: must be an integer ≥ 1, got '-1'"),
+    (JOB, "abc", None, "build_no: must be an integer ≥ 1, got 'abc'"),
+    (JOB, "3.0", None, "build_no: must be an integer ≥ 1, got '3.0'"),
+    (JOB, "+3", None, "build_no: must be an integer ≥ 1, got '+3'"),
+    (JOB, "", None, "build_no: missing"),
+]
+
+
+@pytest.mark.parametrize(("job_id", "build_no", "key", "error"), CSV_CASES)
+def test_csv_values_are_validated(
+    tmp_path: Path, job_id: str, build_no: str, key: tuple[str, int] | None, error: str | None
+) -> None:
+    [row] = read(write(tmp_path, "t.csv", f'job_id,build_no\n"{job_id}","{build_no}"\n'))
+    assert (keys([row])[0], row.error) == (key, error)
+    assert (row.raw_job_id, row.raw_build_no) == (job_id, build_no)
+
+
+JSON_CASES: list[tuple[dict[str, Any], tuple[str, int] | None, str | None]] = [
+    ({"job_id": JOB, "build_no": 7}, (JOB, 7), None),
+    ({"job_id": JOB, "build_no": "7"}, (JOB, 7), None),
+    ({"job_id": f" {JOB} ", "build_no": " 7 "}, (JOB, 7), None),
+    ({"job_id": JOB, "build_no": 0}, None, "build_no: must be an integer ≥ 1, got 0"),
+    ({"job_id": JOB, "build_no": -1}, None, "build_no: must be an integer ≥ 1, got -1"),
+    ({"job_id": JOB, "build_no": 1.5}, None, "build_no: must be an integer ≥ 1, got 1.5"),
+    ({"job_id": JOB, "build_no": "3.0"}, None, "build_no: must be an integer ≥ 1, got '3.0'"),
+    ({"job_id": JOB, "build_no": True}, None, "build_no: must be an integer ≥ 1, got True"),
+    ({"job_id": JOB, "build_no": None}, None, "build_no: missing"),
+    ({"job_id": JOB}, None, "build_no: missing"),
+    ({"build_no": 7}, None, "job_id: missing"),
+    ({}, None, "job_id: missing; build_no: missing"),
+    ({"job_id": 123, "build_no": 7}, None, "job_id: must be a string, got 123"),
+]
+
+
+@pytest.mark.parametrize(("obj", "key", "error"), JSON_CASES)
+def test_jsonl_values_are_validated(
+    tmp_path: Path, obj: dict[str, Any], key: tuple[str, int] | None, error: str | None
+) -> None:
+    [row] = read(write(tmp_path, "t.jsonl", json.dumps(obj) + "\n"))
+    assert (keys([row])[0], row.error) == (key, error)
+
+
+@pytest.mark.parametrize(("obj", "key", "error"), JSON_CASES)
+def test_json_values_are_validated(
+    tmp_path: Path, obj: dict[str, Any], key: tuple[str, int] | None, error: str | None
+) -> None:
+    [row] = read(write(tmp_path, "t.json", json.dumps([obj])))
+    assert (keys([row])[0], row.error) == (key, error)
+
+
+# --- JSONL -------------------------------------------------------------------------------------
+
+
+def test_jsonl_reads_one_object_per_line_with_key_aliases(tmp_path: Path) -> None:
+    content = (
+        f'{{"job_id": "{JOB}", "build_no": 7}}\n'
+        f'{{"JobId": "{JOB2}", "BUILD_NUMBER": "8", "extra": [1, 2]}}\n'
+        f'{{"task-id": "{JOB}", "Number": 9}}\n'
+    )
+    assert keys(read(write(tmp_path, "t.jsonl", content))) == [(JOB, 7), (JOB2, 8), (JOB, 9)]
+
+
+def test_jsonl_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:
+    content = f'\n{{"job_id": "{JOB}", "build_no": 7}}\r\n  \r\n\r\n{{"job": "{JOB2}", "build": 8}}'
+    rows = read(write(tmp_path, "t.jsonl", "\ufeff" + content))
+    assert [(row.line, keys([row])[0]) for row in rows] == [(2, (JOB, 7)), (5, (JOB2, 8))]
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("{bad", "not valid JSON: Expecting property name enclosed in double quotes at column 2"),
+        (f'{{"job_id": "{JOB}"', "not valid JSON: Expecting ',' delimiter at column 46"),
+        ("[1, 2]", "expected an object, got array"),
+        ('"text"', "expected an object, got string"),
+        ("42", "expected an object, got number"),
+        ("null", "expected an object, got null"),
+        ("true", "expected an object, got boolean"),
+        (
+            f'{{"job_id": "{JOB}", "jobId": "{JOB2}", "build_no": 1}}',
+            "keys 'job_id' and 'jobId' both name job_id",
+        ),
+        ("[" * 100_000, "not valid JSON: maximum recursion depth exceeded while decoding a JSON"),
+    ],
+)
+def test_jsonl_unusable_line_is_an_invalid_row_and_reading_goes_on(
+    tmp_path: Path, line: str, error: str
+) -> None:
+    content = (
+        f'{{"job_id": "{JOB}", "build_no": 1}}\n{line}\n{{"job_id": "{JOB}", "build_no": 3}}\n'
+    )
+    rows = read(write(tmp_path, "t.jsonl", content))
+    assert [(row.line, row.error) for row in rows] == [(1, None), (2, rows[1].error), (3, None)]
+    assert rows[1].error is not None
+    assert rows[1].error.startswith(error)
+
+
+def test_jsonl_line_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
+    head = f'{{"job_id": "{JOB}", "build_no": 7, "note": "'
+    line = head + "x" * (MAX_LINE_BYTES - len(head) - 2) + '"}'
+    assert len(line.encode()) == MAX_LINE_BYTES
+    assert keys(read(write(tmp_path, "t.jsonl", line + "\n"))) == [(JOB, 7)]
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def test_json_array_of_objects(tmp_path: Path) -> None:
+    content = json.dumps([{"job_id": JOB, "build_no": 7}, {"JOB_ID": JOB2, "Build": "8"}])
+    assert keys(read(write(tmp_path, "t.json", content))) == [(JOB, 7), (JOB2, 8)]
+
+
+def test_json_object_with_targets_array(tmp_path: Path) -> None:
+    content = json.dumps({"comment": "x", "targets": [{"job_id": JOB, "build_no": 7}], "n": 1})
+    assert keys(read(write(tmp_path, "t.json", content))) == [(JOB, 7)]
+
+
+def test_json_lines_are_where_each_element_starts(tmp_path: Path) -> None:
+    content = (
+        "\ufeff{\r\n"
+        '  "targets": [\r\n'
+        f'    {{"job_id": "{JOB}",\r\n'
+        '      "build_no": 7},\r\n'
+        "\r\n"
+        '    ["not", "an object"],\r\n'
+        f'    {{"job_id": "{JOB2}", "build_no": 8}}, {{"job_id": "{JOB}", "build_no": 9}}\r\n'
+        "  ]\r\n"
+        "}\r\n"
+    )
+    rows = read(write(tmp_path, "t.json", content))
+    assert [(row.line, row.error) for row in rows] == [
+        (3, None),
+        (6, "expected an object, got array"),
+        (7, None),
+        (7, None),
+    ]
+
+
+def test_json_last_targets_member_wins_as_in_json_loads(tmp_path: Path) -> None:
+    content = (
+        f'{{"targets": [{{"job_id": "{JOB}", "build_no": 1}}],\n'
+        f'"targets": [\n{{"job_id": "{JOB2}", "build_no": 2}}]}}'
+    )
+    rows = read(write(tmp_path, "t.json", content))
+    assert [(row.line, keys([row])[0]) for row in rows] == [(3, (JOB2, 2))]
+
+
+@pytest.mark.parametrize(
+    ("element", "error"),
+    [
+        ("3", "expected an object, got number"),
+        ('"x"', "expected an object, got string"),
+        ("null", "expected an object, got null"),
+        ("[]", "expected an object, got array"),
+        (
+            f'{{"job_id": "{JOB}", "JOB": "{JOB2}", "build_no": 1}}',
+            "keys 'job_id' and 'JOB' both name job_id",
+        ),
+    ],
+)
+def test_json_unusable_element_is_an_invalid_row(tmp_path: Path, element: str, error: str) -> None:
+    content = f'[{element},\n{{"job_id": "{JOB}", "build_no": 2}}]'
+    rows = read(write(tmp_path, "t.json", content))
+    assert [(row.line, row.error) for row in rows] == [(1, error), (2, None)]
+
+
+@pytest.mark.parametrize("content", ["[]", '{"targets": []}', " [ ] \n"])
+def test_json_empty_array_gives_zero_rows(tmp_path: Path, content: str) -> None:
+    assert read(write(tmp_path, "t.json", content)) == []
+
+
+# --- stdin -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data"),
+    [
+        ("csv", f"job_id,build_no\r\n{JOB},7\r\n".encode()),
+        ("json", json.dumps({"targets": [{"job_id": JOB, "build_no": 7}]}).encode()),
+        ("jsonl", f'\ufeff{{"job_id": "{JOB}", "build_no": 7}}\n'.encode()),
+    ],
+)
+def test_stdin_is_read_in_every_format(fmt: str, data: bytes) -> None:
+    with open_source("-", fmt, stdin=io.BytesIO(data)) as source:
+        assert (source.name, source.format) == ("<stdin>", fmt)
+        assert keys(list(source)) == [(JOB, 7)]
+
+
+def test_stdin_stream_is_left_open_after_close() -> None:
+    stream = io.BytesIO(f"job_id,build_no\n{JOB},7\n".encode())
+    with open_source("-", "csv", stdin=stream) as source:
+        list(source)
+    assert not stream.closed
+
+
+def test_file_is_closed_with_the_source(tmp_path: Path) -> None:
+    source = open_source(write(tmp_path, "t.csv", f"job_id,build_no\n{JOB},7\n{JOB},8\n"))
+    with source:
+        next(source)
+    assert list(source) == []
+    assert "closed" in repr(source)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data", "bad_line"),
+    [
+        ("csv", f"job_id,build_no\n{JOB},1\n{JOB},\xff2\n{JOB},3\n".encode("latin-1"), 3),
+        (
+            "jsonl",
+            f'{{"job_id":"{JOB}","build_no":1}}\n{{"job_id":"\xe9"}}\n{{"job_id":"{JOB}","build_no":3}}\n'.encode(
+                "latin-1"
+            ),
+            2,
+        ),
+    ],
+)
+def test_stdin_undecodable_line_is_an_invalid_row_and_reading_goes_on(
+    fmt: str, data: bytes, bad_line: int
+) -> None:
+    rows = read_stdin(data, fmt)
+    assert [(row.line, row.error) for row in rows] == [
+        (rows[0].line, None),
+        (bad_line, "not valid UTF-8"),
+        (rows[2].line, None),
+    ]
+    assert keys(rows)[2] == (JOB, 3)
+
+
+def test_stdin_undecodable_line_inside_a_quoted_record_names_that_line() -> None:
+    data = f'job_id,build_no,note\n{JOB},1,"first\nsecond \xff"\n{JOB},2,\n'.encode("latin-1")
+    rows = read_stdin(data, "csv")
+    assert [(row.line, row.error) for row in rows] == [(2, "line 3: not valid UTF-8"), (4, None)]
+
+
+def test_stdin_nul_byte_line_is_an_invalid_row() -> None:
+    data = f"job_id,build_no\n{JOB},1\x00\n{JOB},2\n".encode()
+    rows = read_stdin(data, "csv")
+    assert [(row.line, row.error) for row in rows] == [
+        (2, "contains a NUL byte (not a text file)"),
+        (3, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "head", "row"),
+    [
+        ("csv", b"job_id,build_no\n", f"{JOB},2\n".encode()),
+        ("jsonl", b"", f'{{"job_id": "{JOB}", "build_no": 2}}\n'.encode()),
+    ],
+)
+def test_stdin_over_long_line_is_an_invalid_row_and_reading_goes_on(
+    fmt: str, head: bytes, row: bytes
+) -> None:
+    data = head + b"x" * (MAX_LINE_BYTES + 10) + b"\n" + row
+    rows = read_stdin(data, fmt)
+    assert [row.error for row in rows] == [f"line is longer than {MAX_LINE_BYTES} bytes", None]
+    assert rows[1].line == rows[0].line + 1
+
+
+def test_stdin_redirected_from_a_file_is_checked_before_any_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", f"job_id,build_no\n{JOB},1\n{JOB},\xff2\n".encode("latin-1"))
+    with open(path, "rb") as redirected:
+        message = open_error("-", "csv", stdin=redirected)
+    assert message == "<stdin>:3: not valid UTF-8 at byte 84"  # 16 + 35 + 33
+
+
+def test_stdin_bare_carriage_return_in_a_row_is_an_invalid_row() -> None:
+    rows = read_stdin(f"job_id,build_no\n{JOB},1\rx\n{JOB},2\n".encode(), "csv")
+    assert [(row.line, row.error) for row in rows] == [
+        (2, "not valid CSV: a bare carriage return (\\r) ends a line; use LF or CRLF endings"),
+        (3, None),
+    ]
+
+
+def test_stdin_json_that_is_not_utf8_is_a_whole_file_error() -> None:
+    data = b'[\n{"job_id": "caf\xe9"}]'
+    message = open_error("-", "json", stdin=io.BytesIO(data))
+    assert message == "<stdin>:2: not valid UTF-8 at byte 17"
+
+
+def test_stdin_empty_csv_is_a_whole_file_error() -> None:
+    message = open_error("-", "csv", stdin=io.BytesIO(b""))
+    assert message == "<stdin>: empty file (expected a header row with job_id and build_no columns)"
+
+
+def test_stdin_read_failure_mid_stream_is_an_input_error() -> None:
+    lines = (f"{JOB},{n}\n".encode() for n in itertools.count(1))
+    raw = LazyStream(itertools.chain([b"job_id,build_no\n"], lines), fail_after=3)
+    source = open_source("-", "csv", stdin=io.BufferedReader(raw, buffer_size=64))
+    with source, pytest.raises(InputError, match=r"^<stdin>: read failed: Input/output error$"):
+        list(source)
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "header", "line"),
+    [
+        ("csv", b"job_id,build_no\r\n", "{job},{n}\r\n"),
+        ("jsonl", b"", '{{"job_id": "{job}", "build_no": {n}}}\n'),
+    ],
+)
+def test_stdin_rows_come_out_before_the_stream_is_exhausted(
+    fmt: str, header: bytes, line: str
+) -> None:
+    total = 100_000
+    body = (line.format(job=JOB, n=n).encode() for n in range(1, total + 1))
+    raw = LazyStream(itertools.chain([header] if header else [], body))
+    with open_source("-", fmt, stdin=io.BufferedReader(raw)) as source:
+        first = list(itertools.islice(source, 3))
+        assert keys(first) == [(JOB, 1), (JOB, 2), (JOB, 3)]
+        assert raw.served < 1_000  # a few buffers' worth, not the 100 000 lines behind them
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_named_pipe_rows_come_out_while_the_writer_is_still_writing(tmp_path: Path) -> None:
+    fifo = tmp_path / "targets.csv"
+    os.mkfifo(fifo)
+    first_row_read = threading.Event()
+    writer_saw_first_row: list[bool] = []
+
+    def writer() -> None:
+        with open(fifo, "wb") as pipe:
+            pipe.write(f"job_id,build_no\n{JOB},1\n".encode())
+            pipe.flush()
+            # Bounded so that a reader that waits for end of file fails instead of hanging.
+            writer_saw_first_row.append(first_row_read.wait(timeout=10))
+            pipe.write(f"{JOB},2\n".encode())
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        with open_source(str(fifo)) as source:
+            first = next(source)
+            first_row_read.set()
+            rest = list(source)
+    finally:
+        first_row_read.set()
+        thread.join(timeout=10)
+    assert writer_saw_first_row == [True]
+    assert keys([first, *rest]) == [(JOB, 1), (JOB, 2)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_file_memory_does_not_grow_with_the_file(tmp_path: Path, fmt: str) -> None:
+    # Few, wide rows keep the traced run fast while the file is far larger than the budget.
+    note = "n" * 100_000
+    rows = 320  # about 32 MB
+    path = tmp_path / f"big.{fmt}"
+    with path.open("w", encoding="utf-8") as out:
+        if fmt == "csv":
+            out.write("job_id,build_no,note\n")
+            out.writelines(f"{JOB},{n},{note}\n" for n in range(1, rows + 1))
+        else:
+            out.writelines(
+                f'{{"job_id": "{JOB}", "build_no": {n}, "note": "{note}"}}\n'
+                for n in range(1, rows + 1)
+            )
+    assert path.stat().st_size > 30_000_000
+    tracemalloc.start()
+    try:
+        with open_source(str(path)) as source:
+            count = sum(1 for row in source if row.target is not None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == rows
+    assert peak < 8_000_000
+
+
+# --- whole-file errors -------------------------------------------------------------------------
+
+
+def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
+    path = str(tmp_path / "nope.csv")
+    assert open_error(path) == f"{path}: no such file"
+
+
+def test_directory_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "dir.csv"
+    path.mkdir()
+    assert open_error(str(path)) == f"{path}: is a directory, not a file"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file_is_an_input_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", "job_id,build_no\n")
+    os.chmod(path, 0)
+    assert open_error(path) == f"{path}: permission denied"
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
+        (OSError(errno.EIO, "Input/output error"), "cannot open: Input/output error"),
+    ],
+)
+def test_open_failures_map_to_one_line_input_errors(
+    monkeypatch: pytest.MonkeyPatch, error: OSError, message: str
+) -> None:
+    def failing_open(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(sources, "open", failing_open, raising=False)
+    assert open_error("t.csv") == f"t.csv: {message}"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("t.csv", "", "empty file (expected a header row with job_id and build_no columns)"),
+        ("t.csv", "\r\n\n", "empty file (expected a header row with job_id and build_no columns)"),
+        ("t.csv", "\ufeff", "empty file (expected a header row with job_id and build_no columns)"),
+        ("t.jsonl", "", "empty file (expected one JSON object per line)"),
+        ("t.jsonl", "\n \n", "empty file (expected one JSON object per line)"),
+        ("t.json", "", "empty file (expected a JSON array of targets)"),
+        ("t.json", " \n", "empty file (expected a JSON array of targets)"),
+    ],
+)
+def test_empty_file_is_an_input_error(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = write(tmp_path, name, content)
+    assert open_error(path) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            "id,build",
+            "1: the header has no job_id column (found 'id', 'build'); "
+            "expected job_id (or jobid, job-id, job, task_id, taskid)",
+        ),
+        (
+            "job_id,no",
+            "1: the header has no build_no column (found 'job_id', 'no'); "
+            "expected build_no (or buildno, build-no, build_number, buildnumber, build, number)",
+        ),
+        (
+            f"{JOB},7",
+            f"1: the header has no job_id or build_no column (found '{JOB}', '7'); "
+            "expected job_id (or jobid, job-id, job, task_id, taskid) "
+            "and build_no (or buildno, build-no, build_number, buildnumber, build, number)",
+        ),
+    ],
+)
+def test_csv_header_without_the_columns_is_an_input_error(
+    tmp_path: Path, header: str, message: str
+) -> None:
+    path = write(tmp_path, "t.csv", f"{header}\n{JOB},7\n")
+    assert open_error(path) == f"{path}:{message}"
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "second", "field"),
+    [
+        ("job_id,JobID,build_no", "job_id", "JobID", "job_id"),
+        ("job,build,number", "build", "number", "build_no"),
+    ],
+)
+def test_csv_two_columns_for_one_field_is_an_input_error(
+    tmp_path: Path, header: str, first: str, second: str, field: str
+) -> None:
+    path = write(tmp_path, "t.csv", f"\n{header}\n")
+    assert open_error(path) == (
+        f"{path}:2: columns {first!r} and {second!r} both name {field}; keep one"
+    )
+
+
+def test_csv_with_old_mac_line_endings_is_an_input_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", f"job_id,build_no\r{JOB},1\r{JOB},2\r")
+    assert open_error(path) == (
+        f"{path}:1: not valid CSV: a bare carriage return (\\r) ends a line; use LF or CRLF endings"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
+def test_binary_garbage_is_an_input_error(tmp_path: Path, fmt: str) -> None:
+    path = write(tmp_path, f"t.{fmt}", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert open_error(path) == f"{path}:1: not valid UTF-8 at byte 0"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_nul_byte_is_an_input_error(tmp_path: Path, fmt: str) -> None:
+    path = write(tmp_path, f"t.{fmt}", b"job_id,build_no\nab\x00c,1\n")
+    assert open_error(path) == f"{path}:2: contains a NUL byte at byte 18 (not a text file)"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_non_utf8_deep_in_a_file_fails_before_any_row(tmp_path: Path, fmt: str) -> None:
+    good = (
+        f"{JOB},1\n".encode() if fmt == "csv" else f'{{"job_id":"{JOB}","build_no":1}}\n'.encode()
+    )
+    head = b"job_id,build_no\n" + good * 60_000  # well past the first pre-pass chunk
+    path = write(tmp_path, f"t.{fmt}", head + b"caf\xe9\n" + good)
+    line = head.count(b"\n") + 1
+    assert open_error(path) == f"{path}:{line}: not valid UTF-8 at byte {len(head) + 3}"
+
+
+def _with_bytes_at_chunk_boundary(sequence: bytes, split: int) -> bytes:
+    """A JSONL line whose ``sequence`` straddles the pre-pass chunk boundary at ``split``."""
+    # A short first line keeps the long second line under MAX_LINE_BYTES.
+    head = f'{{"job_id": "{JOB}", "build_no": 1}}\n{{"job_id": "{JOB}", "build_no": 2, "note": "'
+    head_bytes = head.encode()
+    filler = b"x" * (1024 * 1024 - len(head_bytes) - split)
+    return head_bytes + filler + sequence + b'"}\n'
+
+
+def test_multibyte_character_across_chunks_is_fine(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.jsonl", _with_bytes_at_chunk_boundary("é€".encode(), split=3))
+    assert keys(read(path)) == [(JOB, 1), (JOB, 2)]
+
+
+def test_broken_sequence_across_chunks_is_located_exactly(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.jsonl", _with_bytes_at_chunk_boundary(b"\xe2\x82A", split=2))
+    assert open_error(path) == f"{path}:2: not valid UTF-8 at byte {1024 * 1024 - 2}"
+
+
+def test_truncated_character_at_end_of_file_is_an_input_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", b"job_id,build_no\n\xe2\x82")
+    assert open_error(path) == f"{path}:2: not valid UTF-8 at byte 16"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_over_long_line_in_a_file_is_an_input_error(tmp_path: Path, fmt: str) -> None:
+    path = write(tmp_path, f"t.{fmt}", b"job_id,build_no\n\n" + b"x" * (MAX_LINE_BYTES + 1))
+    assert open_error(path) == f"{path}:3: line is longer than {MAX_LINE_BYTES} bytes"
+
+
+@pytest.mark.parametrize(
+    ("content", "position", "reason"),
+    [
+        ("[\n  {", "2:4", "Expecting property name enclosed in double quotes"),
+        (f'[{{"job_id": "{JOB}" "build_no": 1}}]', "1:48", "Expecting ',' delimiter"),
+        ("\ufeff[1,]", "1:4", "Expecting value"),
+        ("[] []", "1:4", "Extra data"),
+    ],
+)
+def test_json_that_does_not_parse_is_an_input_error(
+    tmp_path: Path, content: str, position: str, reason: str
+) -> None:
+    path = write(tmp_path, "t.json", content)
+    assert open_error(path) == f"{path}:{position}: not valid JSON: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        ("42", "number"),
+        ('"targets"', "string"),
+        ("null", "null"),
+        ("true", "boolean"),
+        (json.dumps({"job_id": JOB, "build_no": 7}), 'an object without "targets"'),
+    ],
+)
+def test_json_top_level_that_is_not_targets_is_an_input_error(
+    tmp_path: Path, content: str, kind: str
+) -> None:
+    path = write(tmp_path, "t.json", content)
+    assert open_error(path) == (
+        f'{path}: expected a JSON array of targets or an object with a "targets" array, got {kind}'
+    )
+
+
+def test_json_targets_member_that_is_not_an_array_is_an_input_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.json", '{"targets": {"job_id": "x"}}')
+    assert open_error(path) == f'{path}: "targets" must be an array, got object'
+
+
+def test_file_name_with_a_newline_keeps_the_message_on_one_line(tmp_path: Path) -> None:
+    path = str(tmp_path / "a\nb.csv")
+    assert open_error(path).endswith(r"a\nb.csv: no such file")
+
+
+# --- samples -----------------------------------------------------------------------------------
+
+
+def test_csv_sample_shows_one_duplicate_and_one_invalid_row() -> None:
+    rows = read(str(SAMPLES / "targets.csv"))
+    valid = [row.target.key for row in rows if row.target is not None]
+    assert len(rows) == 25
+    assert [row.error for row in rows if row.error] == [
+        "build_no: must be an integer ≥ 1, got 'abc'"
+    ]
+    assert len(valid) - len(set(valid)) == 1
+
+
+@pytest.mark.parametrize("name", ["targets.json", "targets.jsonl"])
+def test_json_samples_are_clean(name: str) -> None:
+    rows = read(str(SAMPLES / name))
+    assert len(rows) == 25
+    assert all(row.target is not None for row in rows)
+    assert len({row.target.key for row in rows if row.target}) == 25
