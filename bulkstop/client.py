@@ -236,7 +236,7 @@ class CodeArtsClient:
         payload: Any = None
         try:
             payload = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: absurd nesting
+        except (ValueError, UnicodeDecodeError, RecursionError):  # a body nested too deep for json
             payload = None
         if 200 <= status < 300:
             stopped = self.api.stopped(payload)

@@ -139,7 +139,9 @@ def parse_target(job_id: Any, build_no: Any) -> Target | str:
     elif isinstance(build_no, str) and _DIGITS.fullmatch(build_no.strip()):
         digits = build_no.strip()
         if len(digits) > 18:  # beyond any real build number (and int()'s digit limit)
-            problems.append(f"build_no: too large ({len(digits)} digits)")
+            problems.append(
+                f"build_no: must be an integer ≥ 1, got a number of {len(digits)} digits"
+            )
         else:
             bno = int(digits)
     else:

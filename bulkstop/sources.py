@@ -390,17 +390,7 @@ class _Lines:
 
 
 def _row(line: int, job_id: Any, build_no: Any) -> InputRow:
-    try:
-        return InputRow.from_values(line, job_id, build_no)
-    except ValueError:
-        # int() refuses digit strings longer than sys.get_int_max_str_digits().
-        digits = len(str(build_no).strip())
-        return InputRow.invalid(
-            line,
-            f"build_no: must be an integer ≥ 1, got a number of {digits} digits",
-            "" if job_id is None else str(job_id),
-            str(build_no)[:64],
-        )
+    return InputRow.from_values(line, job_id, build_no)
 
 
 def _row_from_object(line: int, obj: dict[str, Any]) -> InputRow:

@@ -7,6 +7,7 @@ microseconds and its timings are exact.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 from collections.abc import AsyncIterator
@@ -47,7 +48,7 @@ class FakeClock:
     async def autojump(self) -> AsyncIterator[FakeClock]:
         async def jumper() -> None:
             while True:
-                await anyio.wait_all_tasks_blocked()
+                await _all_other_tasks_blocked()
                 if self._sleepers:
                     self._now = max(self._now, self._sleepers[0][0])
                     self._wake_due()
@@ -60,3 +61,18 @@ class FakeClock:
                 yield self
             finally:
                 tg.cancel_scope.cancel()
+
+
+async def _all_other_tasks_blocked() -> None:
+    """Like ``anyio.wait_all_tasks_blocked`` without its 0.1 s polling sleep (asyncio only)."""
+    this = asyncio.current_task()
+    while True:
+        for task in asyncio.all_tasks():
+            if task is this:
+                continue
+            waiter = getattr(task, "_fut_waiter", None)
+            if waiter is None or waiter.done():
+                break
+        else:
+            return
+        await asyncio.sleep(0)

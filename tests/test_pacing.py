@@ -50,7 +50,7 @@ def test_limiter_rejects_bad_settings(rate: float, burst: int) -> None:
         RateLimiter(rate=rate, burst=burst)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     rate=st.floats(min_value=0.5, max_value=500),
     burst=st.integers(min_value=1, max_value=20),
