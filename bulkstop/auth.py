@@ -362,7 +362,7 @@ class IamPasswordAuth:
             except _TransientIamError as exc:
                 _log.warning(
                     "auth.token_fetch_failed",
-                    endpoint=str(self._tokens_url),
+                    endpoint=str(self._tokens_url.origin()),
                     attempt=attempt,
                     reason=str(exc),
                 )
@@ -372,12 +372,16 @@ class IamPasswordAuth:
                     return self._failed(error)
                 await self._clock.sleep(self.FETCH_BACKOFF[attempt - 1])
             except CredentialsRejected as exc:
-                _log.error("auth.token_refused", endpoint=str(self._tokens_url), user=self._user)
+                _log.error(
+                    "auth.token_refused", endpoint=str(self._tokens_url.origin()), user=self._user
+                )
                 self._refused = exc
                 return exc
             except UsageError as exc:
                 _log.error(
-                    "auth.token_fetch_failed", endpoint=str(self._tokens_url), reason=str(exc)
+                    "auth.token_fetch_failed",
+                    endpoint=str(self._tokens_url.origin()),
+                    reason=str(exc),
                 )
                 return self._failed(exc)
             else:
@@ -397,6 +401,7 @@ class IamPasswordAuth:
                 self._tokens_url,
                 data=self._request_body(),
                 headers={"Content-Type": "application/json;charset=utf8"},
+                allow_redirects=False,  # a password is never re-sent to where a redirect points
                 timeout=aiohttp.ClientTimeout(total=self._request_timeout),
             ) as response:
                 status = response.status
@@ -408,7 +413,7 @@ class IamPasswordAuth:
 
         if status in (401, 403):
             raise CredentialsRejected(
-                f"{where} refused the password of user {self._user!r} in domain "
+                f"{where} refused the login of user {self._user!r} in domain "
                 f"{self._domain!r}: {self._describe_error(status, raw)}"
             )
         if status == 429 or status >= 500:
