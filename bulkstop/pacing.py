@@ -17,11 +17,13 @@ The control law (kept here and only here):
    last cut (a fixed-window gateway keeps refusing until its window ends; refusals inside
    one window are one signal, not many):
 
-       rate ← max(min_rate, min(decrease × rate, target × accepted_last_second))
+       rate ← max(min_rate, target × accepted_last_second)   when that is below rate
+       rate ← max(min_rate, decrease × rate)                  otherwise
 
    where ``accepted_last_second`` counts requests started in the last second that the
    server accepted — the rate the server just proved it allows. When too few were accepted
-   to measure (< ``min_sample``) only the multiplicative cut applies.
+   to measure (< ``min_sample``), or the measure would not lower the rate, the
+   multiplicative cut applies.
 3. Every throttling answer pauses all workers: ``Retry-After`` when given (capped), else
    ``pause_base × pause_growth^k`` for the k-th consecutive throttled answer, capped at
    ``pause_max``; a success resets k.
@@ -205,9 +207,11 @@ class ThrottleControl:
         self.consecutive_throttles += 1
         if started_at >= self.last_cut and now - self.last_cut >= self.hold:
             accepted = self.accepted_last_second(now)
-            new_rate = self.decrease * self.rate
-            if accepted >= self.min_sample:
-                new_rate = min(new_rate, self.target * accepted)
+            measured = self.target * accepted
+            if accepted >= self.min_sample and measured < self.rate:
+                new_rate = measured
+            else:
+                new_rate = self.decrease * self.rate
             self.rate = max(self.min_rate, new_rate)
             self.rate_at_cut = self.rate
             self.last_cut = now

@@ -245,3 +245,19 @@ async def test_one_pacer_shared_by_two_runs_bounds_their_sum() -> None:
         tg.start_soon(run, 3)
         tg.start_soon(run, 3)
     assert sorted(starts) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.25])
+
+
+def test_control_prefers_the_measured_rate_over_a_deeper_multiplicative_cut() -> None:
+    control = ThrottleControl(210, target=0.95, decrease=0.5)
+    for i in range(200):
+        control.on_accepted(i * 0.005, i * 0.005)
+    control.on_throttled(started_at=0.999, now=0.999, retry_after=None)
+    assert control.rate == pytest.approx(0.95 * 200)  # not 0.5 × 210
+
+
+def test_control_uses_multiplicative_cut_when_measure_would_not_lower_rate() -> None:
+    control = ThrottleControl(100, target=0.95, decrease=0.5)
+    for i in range(150):  # a burst accepted more than the current rate
+        control.on_accepted(i * 0.001, i * 0.001)
+    control.on_throttled(started_at=0.5, now=0.5, retry_after=None)
+    assert control.rate == 50.0
