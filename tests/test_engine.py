@@ -334,7 +334,8 @@ async def test_results_carry_report_fields() -> None:
     result = results[0]
     assert result.http_status == 200
     assert result.request_id == "r-ok"
-    assert result.started_at is not None and result.finished_at is not None
+    assert result.started_at is not None
+    assert result.finished_at is not None
     assert result.elapsed_ms == 10
     assert result.run == 1
 

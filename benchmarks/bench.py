@@ -1,0 +1,277 @@
+"""bulkstop benchmarks: each figure beside a baseline measured in the same run.
+
+The simulator runs in its own process (``bulkstop simulate``) on 127.0.0.1, so server and
+client each have a core. The baseline is the script a user would write: one aiohttp session,
+a semaphore, ``asyncio.gather`` over every target, no retries.
+
+    python benchmarks/bench.py all            # everything (about 2-3 minutes on 2 cores)
+    python benchmarks/bench.py overhead --n 20000
+    python benchmarks/bench.py throttled | latency | rate | memory
+
+Every request goes to 127.0.0.1; every loop is bounded by its N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+import bulkstop
+from bulkstop import CodeArtsClient, Outcome, Pacer, RunSettings, Stopper, TokenAuth
+
+TOKEN = "bench-token-" + uuid.uuid4().hex
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def simulator(*flags: str) -> Iterator[str]:
+    """Start ``bulkstop simulate`` on a free port in a subprocess; yield its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bulkstop", "simulate", "--port", "0", "--token", TOKEN,
+         "--log-level", "warning", *flags],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.split(" on ", 1)[1].split()[0]
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def sim_stats(url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/_sim/stats") as resp:
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+def make_targets(n: int, jobs: int = 50) -> list[tuple[str, int]]:
+    prefix = uuid.uuid4().hex[:24]
+    return [(f"{prefix}{j:08x}", b) for b in range(1, n // jobs + 2) for j in range(jobs)][:n]
+
+
+async def run_bulkstop(
+    url: str, targets: list[tuple[str, int]], *, concurrency: int, rate: float, burst: int = 1
+) -> tuple[float, Counter[Outcome], bulkstop.RunStats]:
+    async with CodeArtsClient(url, TokenAuth(TOKEN), pool_size=concurrency) as client:
+        stopper = Stopper(
+            client,
+            pacer=Pacer(rate=rate, burst=burst),
+            settings=RunSettings(concurrency=concurrency),
+        )
+        counts: Counter[Outcome] = Counter()
+        started = time.perf_counter()
+        run = stopper.run(targets)
+        async with run as results:
+            async for result in results:
+                counts[result.outcome] += 1
+        return time.perf_counter() - started, counts, run.stats
+
+
+async def run_baseline(
+    url: str, targets: list[tuple[str, int]], *, concurrency: int
+) -> tuple[float, Counter[str]]:
+    """The loop a user would write: semaphore + gather, no retry, no pacing."""
+    counts: Counter[str] = Counter()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(job_id: str, build_no: int) -> None:
+            async with sem:
+                try:
+                    async with session.post(
+                        f"{url}/v3/jobs/stop",
+                        json={"job_id": job_id, "build_no": str(build_no)},
+                        headers={"X-Auth-Token": TOKEN},
+                    ) as resp:
+                        body = await resp.json(content_type=None)
+                        if resp.status == 200:
+                            counts["stopped" if body.get("result") else "not_stopped"] += 1
+                        else:
+                            counts["failed"] += 1
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    counts["failed"] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(j, b) for j, b in targets))
+        return time.perf_counter() - started, counts
+
+
+def row(label: str, *cells: object) -> None:
+    print(f"  {label:<34}" + "".join(f"{c!s:>16}" for c in cells))
+
+
+# -- the five benchmarks ---------------------------------------------------------------------
+
+
+async def bench_overhead(n: int, concurrency: int = 8, rounds: int = 3) -> None:
+    print(f"\n1. Engine overhead: N={n}, concurrency {concurrency}, no latency, no throttling")
+    with simulator("--finished-ratio", "0") as url:
+        ours, base = [], []
+        for _ in range(rounds):  # interleaved, so drift hits both alike
+            t_base, _ = await run_baseline(url, make_targets(n), concurrency=concurrency)
+            t_ours, counts, _ = await run_bulkstop(
+                url, make_targets(n), concurrency=concurrency, rate=1e9, burst=concurrency
+            )
+            assert counts[Outcome.STOPPED] == n, counts
+            base.append(n / t_base)
+            ours.append(n / t_ours)
+    b, o = sorted(base)[rounds // 2], sorted(ours)[rounds // 2]
+    row("", "baseline", "bulkstop", "ratio")
+    row("throughput (req/s, median)", f"{b:.0f}", f"{o:.0f}", f"{o / b:.3f}")
+    print(f"  target ≥ 0.9: {'PASS' if o / b >= 0.9 else 'FAIL'}")
+
+
+async def bench_throttled(n: int, limit: int = 200, concurrency: int = 8) -> None:
+    rate = limit * 5
+    print(f"\n2. Throttled makespan: N={n}, server limit {limit}/s (unknown to the client), "
+          f"--rate {rate} (5x too high), concurrency {concurrency}")
+    ideal = n / limit
+    with simulator("--throttle", str(limit), "--finished-ratio", "0") as url:
+        elapsed, counts, stats = await run_bulkstop(
+            url, make_targets(n), concurrency=concurrency, rate=rate
+        )
+        server = await sim_stats(url)
+    throttled_share = stats.throttled / stats.requests
+    failed = n - counts[Outcome.STOPPED]
+    with simulator("--throttle", str(limit), "--finished-ratio", "0") as url:
+        b_elapsed, b_counts = await run_baseline(url, make_targets(n), concurrency=concurrency)
+    row("", "baseline", "bulkstop")
+    row("makespan (s)", f"{b_elapsed:.2f}", f"{elapsed:.2f}")
+    row("makespan / (N / L)", f"{b_elapsed / ideal:.3f}", f"{elapsed / ideal:.3f}")
+    row("requests sent", n, stats.requests)
+    row("throttled answers", b_counts["failed"], f"{stats.throttled} ({throttled_share:.1%})")
+    row("items failed", b_counts["failed"], failed)
+    row("server: effective stops", "", server.get("effective_stops"))
+    ok = elapsed / ideal <= 1.15 and throttled_share <= 0.10 and failed == 0
+    print(f"  targets: ratio ≤ 1.15, ≤ 10 % throttled, 0 failed: {'PASS' if ok else 'FAIL'}")
+
+
+async def bench_latency(n: int, concurrency: int = 32, latency: float = 0.1) -> None:
+    ideal = concurrency / latency
+    print(f"\n3. Latency-bound: N={n}, {latency * 1000:.0f} ms server latency, "
+          f"concurrency {concurrency}, ideal {ideal:.0f} req/s")
+    with simulator("--latency", str(latency), "--finished-ratio", "0") as url:
+        t_base, _ = await run_baseline(url, make_targets(n), concurrency=concurrency)
+        t_ours, counts, _ = await run_bulkstop(
+            url, make_targets(n), concurrency=concurrency, rate=1e9, burst=concurrency
+        )
+    assert counts[Outcome.STOPPED] == n, counts
+    row("", "baseline", "bulkstop")
+    row("throughput (req/s)", f"{n / t_base:.1f}", f"{n / t_ours:.1f}")
+    row("throughput / (C / latency)", f"{n / t_base / ideal:.3f}", f"{n / t_ours / ideal:.3f}")
+    print(f"  target ≥ 0.95: {'PASS' if n / t_ours / ideal >= 0.95 else 'FAIL'}")
+
+
+async def bench_rate(n: int, rate: float = 100.0) -> None:
+    print(f"\n4. Rate accuracy: --rate {rate:g}, N={n}, unthrottled server")
+    with simulator("--finished-ratio", "0") as url:
+        elapsed, _, stats = await run_bulkstop(url, make_targets(n), concurrency=8, rate=rate)
+        server = await sim_stats(url)
+    row("", "asked", "achieved")
+    row("mean rate (req/s)", f"{rate:g}", f"{stats.requests / elapsed:.2f}")
+    row("max requests in any 1 s window", f"≤ {rate + 1:g}", server["max_requests_in_1s"])
+
+
+def _rss_child(path: str) -> None:
+    """Run the whole pipeline (reader → engine → report) with an instant client; print RSS."""
+    from bulkstop.models import Reply, ReplyKind
+    from bulkstop.report import ReportWriter
+    from bulkstop.sources import open_source
+
+    class Instant:
+        async def stop(self, target: bulkstop.Target) -> Reply:
+            return Reply(kind=ReplyKind.STOPPED, http_status=200)
+
+        async def refresh_credentials(self, generation: int) -> bool:
+            return False
+
+    async def main() -> int:
+        stopper = Stopper(Instant(), pacer=Pacer(rate=1e9, burst=64),
+                          settings=RunSettings(concurrency=64))
+        done = 0
+        with open_source(path) as source, ReportWriter(Path(path + ".report.csv")) as writer:
+            async with stopper.run(iter(source)) as results:
+                async for result in results:
+                    writer.write(result)
+                    done += 1
+            writer.finalize()
+        return done
+
+    done = asyncio.run(main())
+    print(done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def bench_memory(small: int = 10_000, large: int = 1_000_000) -> None:
+    print(f"\n5. Memory: peak RSS of the whole pipeline (streamed CSV in, CSV report out), "
+          f"{small:,} vs {large:,} rows; network replaced by an instant client")
+    peaks = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (small, large):
+            path = os.path.join(tmp, f"t{n}.csv")
+            with open(path, "w") as f:
+                f.write("job_id,build_no\n")
+                for j, b in make_targets(n, jobs=1000):
+                    f.write(f"{j},{b}\n")
+            out = subprocess.run(
+                [sys.executable, __file__, "_rss", path], capture_output=True, text=True,
+                check=True,
+            ).stdout.split()
+            assert int(out[0]) == n
+            peaks[n] = int(out[1]) / 1024
+    row("", f"{small:,} rows", f"{large:,} rows", "ratio")
+    row("peak RSS (MiB)", f"{peaks[small]:.1f}", f"{peaks[large]:.1f}",
+        f"{peaks[large] / peaks[small]:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["all", "overhead", "throttled", "latency", "rate",
+                                          "memory", "_rss"])
+    parser.add_argument("path", nargs="?")
+    parser.add_argument("--n", type=int, default=None)
+    args = parser.parse_args()
+    if args.which == "_rss":
+        _rss_child(args.path)
+        return
+    print(f"bulkstop {bulkstop.__version__}, Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} cores")
+    if args.which in ("all", "overhead"):
+        asyncio.run(bench_overhead(args.n or 20_000))
+    if args.which in ("all", "throttled"):
+        asyncio.run(bench_throttled(args.n or 2_000))
+    if args.which in ("all", "latency"):
+        asyncio.run(bench_latency(args.n or 3_200))
+    if args.which in ("all", "rate"):
+        asyncio.run(bench_rate(args.n or 1_000))
+    if args.which in ("all", "memory"):
+        bench_memory()
+
+
+if __name__ == "__main__":
+    main()
+

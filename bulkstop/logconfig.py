@@ -1,0 +1,81 @@
+"""structlog configuration for the command line (the library itself never configures logging).
+
+Logs go to stderr — stdout stays free for machine-readable output — as coloured console lines
+or as one JSON object per line (``--log-format json``, for cron and log shippers). A redaction
+processor replaces every registered secret value wherever it appears in an event, as a last
+line of defence behind :class:`bulkstop.auth.Secret`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+__all__ = ["configure_logging", "redactor"]
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+class _Redactor:
+    """Replaces known secret values in every string of an event dict."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def register(self, values: Iterable[str]) -> None:
+        self._secrets.update(v for v in values if v and len(v) >= 4)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        if not self._secrets:
+            return event_dict
+        for key, value in event_dict.items():
+            if isinstance(value, str):
+                event_dict[key] = self.scrub(value)
+            elif not isinstance(value, int | float | bool | type(None)):
+                text = str(value)
+                scrubbed = self.scrub(text)
+                if scrubbed != text:
+                    event_dict[key] = scrubbed
+        return event_dict
+
+
+redactor = _Redactor()
+
+
+def configure_logging(
+    level: str = "info", fmt: str = "console", stream: TextIO | None = None
+) -> None:
+    """Configure structlog for the CLI: level filter, timestamps, redaction, renderer."""
+    out = stream if stream is not None else sys.stderr
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redactor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )

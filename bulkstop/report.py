@@ -1,0 +1,1173 @@
+"""The report: one record per input row, written as results complete, readable after a crash.
+
+The report is also the run's journal. Every format is line-oriented so that it can be appended
+to while the run goes on and read back, line by line, after the process was killed.
+
+Formats (from the report path's extension, any case)
+    ``.csv``               a header row (:data:`~bulkstop.models.REPORT_FIELDS`), then one
+                           record per line. ``\\r`` and ``\\n`` inside text become a space, so a
+                           record is exactly one line; an empty field means "none".
+    ``.jsonl``/``.ndjson`` one JSON object per line, ``null`` for "none".
+    ``.json``              a JSON array with one element per line::
+
+                               [
+                               {"line":1,...}
+                               ,{"line":2,...}
+                               ]
+
+                           The comma leads the element so that a record's line is complete (ends
+                           in ``\\n``) the moment it is written, and the file is valid JSON once
+                           :meth:`ReportWriter.finalize` has appended ``]``.
+
+Values: timestamps are UTC ISO-8601 to the millisecond with ``Z`` (``2026-11-28T12:00:00.123Z``;
+a naive datetime is taken as UTC), outcomes their lowercase value, numbers as numbers.
+
+Crash safety
+    :class:`ReportWriter` appends one line per result and flushes it to the OS at once, so a
+    killed process loses nothing; it fsyncs on a cadence (time and count) so that a power cut
+    loses at most about a second. Before a target's first attempt the engine calls
+    :meth:`ReportWriter.attempting`; that marker goes to the sidecar ``<report>.inflight``, so
+    after a crash the loader knows which targets may have been stopped with no record saying
+    so. :func:`load_report` drops a torn last line. :meth:`ReportWriter.finalize` rewrites the
+    report to exactly one record per input row and removes the sidecar.
+
+Resume, as the CLI strings it together::
+
+    loaded = load_report(path)
+    check_report_matches(loaded, KeyFingerprint.from_keys(input_keys), path, input_name)
+    plan = plan_resume(loaded, retry_failed=...)
+    with ReportWriter(path, run=plan.run, append=True) as writer:
+        ...   # send what plan.skip lacks; write() only this run's records
+        writer.finalize()
+
+Records are keyed by ``(job_id, build_no)`` as text (:data:`ReportKey`), ``build_no`` in
+canonical digits (``"007"`` keys as ``"7"``). ``invalid`` and ``duplicate`` records carry the
+raw text of their row and are never keyed: each run reports them afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import enum
+import hashlib
+import heapq
+import io
+import json
+import os
+import re
+import stat
+import tempfile
+import time
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Final, Literal, Protocol, TypeVar
+
+import structlog
+from pydantic import ValidationError
+
+from bulkstop.errors import InputError, ReportMismatchError, UsageError
+from bulkstop.models import FINAL_FOR_RESUME, REPORT_FIELDS, Outcome, Result, Target
+
+__all__ = [
+    "FAILED_LIKE",
+    "KeyFingerprint",
+    "LoadedReport",
+    "ReportFormat",
+    "ReportKey",
+    "ReportWriter",
+    "ResultSink",
+    "ResumePlan",
+    "check_report_matches",
+    "default_report_path",
+    "inflight_path",
+    "load_report",
+    "plan_resume",
+    "record_key",
+    "report_format",
+    "target_key",
+]
+
+log = structlog.get_logger(__name__)
+
+ReportFormat = Literal["csv", "jsonl", "json"]
+
+#: ``(job_id, build_no)`` as text, ``build_no`` in canonical digits.
+ReportKey = tuple[str, str]
+
+#: Latest outcomes that mean "no final answer yet": what ``--retry-failed`` is about.
+FAILED_LIKE: Final[frozenset[Outcome]] = frozenset(
+    {Outcome.FAILED, Outcome.UNCERTAIN, Outcome.ABORTED, Outcome.UNAUTHORIZED}
+)
+
+_EXTENSIONS: Final[dict[str, ReportFormat]] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+}
+_UNKEYED: Final = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
+#: A plain resume keeps these as they are; ``--retry-failed`` keeps only FINAL_FOR_RESUME.
+_CARRIED_PLAIN: Final = FINAL_FOR_RESUME | {Outcome.FAILED, Outcome.UNCERTAIN}
+#: CodeArts' throttling code (400 or 500): the request was turned away, not carried out.
+_THROTTLED_CODE: Final = "CB.00060211"
+#: Columns a report cannot do without; every other column has a default.
+_REQUIRED: Final[tuple[str, ...]] = tuple(
+    name for name, field in Result.model_fields.items() if field.is_required()
+)
+_CSV_HEADER: Final = ",".join(REPORT_FIELDS)
+#: How a record line of ours begins (first field first), to tell a torn line of ours from a file
+#: that is not a report at all.
+_RECORD_START: Final = f'{{"{REPORT_FIELDS[0]}":'
+_NEWLINES: Final = re.compile(r"\r\n|[\r\n]")
+_BOM: Final = b"\xef\xbb\xbf"
+_INFLIGHT_SUFFIX: Final = ".inflight"
+#: Keys sorted per chunk while fingerprinting, to bound the temporary list of Python ints.
+_FINGERPRINT_CHUNK = 1 << 20
+_REWRITE_BUFFER: Final = 1 << 20
+
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------------------------
+# Paths and keys
+
+
+def report_format(path: Path) -> ReportFormat:
+    """The report format for ``path`` from its extension (``.csv``, ``.jsonl``/``.ndjson``,
+    ``.json``, any case). Raises :class:`UsageError` for anything else."""
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(
+            f"cannot tell the report format of {path}: "
+            "its name must end in .csv, .jsonl, .ndjson or .json"
+        )
+    return fmt
+
+
+def default_report_path(
+    now: datetime, directory: Path | None = None, fmt: ReportFormat = "csv"
+) -> Path:
+    """``<directory>/bulkstop-report-YYYYMMDDTHHMMSSZ.<fmt>`` for ``now`` in UTC.
+
+    ``directory`` defaults to the current directory at call time; a naive ``now`` is UTC.
+    """
+    stamp = _as_utc(now).strftime("%Y%m%dT%H%M%SZ")
+    return (Path.cwd() if directory is None else directory) / f"bulkstop-report-{stamp}.{fmt}"
+
+
+def inflight_path(report: Path) -> Path:
+    """The in-flight sidecar of ``report``: ``<report>.inflight``."""
+    return report.with_name(report.name + _INFLIGHT_SUFFIX)
+
+
+def target_key(target: Target) -> ReportKey:
+    """The report key of a validated target."""
+    return (target.job_id, str(target.build_no))
+
+
+def record_key(result: Result) -> ReportKey | None:
+    """The key of a report record, or None for ``invalid``/``duplicate`` records.
+
+    Surrounding whitespace is stripped and ``build_no`` digits are made canonical, so a record
+    keys the same however the engine spelled the number.
+    """
+    if result.outcome in _UNKEYED:
+        return None
+    return (result.job_id.strip(), _canonical_build(result.build_no))
+
+
+def _canonical_build(text: str) -> str:
+    digits = text.strip()
+    if digits.isascii() and digits.isdigit():
+        try:
+            return str(int(digits))
+        except ValueError:  # beyond int()'s digit limit: keep as written
+            pass
+    return digits
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding records
+
+
+def _as_utc(moment: datetime) -> datetime:
+    offset = moment.utcoffset()
+    if offset is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if offset else moment
+
+
+def _format_time(moment: datetime) -> str:
+    return _as_utc(moment).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (from a badly encoded reply) replaced, so UTF-8 can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _plain(value: Any) -> Any:
+    """A field value as JSON holds it."""
+    kind = type(value)  # exact types first: this runs for every field of every record
+    if kind is str:
+        return value if value.isascii() else _encodable(value)
+    if value is None or kind is int or kind is bool or kind is float:
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return _format_time(value)
+    if isinstance(value, int | float):
+        return value
+    return _encodable(str(value))
+
+
+def _csv_text(value: Any) -> str:
+    plain = _plain(value)
+    if plain is None:
+        return ""
+    text = plain if type(plain) is str else str(plain)
+    if "\n" in text or "\r" in text:
+        text = _NEWLINES.sub(" ", text)
+    return text
+
+
+class _Encoder:
+    """Turns records into the bytes of one report line each, in one format."""
+
+    __slots__ = ("_buffer", "_csv", "fmt", "has_records")
+
+    def __init__(self, fmt: ReportFormat, *, has_records: bool = False) -> None:
+        self.fmt = fmt
+        #: whether a record precedes the next one (JSON: the next one needs its comma)
+        self.has_records = has_records
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\n")
+
+    def header(self) -> bytes:
+        if self.fmt == "csv":
+            return self._csv_line(list(REPORT_FIELDS))
+        return b"[\n" if self.fmt == "json" else b""
+
+    def footer(self) -> bytes:
+        return b"]\n" if self.fmt == "json" else b""
+
+    def record(self, result: Result, *, run: int | None = None) -> bytes:
+        """The line for ``result``, ready to append; ``run`` overrides the record's own."""
+        return self.join(self.bare(result, run=run))
+
+    def bare(self, result: Result, *, run: int | None = None) -> bytes:
+        """The line for ``result`` without the comma a JSON element may need."""
+        fields = result.__dict__  # the model's field values, without a copy
+        values = [fields[name] for name in REPORT_FIELDS]
+        if run is not None:
+            values[_RUN_INDEX] = run
+        if self.fmt == "csv":
+            return self._csv_line([_csv_text(value) for value in values])
+        obj = dict(zip(REPORT_FIELDS, map(_plain, values), strict=True))
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+    def join(self, bare: bytes) -> bytes:
+        """``bare`` as the next line of the file: in JSON, every element after the first
+        leads with its comma."""
+        lead = self.fmt == "json" and self.has_records
+        self.has_records = True
+        return b"," + bare if lead else bare
+
+    def _csv_line(self, fields: list[str]) -> bytes:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerow(fields)
+        return self._buffer.getvalue().encode()
+
+
+_RUN_INDEX: Final = REPORT_FIELDS.index("run")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading, line by line
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    number: int  #: 1-based physical line
+    start: int  #: byte offset of the line
+    end: int  #: byte offset just after its ``\n``
+    raw: bytes  #: without the line ending
+    complete: bool  #: ended in ``\n``
+
+
+class _BadLine(Exception):
+    """A line that does not parse; fatal in the middle of a file, dropped at its end."""
+
+
+def _lines(stream: BinaryIO) -> Iterator[_Line]:
+    """The non-blank lines of ``stream``; only the last one can be incomplete."""
+    offset = 0
+    for number, raw in enumerate(stream, start=1):
+        start, offset = offset, offset + len(raw)
+        complete = raw.endswith(b"\n")
+        body = raw[:-1] if complete else raw
+        if body.endswith(b"\r"):  # a report saved again with CRLF line endings
+            body = body[:-1]
+        if number == 1 and body.startswith(_BOM):
+            body = body[len(_BOM) :]
+        if body.strip():
+            yield _Line(number, start, offset, body, complete)
+
+
+def _with_last(items: Iterable[_T]) -> Iterator[tuple[_T, bool]]:
+    """Each item with whether it is the last one."""
+    iterator = iter(items)
+    try:
+        previous = next(iterator)
+    except StopIteration:
+        return
+    for item in iterator:
+        yield previous, False
+        previous = item
+    yield previous, True
+
+
+def _decode(line: _Line) -> str:
+    try:
+        return line.raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadLine(f"not UTF-8 (byte {line.start + exc.start})") from exc
+
+
+def _condensed(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+        for error in exc.errors(include_url=False)
+    )
+
+
+def _validated(data: dict[str, Any]) -> Result:
+    try:
+        return Result.model_validate(data)
+    except ValidationError as exc:
+        raise _BadLine(_condensed(exc)) from exc
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise _BadLine(f"not JSON: {getattr(exc, 'msg', exc)}") from exc
+    if not isinstance(value, dict):
+        raise _BadLine("not a JSON object")
+    return value
+
+
+class _ReportReader:
+    """Reads a report's records in file order; after iterating, tells where its content ends.
+
+    A bad line raises :class:`InputError` naming ``file:line``, except at the very end where it
+    is taken as torn and dropped (as is a last line without ``\\n``). A file that is plainly not
+    a bulkstop report raises :class:`ReportMismatchError`, even when it is a single torn line,
+    so that a resume never appends to someone else's file.
+    """
+
+    def __init__(self, path: Path, fmt: ReportFormat) -> None:
+        self.path = path
+        self.fmt = fmt
+        #: CSV columns as found, once the header was read
+        self.columns: tuple[str, ...] | None = None
+        #: JSON: the ``[`` line was read
+        self.opened = False
+        #: JSON: byte offset of the closing ``]`` line, if there is one
+        self.closed_at: int | None = None
+        #: byte offset just after the last line kept
+        self.end = 0
+        self.records = 0
+        #: byte range of the record's line last yielded
+        self.span = (0, 0)
+        self.torn_line: int | None = None
+
+    def __iter__(self) -> Iterator[Result]:
+        try:
+            stream = self.path.open("rb")
+        except OSError as exc:
+            raise InputError(f"cannot read the report {self.path}: {exc.strerror or exc}") from exc
+        with stream:
+            for line, last in _with_last(_lines(stream)):
+                if not line.complete:
+                    self._drop_torn(line, line.raw.decode("utf-8", "replace").strip())
+                    break
+                try:
+                    record = self._parse(line)
+                except _BadLine as exc:
+                    if last and self._recognised:
+                        self._drop_torn(line, "")
+                        break
+                    raise InputError(f"{self.path}:{line.number}: {exc}") from None
+                self.end = line.end
+                if record is not None:
+                    self.records += 1
+                    self.span = (line.start, line.end)
+                    yield record
+
+    @property
+    def _recognised(self) -> bool:
+        """Whether what was read so far shows the file is a bulkstop report."""
+        if self.fmt == "csv":
+            return self.columns is not None
+        if self.fmt == "json":
+            return self.opened
+        return self.records > 0
+
+    def _not_a_report(self, why: str) -> ReportMismatchError:
+        return ReportMismatchError(f"{self.path} is not a bulkstop report: {why}")
+
+    def _drop_torn(self, line: _Line, text: str) -> None:
+        if not self._recognised and not self._starts_like_ours(text):
+            raise self._not_a_report(f"line {line.number} is neither a header nor a record")
+        self.torn_line = line.number
+        log.warning("report.torn_line_dropped", path=str(self.path), line=line.number)
+
+    def _starts_like_ours(self, text: str) -> bool:
+        if self.fmt == "csv":
+            return _CSV_HEADER.startswith(text)
+        if self.fmt == "json":
+            return text == "["
+        return _RECORD_START.startswith(text) or text.startswith(_RECORD_START)
+
+    def _parse(self, line: _Line) -> Result | None:
+        text = _decode(line)
+        if self.fmt == "csv":
+            return self._parse_csv(text)
+        if self.fmt == "json":
+            return self._parse_json(line, text.strip())
+        try:
+            return _validated(_json_object(text))
+        except _BadLine as exc:
+            if not self._recognised:
+                raise self._not_a_report(f"line {line.number}: {exc}") from None
+            raise
+
+    def _parse_csv(self, text: str) -> Result | None:
+        try:
+            fields = next(csv.reader([text], strict=True))
+        except csv.Error as exc:
+            if self.columns is None:
+                raise self._not_a_report(f"line 1: {exc}") from None
+            raise _BadLine(f"not CSV: {exc}") from None
+        if self.columns is None:
+            columns = tuple(name.strip() for name in fields)
+            missing = [name for name in _REQUIRED if name not in columns]
+            if missing:
+                raise self._not_a_report(f"missing columns {', '.join(missing)}")
+            self.columns = columns
+            return None
+        if len(fields) != len(self.columns):
+            raise _BadLine(f"{len(fields)} fields where the header has {len(self.columns)}")
+        # An empty field is "none": the model's default applies (None, 0, "", run 1).
+        return _validated(
+            {name: value for name, value in zip(self.columns, fields, strict=True) if value}
+        )
+
+    def _parse_json(self, line: _Line, text: str) -> Result | None:
+        if not self.opened:
+            if text != "[":
+                raise self._not_a_report(f"line {line.number} is not '[' alone")
+            self.opened = True
+            return None
+        if self.closed_at is not None:
+            raise _BadLine("content after the closing ']'")
+        if text == "]":
+            self.closed_at = line.start
+            return None
+        # Accept the element's comma on either side, so a hand-made layout reads too.
+        text = text.removeprefix(",").removesuffix(",")
+        return _validated({k: v for k, v in _json_object(text).items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class _Marker:
+    run: int
+    key: ReportKey
+
+
+def _read_markers(path: Path) -> tuple[list[_Marker], int]:
+    """The in-flight markers of a sidecar and the byte offset where its good content ends."""
+    markers: list[_Marker] = []
+    end = 0
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        return markers, end
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with stream:
+        for line, last in _with_last(_lines(stream)):
+            if not line.complete:
+                break
+            try:
+                obj = _json_object(_decode(line))
+                run, job_id, build_no = obj.get("run"), obj.get("job_id"), obj.get("build_no")
+                if not (
+                    isinstance(run, int)
+                    and isinstance(job_id, str)
+                    and isinstance(build_no, int | str)
+                ):
+                    raise _BadLine("expected run, job_id and build_no")
+            except _BadLine as exc:
+                if last:
+                    break
+                raise InputError(f"{path}:{line.number}: {exc}") from None
+            markers.append(_Marker(run, (job_id.strip(), _canonical_build(str(build_no)))))
+            end = line.end
+    return markers, end
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and resume state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadedReport:
+    """A report as read back, with the state a resume needs.
+
+    Attributes:
+        path, format: the report read.
+        records: every record, in file order.
+        latest: per key, the latest record of any outcome.
+        latest_final: per key, the latest record whose outcome is in ``FINAL_FOR_RESUME``.
+        failed_like: the ``latest`` records whose outcome is in :data:`FAILED_LIKE`.
+        in_flight: keys with an in-flight marker and no record from that run or a later one:
+            their stop was sent, or about to be, when the process died.
+        last_run: the highest run number in the report or its sidecar (0 when both are empty).
+        torn_line: the number of the torn last line that was dropped, if any.
+    """
+
+    path: Path
+    format: ReportFormat
+    records: list[Result]
+    latest: dict[ReportKey, Result]
+    latest_final: dict[ReportKey, Result]
+    failed_like: dict[ReportKey, Result]
+    in_flight: frozenset[ReportKey]
+    last_run: int
+    torn_line: int | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to resume from: no record and no in-flight marker."""
+        return not self.records and not self.in_flight
+
+
+def load_report(path: Path, *, missing_ok: bool = False) -> LoadedReport:
+    """Read a report in any format, and its ``.inflight`` sidecar when present.
+
+    A torn last line (no ``\\n``, or not parsable) is dropped; a bad line anywhere else raises
+    :class:`InputError` naming ``file:line``. A file that is not a bulkstop report (a CSV
+    without the ``line``, ``job_id``, ``build_no`` and ``outcome`` columns, a JSON file not in
+    the one-element-per-line layout, a JSONL file whose first line is not a record) raises
+    :class:`ReportMismatchError`. Unknown columns and keys are ignored; missing optional ones
+    take the model's defaults. A missing file raises :class:`InputError` unless ``missing_ok``,
+    which gives an empty report.
+
+    Memory: all records are kept (``records``).
+    """
+    fmt = report_format(path)
+    if path.is_dir():
+        raise InputError(f"the report {path} is a directory")
+    if not path.exists():
+        if not missing_ok:
+            raise InputError(f"the report {path} does not exist")
+        records: list[Result] = []
+        torn: int | None = None
+    else:
+        reader = _ReportReader(path, fmt)
+        records = list(reader)
+        torn = reader.torn_line
+    markers, _ = _read_markers(inflight_path(path))
+
+    latest: dict[ReportKey, Result] = {}
+    latest_final: dict[ReportKey, Result] = {}
+    last_run = 0
+    for record in records:
+        last_run = max(last_run, record.run)
+        key = record_key(record)
+        if key is None:
+            continue
+        latest[key] = record
+        if record.outcome in FINAL_FOR_RESUME:
+            latest_final[key] = record
+    in_flight: set[ReportKey] = set()
+    for marker in markers:
+        last_run = max(last_run, marker.run)
+        answered = latest.get(marker.key)
+        if answered is None or answered.run < marker.run:
+            in_flight.add(marker.key)
+    return LoadedReport(
+        path=path,
+        format=fmt,
+        records=records,
+        latest=latest,
+        latest_final=latest_final,
+        failed_like={k: r for k, r in latest.items() if r.outcome in FAILED_LIKE},
+        in_flight=frozenset(in_flight),
+        last_run=last_run,
+        torn_line=torn,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumePlan:
+    """What a resumed run does with the targets the report already knows.
+
+    Attributes:
+        run: the run number for this run's records (the report's last run + 1).
+        retry_failed: as asked.
+        skip: targets not to send; the report keeps their record (with its original run).
+        maybe_applied: targets to send again whose earlier stop may have taken effect without
+            a record saying so; the engine reports a "not stopped" answer for them as
+            ``uncertain``.
+
+    Every target not in ``skip`` is sent, including those the report has never seen.
+    """
+
+    run: int
+    retry_failed: bool
+    skip: dict[ReportKey, Result]
+    maybe_applied: frozenset[ReportKey]
+
+    def should_send(self, key: ReportKey) -> bool:
+        """Whether the target with ``key`` is to be sent in this run."""
+        return key not in self.skip
+
+
+def _may_have_applied(record: Result) -> bool:
+    """Whether a target's latest record leaves open that a stop was carried out.
+
+    ``uncertain`` says so outright. A ``failed`` or ``aborted`` record with attempts says so
+    when its last reply was no answer (timeout, cut connection) or a server error other than
+    throttling: such a request may have reached the service. A definite 4xx did not.
+    """
+    if record.outcome is Outcome.UNCERTAIN:
+        return True
+    if record.outcome not in (Outcome.FAILED, Outcome.ABORTED) or record.attempts < 1:
+        return False
+    status = record.http_status
+    return status is None or (status >= 500 and record.error_code != _THROTTLED_CODE)
+
+
+def plan_resume(loaded: LoadedReport, *, retry_failed: bool) -> ResumePlan:
+    """Decide which targets a resume sends again.
+
+    Judged on each key's *latest* record (the one :meth:`ReportWriter.finalize` keeps):
+
+    ========================================  ==================  ====================
+    latest record                             ``--resume``        ``--retry-failed``
+    ========================================  ==================  ====================
+    stopped, not_stopped, not_found,          kept                kept
+    rejected, forbidden
+    failed, uncertain                         kept                sent again
+    aborted, unauthorized                     sent again          sent again
+    none, or in flight at a crash             sent again          sent again
+    ========================================  ==================  ====================
+
+    ``aborted`` never got an answer (the run ended first) and ``unauthorized`` is about the
+    credential, so both are sent again by a plain resume: that is what continuing an
+    interrupted run means. ``failed`` and ``uncertain`` did get their answer from this tool,
+    and re-sending them is the explicit ``--retry-failed`` choice.
+    """
+    carried = FINAL_FOR_RESUME if retry_failed else _CARRIED_PLAIN
+    skip = {
+        key: record
+        for key, record in loaded.latest.items()
+        if record.outcome in carried and key not in loaded.in_flight
+    }
+    maybe = set(loaded.in_flight)
+    maybe.update(
+        key
+        for key, record in loaded.latest.items()
+        if key not in skip and _may_have_applied(record)
+    )
+    return ResumePlan(
+        run=loaded.last_run + 1,
+        retry_failed=retry_failed,
+        skip=skip,
+        maybe_applied=frozenset(maybe),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Fingerprint of the input
+
+
+def _digest(job_id: str, build_no: str) -> int:
+    text = f"{job_id}:{build_no}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+class KeyFingerprint:
+    """The set of an input's target keys in about 8 bytes per key.
+
+    Holds a sorted array of 64-bit blake2b digests of ``"job_id:build_no"``; membership is a
+    binary search. A false "yes" needs a 64-bit collision, so it is ignored. Build it with
+    :meth:`from_keys` from a streaming pass over the input.
+    """
+
+    __slots__ = ("_digests",)
+
+    def __init__(self, digests: array[int]) -> None:
+        """Wrap already sorted digests; use :meth:`from_keys`."""
+        self._digests = digests
+
+    @classmethod
+    def from_keys(cls, keys: Iterable[tuple[str, int | str]]) -> KeyFingerprint:
+        """Fingerprint ``(job_id, build_no)`` pairs, e.g. ``Target.key`` of each valid row."""
+        # Sorted in chunks, then merged: the list that sorted() builds stays small.
+        runs: list[array[int]] = []
+        chunk: array[int] = array("Q")
+        for job_id, build_no in keys:
+            chunk.append(_digest(job_id, _canonical_build(str(build_no))))
+            if len(chunk) >= _FINGERPRINT_CHUNK:
+                runs.append(array("Q", sorted(chunk)))
+                chunk = array("Q")
+        runs.append(array("Q", sorted(chunk)))
+        if len(runs) == 1:
+            return cls(runs[0])
+        merged = array("Q", heapq.merge(*runs))
+        return cls(merged)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        job_id, build_no = key
+        if not isinstance(job_id, str) or not isinstance(build_no, int | str):
+            return False
+        digest = _digest(job_id.strip(), _canonical_build(str(build_no)))
+        index = bisect_left(self._digests, digest)
+        return index < len(self._digests) and self._digests[index] == digest
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def __repr__(self) -> str:
+        return f"KeyFingerprint({len(self._digests)} keys)"
+
+
+def check_report_matches(
+    loaded: LoadedReport, fingerprint: KeyFingerprint, report_path: Path, input_name: str
+) -> None:
+    """Raise :class:`ReportMismatchError` unless every target the report knows is in the input.
+
+    The report's keyed records and in-flight markers count; an empty report matches any input.
+    The input may hold more targets than the report (a run that ended early). ``report_path``
+    and ``input_name`` are the names the one-line message shows.
+    """
+    known = loaded.latest.keys() | loaded.in_flight
+    strangers = [key for key in known if key not in fingerprint]
+    if strangers:
+        job_id, build_no = min(strangers)
+        raise ReportMismatchError(
+            f"{report_path} is not a report of {input_name}: {len(strangers)} of its "
+            f"{len(known)} targets are not in the input (e.g. {job_id}:{build_no}); "
+            "use a new --report path for this input"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+class ResultSink(Protocol):
+    """Where the engine puts what it learns: the seam :class:`ReportWriter` fills."""
+
+    def attempting(self, line: int, job_id: str, build_no: int) -> None:
+        """A target's first attempt is about to be sent."""
+        ...
+
+    def write(self, result: Result) -> None:
+        """One input row's final record."""
+        ...
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a created or replaced directory entry durable (POSIX; a no-op elsewhere)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse to fsync a directory; the data is synced
+        pass
+    finally:
+        os.close(fd)
+
+
+def _rewrite(path: Path, fmt: ReportFormat, lines: Iterable[bytes]) -> int:
+    """Atomically replace ``path`` by a report of ``lines`` (bare record lines, see
+    :meth:`_Encoder.bare`): temp file, fsync, rename, fsync the directory.
+
+    Returns the number of records written. If anything fails, ``path`` is left as it was.
+    """
+    encoder = _Encoder(fmt)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = Path(temp_name)
+    count = 0
+    try:
+        with os.fdopen(fd, "wb", buffering=_REWRITE_BUFFER) as out:
+            out.write(encoder.header())
+            for line in lines:
+                out.write(encoder.join(line))
+                count += 1
+            out.write(encoder.footer())
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(OSError):  # keep the report's permissions, not mkstemp's 0600
+            os.chmod(temp, stat.S_IMODE(path.stat().st_mode))
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return count
+
+
+def _compact(path: Path, fmt: ReportFormat, run: int) -> tuple[int, int]:
+    """Rewrite ``path`` to one record per input row; return (records before, records after).
+
+    Keyed records: the last of each key survives. ``invalid``/``duplicate`` records: only
+    those of ``run``, which reported every such row of the input again. Survivors keep their
+    file order and their bytes (a carried-over record keeps its ``run``). One parsing pass
+    notes where each survivor's line is; a second pass copies those lines. Memory O(keys).
+    """
+    latest: dict[str, tuple[int, int]] = {}
+    current: list[tuple[int, int]] = []
+    reader = _ReportReader(path, fmt)
+    for record in reader:
+        span = reader.span
+        key = record_key(record)
+        if key is None:
+            if record.run == run:
+                current.append(span)
+        else:
+            latest[f"{key[0]}:{key[1]}"] = span
+    spans = sorted([*latest.values(), *current])
+
+    def lines() -> Iterator[bytes]:
+        with path.open("rb") as source:
+            for start, end in spans:
+                source.seek(start)
+                raw = source.read(end - start).rstrip(b"\r\n")
+                if start == 0:
+                    raw = raw.removeprefix(_BOM)
+                if fmt == "json":
+                    raw = raw.strip().removeprefix(b",").removesuffix(b",")
+                yield raw + b"\n"
+
+    return reader.records, _rewrite(path, fmt, lines())
+
+
+class ReportWriter:
+    """Appends report records and in-flight markers as a run goes, crash-safe; see the module.
+
+    Each :meth:`write` appends one line and flushes it to the OS, so a SIGKILL loses nothing.
+    Both files are fsynced when ``fsync_every`` lines (records and markers) have been written
+    since the last fsync, or when a line is written ``fsync_interval`` seconds or more after
+    the last fsync (on ``now``), and at :meth:`flush`, :meth:`close` and :meth:`finalize`. A
+    quiet writer is not fsynced until its next line; the OS writes its data back meanwhile.
+
+    Writing is synchronous, called from the event loop, and that is deliberate: a record is a
+    small append that lands in the page cache in microseconds, and the one slow call, fsync,
+    runs at most about once a second. A worker thread per record would cost more than the
+    write itself and would need a lock to keep lines whole and in order; the run's pace is set
+    by the service's rate limit, far below what the loop can write.
+
+    ``append=False`` starts a report: a missing or empty file, or any file with
+    ``overwrite=True``; an existing non-empty one raises :class:`UsageError`. A stale sidecar
+    is removed. ``append=True`` continues one (a resume): a torn last line is cut away first
+    so the next record starts on a line of its own, a JSON report's closing ``]`` is reopened,
+    a CSV report with other columns (another bulkstop version) is first rewritten with this
+    version's, and :meth:`finalize` compacts. The file is read once to find where its good
+    content ends; it raises like :func:`load_report` on a bad file.
+
+    :meth:`write` stamps this writer's ``run`` on every record. Targets a resume carries over
+    are not written again: :meth:`finalize` keeps their record from the file.
+
+    An ``OSError`` while writing (a full disk) propagates unchanged; what is on disk remains a
+    readable journal. Opening maps ``OSError`` to :class:`UsageError`.
+
+    As a context manager: a clean exit finalizes, an exception only closes (the report stays
+    a journal that ``--resume`` can continue, and the sidecar is kept). Calling
+    :meth:`finalize` inside the block is fine: the exit then has nothing left to do.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_compact_needed",
+        "_encoder",
+        "_file",
+        "_finalized",
+        "_fsync_every",
+        "_fsync_interval",
+        "_last_sync",
+        "_now",
+        "_report_dirty",
+        "_sidecar",
+        "_sidecar_dirty",
+        "_unsynced",
+        "_written",
+        "format",
+        "path",
+        "run",
+    )
+
+    #: the report file
+    path: Path
+    format: ReportFormat
+    #: the run number stamped on this writer's records
+    run: int
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        run: int = 1,
+        append: bool = False,
+        overwrite: bool = False,
+        fsync_interval: float = 1.0,
+        fsync_every: int = 1000,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if run < 1:
+            raise ValueError(f"run must be ≥ 1, got {run}")
+        if fsync_every < 1 or fsync_interval < 0:
+            raise ValueError("fsync_every must be ≥ 1 and fsync_interval ≥ 0")
+        self.path = path
+        self.format = report_format(path)
+        self.run = run
+        self._fsync_interval = fsync_interval
+        self._fsync_every = fsync_every
+        self._now = now
+        self._sidecar: BinaryIO | None = None
+        self._sidecar_dirty = False
+        self._report_dirty = False
+        self._unsynced = 0
+        self._written = 0
+        self._closed = False
+        self._finalized = False
+        self._compact_needed = False
+        directory = path.parent
+        if not directory.is_dir():
+            raise UsageError(
+                f"cannot write the report {path}: directory {directory} does not exist"
+            )
+        if path.is_dir():
+            raise UsageError(f"cannot write the report {path}: it is a directory")
+        try:
+            if append:
+                self._file, self._encoder = self._open_append()
+            else:
+                self._file, self._encoder = self._open_new(overwrite=overwrite)
+        except OSError as exc:
+            raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
+        self._last_sync = now()
+        log.info(
+            "report.opened",
+            path=str(path),
+            format=self.format,
+            run=run,
+            append=append,
+            compact_at_finalize=self._compact_needed,
+        )
+
+    def _open_new(self, *, overwrite: bool) -> tuple[BinaryIO, _Encoder]:
+        path = self.path
+        if not overwrite and path.exists() and path.stat().st_size > 0:
+            raise UsageError(
+                f"the report {path} already exists; continue it with --resume, "
+                "or choose another --report path"
+            )
+        inflight_path(path).unlink(missing_ok=True)  # a stale one would tell of another run
+        encoder = _Encoder(self.format)
+        stream = path.open("wb")
+        stream.write(encoder.header())
+        stream.flush()
+        self._report_dirty = True
+        _fsync_dir(path.parent)
+        return stream, encoder
+
+    def _open_append(self) -> tuple[BinaryIO, _Encoder]:
+        path = self.path
+        if not path.exists() or path.stat().st_size == 0:
+            return self._start_empty()
+        reader = _ReportReader(path, self.format)
+        for _ in reader:  # find where the good content ends; records are not kept
+            pass
+        if self.format == "csv" and reader.columns not in (None, REPORT_FIELDS):
+            encoder = _Encoder(self.format)
+            old = _ReportReader(path, self.format)
+            records = _rewrite(path, self.format, (encoder.bare(record) for record in old))
+            log.info("report.columns_upgraded", path=str(path), records=records)
+            reader = _ReportReader(path, self.format)
+            for _ in reader:
+                pass
+        cut = reader.closed_at if reader.closed_at is not None else reader.end
+        size = path.stat().st_size
+        if cut < size:
+            os.truncate(path, cut)
+            log.info("report.tail_cut", path=str(path), offset=cut, bytes=size - cut)
+        self._repair_sidecar()
+        stream = path.open("ab")
+        encoder = _Encoder(self.format, has_records=reader.records > 0)
+        if self.format == "csv":
+            header_missing = reader.columns is None
+        else:
+            header_missing = self.format == "json" and not reader.opened
+        if header_missing:  # nothing but a torn header: start over
+            stream.write(encoder.header())
+            stream.flush()
+            self._report_dirty = True
+        self._compact_needed = reader.records > 0
+        return stream, encoder
+
+    def _start_empty(self) -> tuple[BinaryIO, _Encoder]:
+        """A missing or empty report being continued: keep its sidecar, write the header."""
+        created = not self.path.exists()
+        self._repair_sidecar()
+        encoder = _Encoder(self.format)
+        stream = self.path.open("ab")
+        stream.write(encoder.header())
+        stream.flush()
+        self._report_dirty = True
+        if created:
+            _fsync_dir(self.path.parent)
+        return stream, encoder
+
+    def _repair_sidecar(self) -> None:
+        sidecar = inflight_path(self.path)
+        _, end = _read_markers(sidecar)
+        with contextlib.suppress(FileNotFoundError):
+            if sidecar.stat().st_size > end:
+                os.truncate(sidecar, end)
+
+    # -- the engine's calls -------------------------------------------------------------------
+
+    def attempting(self, line: int, job_id: str, build_no: int) -> None:
+        """Note, before its first attempt, that a target's stop is about to be sent."""
+        self._check_open()
+        if self._sidecar is None:
+            self._sidecar = inflight_path(self.path).open("ab")
+        marker = {"run": self.run, "line": line, "job_id": job_id, "build_no": build_no}
+        self._sidecar.write(json.dumps(marker, separators=(",", ":")).encode() + b"\n")
+        self._sidecar.flush()
+        self._sidecar_dirty = True
+        self._line_written()
+
+    def write(self, result: Result) -> None:
+        """Append ``result`` (stamped with this writer's run) and flush it to the OS."""
+        self._check_open()
+        self._file.write(self._encoder.record(result, run=self.run))
+        self._file.flush()
+        self._report_dirty = True
+        self._written += 1
+        self._line_written()
+
+    def flush(self) -> None:
+        """Flush and fsync both files now."""
+        self._check_open()
+        self._sync()
+
+    def close(self) -> None:
+        """Fsync and close, leaving the report a journal (no ``]``, no compaction, sidecar
+        kept): what a crash leaves, minus the torn line. Idempotent."""
+        if self._closed:
+            return
+        try:
+            self._sync()
+        finally:
+            self._closed = True
+            self._file.close()
+            if self._sidecar is not None:
+                self._sidecar.close()
+
+    def finalize(self) -> Path:
+        """End the run's report: close it, compact it to one record per row, drop the sidecar.
+
+        Call at the end of every run that reached its end, normal, interrupted or aborted,
+        once every input row has a record from this run or a carried-over one. A first run
+        only closes (its records are one per row already); a resumed run rewrites the report
+        atomically (see :func:`_compact`). Returns the report's path. Calling it again does
+        nothing; calling it after :meth:`close` raises ``ValueError``.
+        """
+        if self._finalized:
+            return self.path
+        self._check_open()
+        if self.format == "json":
+            self._file.write(self._encoder.footer())
+            self._file.flush()
+            self._report_dirty = True
+        self.close()
+        if self._compact_needed:
+            before, after = _compact(self.path, self.format, self.run)
+            log.info("report.compacted", path=str(self.path), records_before=before, records=after)
+        self._finalized = True
+        inflight_path(self.path).unlink(missing_ok=True)
+        log.info("report.finalized", path=str(self.path), run=self.run, written=self._written)
+        return self.path
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"the report writer for {self.path} is closed")
+
+    def _line_written(self) -> None:
+        self._unsynced += 1
+        if (
+            self._unsynced >= self._fsync_every
+            or self._now() - self._last_sync >= self._fsync_interval
+        ):
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._report_dirty:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._report_dirty = False
+        if self._sidecar is not None and self._sidecar_dirty:
+            self._sidecar.flush()
+            os.fsync(self._sidecar.fileno())
+            self._sidecar_dirty = False
+        self._unsynced = 0
+        self._last_sync = self._now()
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finalize()
+        else:
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<ReportWriter {str(self.path)!r} run={self.run} written={self._written} "
+            f"unsynced={self._unsynced} {state}>"
+        )

@@ -1,0 +1,762 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeclock import FakeClock
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bulkstop.report as report
+from bulkstop.errors import InputError, ReportMismatchError, UsageError
+from bulkstop.models import REPORT_FIELDS, Outcome, Result, Target
+from bulkstop.report import (
+    KeyFingerprint,
+    LoadedReport,
+    ReportFormat,
+    ReportWriter,
+    check_report_matches,
+    default_report_path,
+    inflight_path,
+    load_report,
+    plan_resume,
+    record_key,
+    report_format,
+    target_key,
+)
+
+FORMATS: list[ReportFormat] = ["csv", "jsonl", "json"]
+T0 = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def job(i: int) -> str:
+    return f"{i:032x}"
+
+
+def key(i: int) -> tuple[str, str]:
+    return (job(i), str(i + 1))
+
+
+def result(i: int, outcome: Outcome = Outcome.STOPPED, **fields: Any) -> Result:
+    """A record for target ``i`` (input line ``i + 2``), with realistic values."""
+    values: dict[str, Any] = {
+        "line": i + 2,
+        "job_id": job(i),
+        "build_no": str(i + 1),
+        "outcome": outcome,
+        "http_status": 200,
+        "request_id": f"req-{i}",
+        "attempts": 1,
+        "started_at": T0 + timedelta(seconds=i),
+        "finished_at": T0 + timedelta(seconds=i, milliseconds=250),
+        "elapsed_ms": 250,
+    }
+    values.update(fields)
+    return Result(**values)
+
+
+@pytest.fixture(params=FORMATS)
+def fmt(request: pytest.FixtureRequest) -> ReportFormat:
+    value: ReportFormat = request.param
+    return value
+
+
+@pytest.fixture
+def path(tmp_path: Path, fmt: ReportFormat) -> Path:
+    return tmp_path / f"report.{fmt}"
+
+
+def write_run(
+    path: Path,
+    records: list[Result],
+    *,
+    run: int = 1,
+    append: bool = False,
+    attempting: Sequence[int] = (),
+    finalize: bool = False,
+) -> None:
+    """Write one run's records; without ``finalize`` the run ends as if the process died."""
+    writer = ReportWriter(path, run=run, append=append)
+    for i in attempting:
+        writer.attempting(i + 2, job(i), i + 1)
+    for record in records:
+        writer.write(record)
+    if finalize:
+        writer.finalize()
+    else:
+        writer.close()
+
+
+def last_line_start(data: bytes) -> int:
+    return data.rstrip(b"\n").rfind(b"\n") + 1
+
+
+# -- formats and paths ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("r.csv", "csv"),
+        ("R.CSV", "csv"),
+        ("r.jsonl", "jsonl"),
+        ("r.NDJSON", "jsonl"),
+        ("r.json", "json"),
+        ("dir.d/r.Json", "json"),
+    ],
+)
+def test_report_format_comes_from_the_extension(name: str, expected: str) -> None:
+    assert report_format(Path(name)) == expected
+
+
+@pytest.mark.parametrize("name", ["report.txt", "report", "report.csv.gz"])
+def test_report_format_rejects_other_extensions(name: str) -> None:
+    with pytest.raises(UsageError, match=rf"{name}.*\.csv, \.jsonl, \.ndjson or \.json"):
+        report_format(Path(name))
+
+
+def test_default_report_path_is_stamped_in_utc(tmp_path: Path) -> None:
+    local = datetime(2026, 11, 28, 20, 5, 9, tzinfo=timezone(timedelta(hours=8)))
+    assert default_report_path(local, tmp_path, "json") == (
+        tmp_path / "bulkstop-report-20261128T120509Z.json"
+    )
+
+
+def test_record_key_is_canonical_and_absent_for_unkeyed_records() -> None:
+    assert record_key(result(0, build_no=" 007 ")) == (job(0), "7")
+    assert record_key(result(0, Outcome.INVALID, build_no="x")) is None
+    assert record_key(result(0, Outcome.DUPLICATE)) is None
+    assert target_key(Target(job_id=job(3), build_no=4)) == key(3)
+
+
+# -- round trip ----------------------------------------------------------------------------------
+
+
+def varied_records() -> list[Result]:
+    return [
+        result(0),
+        result(1, Outcome.NOT_STOPPED, detail="build had already ended"),
+        result(
+            2,
+            Outcome.FAILED,
+            http_status=None,
+            attempts=5,
+            elapsed_ms=None,
+            detail='timeout, then "reset", then 停止失败',
+        ),
+        result(3, Outcome.REJECTED, http_status=400, error_code="CB.00060201", error_msg="a,b"),
+        result(
+            4,
+            Outcome.INVALID,
+            job_id=" ABC ",
+            build_no="+3",
+            http_status=None,
+            attempts=0,
+            started_at=None,
+            finished_at=None,
+            elapsed_ms=None,
+            detail="job_id: must be 32 characters",
+        ),
+    ]
+
+
+def test_every_format_round_trips_every_field(path: Path) -> None:
+    records = varied_records()
+    write_run(path, records, finalize=True)
+    assert load_report(path).records == records
+
+
+def test_json_report_is_valid_json_after_finalize(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    write_run(path, varied_records(), finalize=True)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert [item["line"] for item in document] == [2, 3, 4, 5, 6]
+    assert document[0]["started_at"] == "2026-11-28T12:00:00.123Z"
+    assert document[2]["http_status"] is None
+
+
+def test_csv_writes_none_as_empty_and_times_in_utc_with_z(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    eastern = timezone(timedelta(hours=-5))
+    write_run(
+        path,
+        [result(0, http_status=None, started_at=datetime(2026, 1, 2, 7, 0, 0, 5000, eastern))],
+    )
+    header, row = path.read_text(encoding="utf-8").splitlines()
+    assert header == ",".join(REPORT_FIELDS)
+    values = dict(zip(REPORT_FIELDS, row.split(","), strict=True))
+    assert values["http_status"] == ""
+    assert values["started_at"] == "2026-01-02T12:00:00.005Z"
+    assert values["outcome"] == "stopped"
+
+
+def test_csv_replaces_line_breaks_in_text_by_spaces(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    write_run(path, [result(0, error_msg="a\r\nb\nc\rd"), result(1)])
+    assert len(path.read_bytes().splitlines()) == 3
+    assert load_report(path).records[0].error_msg == "a b c d"
+
+
+@pytest.mark.parametrize("fmt_", FORMATS)
+@settings(max_examples=25, deadline=None)
+@given(text=st.text())
+def test_any_text_survives_a_round_trip(fmt_: ReportFormat, text: str) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / f"r.{fmt_}"
+        write_run(path, [result(0, error_msg=text, detail=text)])
+        loaded = load_report(path).records[0]
+    expected = report._NEWLINES.sub(" ", text) if fmt_ == "csv" else text
+    assert (loaded.error_msg, loaded.detail) == (expected, expected)
+
+
+def test_lone_surrogates_are_replaced_not_fatal(path: Path) -> None:
+    write_run(path, [result(0, error_msg="bad \udc80 byte")])
+    assert load_report(path).records[0].error_msg == "bad ? byte"
+
+
+def test_writer_stamps_its_run_on_every_record(path: Path) -> None:
+    write_run(path, [result(0, run=1)], run=3)
+    assert [r.run for r in load_report(path).records] == [3]
+
+
+# -- crashes and torn lines ----------------------------------------------------------------------
+
+
+def test_json_report_closed_without_finalize_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    write_run(path, [result(0), result(1)])
+    with pytest.raises(ValueError, match="Expecting"):
+        json.loads(path.read_text(encoding="utf-8"))
+    assert load_report(path).records == [result(0), result(1)]
+
+
+@pytest.mark.parametrize("where", [0.0, 0.5, 1.0], ids=["first-byte", "middle", "no-newline"])
+def test_torn_last_line_is_dropped(path: Path, where: float) -> None:
+    write_run(path, [result(0), result(1), result(2)])
+    data = path.read_bytes()
+    start = last_line_start(data)
+    cut = start + 1 + int((len(data) - 2 - start) * where)
+    path.write_bytes(data[:cut])
+    loaded = load_report(path)
+    assert loaded.records == [result(0), result(1)]
+    assert loaded.torn_line == data[:start].count(b"\n") + 1
+
+
+def test_unparsable_complete_last_line_is_dropped(path: Path) -> None:
+    write_run(path, [result(0), result(1)])
+    with path.open("ab") as f:
+        f.write(b"\x00\x00garbage\n")
+    loaded = load_report(path)
+    assert loaded.records == [result(0), result(1)]
+    assert loaded.torn_line is not None
+
+
+def test_bad_line_in_the_middle_is_an_input_error_naming_file_and_line(path: Path) -> None:
+    write_run(path, [result(0), result(1)])
+    data = path.read_bytes()
+    start = last_line_start(data)
+    path.write_bytes(data[:start] + b"garbage\n" + data[start:])
+    line = data[:start].count(b"\n") + 1
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{line}: "):
+        load_report(path)
+
+
+def test_report_saved_again_with_crlf_and_bom_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    write_run(path, [result(0), result(1)])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    assert load_report(path).records == [result(0), result(1)]
+
+
+# -- what is not a report ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("targets.csv", "job_id,build_no\nabc,1\n", "missing columns line, outcome"),
+        ("targets.csv", "job_id,build_no", "line 1 is neither a header nor a record"),
+        ("targets.jsonl", '{"job_id": "abc", "build_no": 1}\n', "line 1: line: Field required"),
+        (
+            "targets.jsonl",
+            '{"job_id": "abc", "build_no": 1}',
+            "line 1 is neither a header nor a record",
+        ),
+        ("targets.json", '[{"job_id": "abc", "build_no": 1}]\n', "line 1 is not '\\[' alone"),
+    ],
+)
+def test_a_file_that_is_not_a_report_is_refused(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ReportMismatchError, match=rf"{name} is not a bulkstop report: {message}"):
+        load_report(path)
+
+
+def test_resuming_into_a_file_that_is_not_a_report_leaves_it_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "targets.jsonl"
+    path.write_text('{"job_id": "abc", "build_no": 1}', encoding="utf-8")
+    with pytest.raises(ReportMismatchError):
+        ReportWriter(path, run=2, append=True)
+    assert path.read_text(encoding="utf-8") == '{"job_id": "abc", "build_no": 1}'
+
+
+def test_unknown_columns_are_ignored_and_missing_ones_default(tmp_path: Path) -> None:
+    csv_path = tmp_path / "old.csv"
+    csv_path.write_text(f"line,job_id,build_no,outcome,future\n2,{job(0)},1,stopped,x\n")
+    jsonl_path = tmp_path / "old.jsonl"
+    jsonl_path.write_text(
+        json.dumps({"line": 2, "job_id": job(0), "build_no": "1", "outcome": "stopped", "f": 1})
+        + "\n"
+    )
+    for path in (csv_path, jsonl_path):
+        (loaded,) = load_report(path).records
+        assert (loaded.line, loaded.job_id, loaded.outcome) == (2, job(0), Outcome.STOPPED)
+        assert (loaded.run, loaded.detail, loaded.http_status) == (1, "", None)
+
+
+def test_missing_report_is_an_input_error_unless_missing_ok(tmp_path: Path) -> None:
+    path = tmp_path / "nope.csv"
+    with pytest.raises(InputError, match=r"nope\.csv does not exist"):
+        load_report(path)
+    loaded = load_report(path, missing_ok=True)
+    assert loaded.is_empty
+    assert loaded.last_run == 0
+
+
+# -- resume state --------------------------------------------------------------------------------
+
+
+def test_loaded_report_keeps_latest_latest_final_and_failed_like(path: Path) -> None:
+    write_run(path, [result(0), result(1, Outcome.FAILED), result(2, Outcome.ABORTED)])
+    write_run(path, [result(2, Outcome.UNAUTHORIZED, http_status=401)], run=2, append=True)
+    loaded = load_report(path)
+    assert len(loaded.records) == 4
+    assert loaded.latest[key(2)].outcome is Outcome.UNAUTHORIZED
+    assert set(loaded.latest_final) == {key(0)}
+    assert {k: r.outcome for k, r in loaded.failed_like.items()} == {
+        key(1): Outcome.FAILED,
+        key(2): Outcome.UNAUTHORIZED,
+    }
+    assert loaded.last_run == 2
+
+
+def test_invalid_and_duplicate_records_are_not_keyed(path: Path) -> None:
+    write_run(path, [result(0), result(0, Outcome.DUPLICATE, line=9), result(5, Outcome.INVALID)])
+    loaded = load_report(path)
+    assert len(loaded.records) == 3
+    assert set(loaded.latest) == {key(0)}
+    assert loaded.latest[key(0)].line == 2
+
+
+def test_attempted_targets_without_a_record_are_in_flight(path: Path) -> None:
+    write_run(path, [result(0)], attempting=[0, 1, 2])
+    loaded = load_report(path)
+    assert loaded.in_flight == {key(1), key(2)}
+
+
+def test_in_flight_marker_is_cleared_by_a_later_run_record(path: Path) -> None:
+    write_run(path, [], attempting=[0, 1])
+    write_run(path, [result(0)], run=2, append=True)
+    loaded = load_report(path)
+    assert loaded.in_flight == {key(1)}
+    assert loaded.last_run == 2
+
+
+def test_torn_sidecar_line_is_dropped_and_cut_before_appending(path: Path) -> None:
+    write_run(path, [], attempting=[0])
+    sidecar = inflight_path(path)
+    with sidecar.open("ab") as f:
+        f.write(b'{"run":1,"li')
+    assert load_report(path).in_flight == {key(0)}
+    write_run(path, [], run=2, append=True, attempting=[1])
+    assert load_report(path).in_flight == {key(0), key(1)}
+
+
+def test_finalize_removes_the_sidecar(path: Path) -> None:
+    write_run(path, [result(0)], attempting=[0], finalize=True)
+    assert not inflight_path(path).exists()
+
+
+def loaded_with(path: Path, *records: Result) -> LoadedReport:
+    write_run(path, list(records))
+    return load_report(path)
+
+
+def case(latest: Result, retry_failed: bool, sent: bool, maybe: bool, name: str) -> Any:
+    return pytest.param(latest, retry_failed, sent, maybe, id=name)
+
+
+@pytest.mark.parametrize(
+    ("latest", "retry_failed", "sent", "maybe_applied"),
+    [
+        case(result(0), False, False, False, "stopped-kept"),
+        case(result(0, Outcome.NOT_STOPPED), True, False, False, "not_stopped-kept-by-retry"),
+        case(result(0, Outcome.NOT_FOUND, http_status=404), True, False, False, "not_found-kept"),
+        case(result(0, Outcome.FORBIDDEN, http_status=403), True, False, False, "forbidden-kept"),
+        case(result(0, Outcome.FAILED, http_status=503), False, False, False, "failed-kept"),
+        case(result(0, Outcome.FAILED, http_status=503), True, True, True, "failed-503-retried"),
+        case(result(0, Outcome.FAILED, http_status=None), True, True, True, "failed-timeout"),
+        case(
+            result(0, Outcome.FAILED, http_status=500, error_code="CB.00060211"),
+            True,
+            True,
+            False,
+            "failed-throttled-500",
+        ),
+        case(result(0, Outcome.FAILED, http_status=429), True, True, False, "failed-429"),
+        case(result(0, Outcome.UNCERTAIN), False, False, False, "uncertain-kept"),
+        case(result(0, Outcome.UNCERTAIN), True, True, True, "uncertain-retried"),
+        case(
+            result(0, Outcome.ABORTED, http_status=None, attempts=0),
+            False,
+            True,
+            False,
+            "aborted-unsent",
+        ),
+        case(
+            result(0, Outcome.ABORTED, http_status=None, attempts=1),
+            False,
+            True,
+            True,
+            "aborted-mid-call",
+        ),
+        case(result(0, Outcome.UNAUTHORIZED, http_status=401), False, True, False, "unauthorized"),
+    ],
+)
+def test_plan_resume_decides_by_the_latest_record(
+    tmp_path: Path, latest: Result, retry_failed: bool, sent: bool, maybe_applied: bool
+) -> None:
+    plan = plan_resume(loaded_with(tmp_path / "r.jsonl", latest), retry_failed=retry_failed)
+    assert plan.should_send(key(0)) is sent
+    assert (key(0) in plan.maybe_applied) is maybe_applied
+
+
+@pytest.mark.parametrize("retry_failed", [False, True])
+def test_plan_resume_sends_in_flight_targets_as_maybe_applied(
+    tmp_path: Path, retry_failed: bool
+) -> None:
+    path = tmp_path / "r.jsonl"
+    write_run(path, [result(0, Outcome.FAILED, http_status=429)])
+    write_run(path, [], run=2, append=True, attempting=[0])  # retried, then the process died
+    plan = plan_resume(load_report(path), retry_failed=retry_failed)
+    assert plan.should_send(key(0))
+    assert plan.maybe_applied == {key(0)}
+
+
+def test_plan_resume_sends_targets_the_report_never_saw(tmp_path: Path) -> None:
+    plan = plan_resume(loaded_with(tmp_path / "r.csv", result(0)), retry_failed=False)
+    assert plan.skip == {key(0): result(0)}
+    assert plan.should_send(key(1))
+    assert key(1) not in plan.maybe_applied
+
+
+def test_plan_resume_numbers_the_next_run_after_report_and_sidecar(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    write_run(path, [result(0)])
+    write_run(path, [], run=2, append=True, attempting=[1])
+    assert plan_resume(load_report(path), retry_failed=False).run == 3
+
+
+# -- fingerprint ---------------------------------------------------------------------------------
+
+
+def test_fingerprint_knows_its_keys_however_build_no_is_spelled() -> None:
+    fingerprint = KeyFingerprint.from_keys([(job(0), 1), (job(1), 2)])
+    assert (job(0), 1) in fingerprint
+    assert (job(1), "002") in fingerprint
+    assert (job(0), 2) not in fingerprint
+    assert "not a key" not in fingerprint
+    assert len(fingerprint) == 2
+
+
+def test_fingerprint_merges_chunks_of_sorted_digests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "_FINGERPRINT_CHUNK", 4)
+    fingerprint = KeyFingerprint.from_keys((job(i), i + 1) for i in range(11))
+    assert len(fingerprint) == 11
+    assert all((job(i), i + 1) in fingerprint for i in range(11))
+    assert (job(11), 12) not in fingerprint
+
+
+def test_report_of_another_input_is_refused_with_count_and_example(tmp_path: Path) -> None:
+    loaded = loaded_with(tmp_path / "r.csv", result(0), result(1), result(2))
+    fingerprint = KeyFingerprint.from_keys([(job(1), 2)])
+    with pytest.raises(ReportMismatchError) as caught:
+        check_report_matches(loaded, fingerprint, Path("r.csv"), "targets.csv")
+    message = str(caught.value)
+    assert "r.csv is not a report of targets.csv: 2 of its 3 targets are not in the input" in (
+        message
+    )
+    assert f"(e.g. {job(0)}:1)" in message
+    assert "use a new --report path" in message
+    assert "\n" not in message
+
+
+def test_report_matches_an_input_that_holds_its_targets_and_more(tmp_path: Path) -> None:
+    loaded = loaded_with(tmp_path / "r.csv", result(0), result(4, Outcome.INVALID, job_id="x"))
+    fingerprint = KeyFingerprint.from_keys([(job(0), 1), (job(1), 2)])
+    check_report_matches(loaded, fingerprint, loaded.path, "in.csv")
+
+
+def test_empty_report_matches_any_input(tmp_path: Path) -> None:
+    loaded = loaded_with(tmp_path / "r.json")
+    check_report_matches(loaded, KeyFingerprint.from_keys([]), loaded.path, "in.csv")
+
+
+# -- finalize ------------------------------------------------------------------------------------
+
+
+def test_finalize_after_resume_keeps_one_record_per_row(path: Path) -> None:
+    invalid = {"job_id": "bad", "build_no": "x", "http_status": None, "attempts": 0}
+    write_run(
+        path,
+        [
+            result(0),
+            result(1, Outcome.FAILED, http_status=503),
+            result(2, Outcome.ABORTED, attempts=0),
+            result(3, Outcome.INVALID, **invalid),
+            result(4, Outcome.NOT_STOPPED),
+        ],
+        finalize=True,
+    )
+    plan = plan_resume(load_report(path), retry_failed=False)
+    assert set(plan.skip) == {key(0), key(1), key(4)}
+    rerun = [result(2), result(3, Outcome.INVALID, **invalid)]
+    write_run(path, rerun, run=plan.run, append=True, finalize=True)
+    records = load_report(path).records
+    assert records[:3] == [
+        result(0),
+        result(1, Outcome.FAILED, http_status=503),
+        result(4, Outcome.NOT_STOPPED),
+    ]
+    assert [(r.line, r.outcome, r.run) for r in records] == [
+        (2, Outcome.STOPPED, 1),
+        (3, Outcome.FAILED, 1),
+        (6, Outcome.NOT_STOPPED, 1),
+        (4, Outcome.STOPPED, 2),
+        (5, Outcome.INVALID, 2),
+    ]
+
+
+def test_finalize_drops_records_superseded_in_crashed_runs(path: Path) -> None:
+    write_run(path, [result(0), result(1, Outcome.ABORTED, attempts=0)])
+    write_run(path, [result(1, Outcome.FAILED, http_status=503)], run=2, append=True)
+    write_run(path, [result(1)], run=3, append=True, finalize=True)
+    assert [(r.line, r.run) for r in load_report(path).records] == [(2, 1), (3, 3)]
+
+
+def test_finalize_of_a_first_run_does_not_rewrite(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_compaction(*args: object) -> None:
+        raise AssertionError("a first run needs no compaction")
+
+    monkeypatch.setattr(report, "_compact", no_compaction)
+    write_run(path, [result(0), result(1)], attempting=[0, 1], finalize=True)
+    assert len(load_report(path).records) == 2
+
+
+def test_json_report_reopened_and_finalized_again_is_valid_json(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    write_run(path, [result(0), result(1, Outcome.ABORTED, attempts=0)], finalize=True)
+    write_run(path, [result(1), result(2)], run=2, append=True, finalize=True)
+    assert [(item["line"], item["run"]) for item in json.loads(path.read_text())] == [
+        (2, 1),
+        (3, 2),
+        (4, 2),
+    ]
+
+
+def test_compaction_keeps_the_report_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    write_run(path, [result(0)])
+    path.chmod(0o640)
+    write_run(path, [result(1)], run=2, append=True, finalize=True)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+# -- appending -----------------------------------------------------------------------------------
+
+
+def test_appending_after_a_torn_line_starts_on_a_fresh_line(path: Path) -> None:
+    write_run(path, [result(0), result(1)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 5])
+    write_run(path, [result(1)], run=2, append=True)
+    loaded = load_report(path)
+    assert [(r.line, r.run) for r in loaded.records] == [(2, 1), (3, 2)]
+    assert loaded.torn_line is None
+
+
+def test_appending_after_a_torn_header_writes_the_header_again(path: Path) -> None:
+    path.write_bytes({"csv": b"line,job_i", "jsonl": b'{"li', "json": b"["}[path.suffix[1:]])
+    write_run(path, [result(0)], run=2, append=True)
+    assert [(r.line, r.run) for r in load_report(path).records] == [(2, 2)]
+
+
+def test_appending_to_a_csv_with_other_columns_rewrites_it_first(tmp_path: Path) -> None:
+    path = tmp_path / "old.csv"
+    path.write_text(f"line,job_id,build_no,outcome\n2,{job(0)},1,aborted\n3,{job(1)},2,stopped\n")
+    write_run(path, [result(0)], run=2, append=True)
+    assert path.read_text().splitlines()[0] == ",".join(REPORT_FIELDS)
+    assert [(r.line, r.outcome, r.run) for r in load_report(path).records] == [
+        (2, Outcome.ABORTED, 1),
+        (3, Outcome.STOPPED, 1),
+        (2, Outcome.STOPPED, 2),
+    ]
+
+
+def test_appending_to_a_missing_report_starts_it(path: Path) -> None:
+    write_run(path, [result(0)], run=1, append=True, finalize=True)
+    assert load_report(path).records == [result(0)]
+
+
+# -- opening -------------------------------------------------------------------------------------
+
+
+def test_report_in_a_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "r.csv"
+    with pytest.raises(UsageError, match=r"cannot write the report .*missing.*does not exist"):
+        ReportWriter(path)
+
+
+def test_existing_report_is_not_overwritten_without_asking(path: Path) -> None:
+    write_run(path, [result(0)], attempting=[0])
+    with pytest.raises(UsageError, match="already exists; continue it with --resume"):
+        ReportWriter(path)
+    writer = ReportWriter(path, overwrite=True)
+    writer.write(result(1))
+    writer.finalize()
+    assert load_report(path).records == [result(1)]
+    assert not inflight_path(path).exists()
+
+
+def test_writing_after_close_is_refused(path: Path) -> None:
+    writer = ReportWriter(path)
+    writer.close()
+    with pytest.raises(ValueError, match="closed"):
+        writer.write(result(0))
+
+
+def test_clean_exit_of_the_context_finalizes(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    with ReportWriter(path) as writer:
+        writer.attempting(2, job(0), 1)
+        writer.write(result(0))
+    assert len(json.loads(path.read_text())) == 1
+    assert not inflight_path(path).exists()
+
+
+def test_exception_in_the_context_leaves_a_resumable_journal(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+
+    def run_that_fails(writer: ReportWriter) -> None:
+        with writer:
+            writer.attempting(2, job(0), 1)
+            raise RuntimeError("engine failed")
+
+    with pytest.raises(RuntimeError, match="engine failed"):
+        run_that_fails(ReportWriter(path))
+    assert not path.read_text().rstrip().endswith("]")
+    assert load_report(path).in_flight == {key(0)}
+
+
+# -- fsync cadence -------------------------------------------------------------------------------
+
+
+@dataclass
+class Fsyncs:
+    """Every fsync as (inode, time on ``clock``); the writer under test reads ``clock`` too."""
+
+    clock: FakeClock = field(default_factory=FakeClock)
+    calls: list[tuple[int, float]] = field(default_factory=list)
+
+    def times(self, path: Path) -> list[float]:
+        inode = path.stat().st_ino
+        return [at for ino, at in self.calls if ino == inode]
+
+    def writer(self, path: Path, **kwargs: Any) -> ReportWriter:
+        return ReportWriter(path, now=self.clock.now, **kwargs)
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Fsyncs:
+    recorded = Fsyncs()
+
+    def fake_fsync(fd: int) -> None:
+        recorded.calls.append((os.fstat(fd).st_ino, recorded.clock.now()))
+
+    monkeypatch.setattr(os, "fsync", fake_fsync)
+    return recorded
+
+
+def test_fsync_every_n_lines_and_at_close(tmp_path: Path, fsyncs: Fsyncs) -> None:
+    path = tmp_path / "r.csv"
+    writer = fsyncs.writer(path, fsync_every=3)
+    for i in range(7):
+        writer.write(result(i))
+    assert len(fsyncs.times(path)) == 2
+    writer.close()
+    assert len(fsyncs.times(path)) == 3
+
+
+def test_fsync_when_a_line_comes_an_interval_after_the_last_sync(
+    tmp_path: Path, fsyncs: Fsyncs
+) -> None:
+    path = tmp_path / "r.csv"
+    writer = fsyncs.writer(path, fsync_interval=1.0)
+    for i, step in enumerate([0.0, 0.5, 0.5, 0.75, 0.25]):
+        fsyncs.clock.advance(step)
+        writer.write(result(i))
+    assert fsyncs.times(path) == [1.0, 2.0]
+    fsyncs.clock.advance(0.5)
+    writer.write(result(5))
+    writer.close()
+    assert fsyncs.times(path) == [1.0, 2.0, 2.5]
+
+
+def test_markers_count_as_lines_and_the_sidecar_is_synced_too(
+    tmp_path: Path, fsyncs: Fsyncs
+) -> None:
+    path = tmp_path / "r.csv"
+    writer = fsyncs.writer(path, fsync_every=3)
+    writer.attempting(2, job(0), 1)
+    writer.attempting(3, job(1), 2)
+    writer.write(result(0))
+    assert len(fsyncs.times(path)) == 1
+    assert len(fsyncs.times(inflight_path(path))) == 1
+    writer.close()
+    assert len(fsyncs.times(path)) == 1
+    assert len(fsyncs.times(inflight_path(path))) == 1
+
+
+def test_close_after_flush_has_nothing_to_fsync(tmp_path: Path, fsyncs: Fsyncs) -> None:
+    path = tmp_path / "r.csv"
+    writer = fsyncs.writer(path)
+    writer.write(result(0))
+    writer.flush()
+    writer.close()
+    assert len(fsyncs.times(path)) == 1
+
+
+def test_records_reach_the_os_before_any_fsync(tmp_path: Path, fsyncs: Fsyncs) -> None:
+    path = tmp_path / "r.csv"
+    writer = fsyncs.writer(path)
+    writer.write(result(0))
+    writer.write(result(1))
+    assert fsyncs.times(path) == []
+    assert load_report(path).records == [result(0), result(1)]
+    writer.close()
+
+
+def test_every_exported_name_exists() -> None:
+    assert [name for name in report.__all__ if not hasattr(report, name)] == []
