@@ -130,18 +130,24 @@ def row(label: str, *cells: object) -> None:
 async def bench_overhead(n: int, concurrency: int = 8, rounds: int = 3) -> None:
     print(f"\n1. Engine overhead: N={n}, concurrency {concurrency}, no latency, no throttling")
     with simulator("--finished-ratio", "0") as url:
-        ours, base = [], []
+        ours, base, cpu_ours, cpu_base = [], [], [], []
         for _ in range(rounds):  # interleaved, so drift hits both alike
+            cpu = time.process_time()
             t_base, _ = await run_baseline(url, make_targets(n), concurrency=concurrency)
+            cpu_base.append((time.process_time() - cpu) / n * 1e6)
+            cpu = time.process_time()
             t_ours, counts, _ = await run_bulkstop(
                 url, make_targets(n), concurrency=concurrency, rate=1e9, burst=concurrency
             )
+            cpu_ours.append((time.process_time() - cpu) / n * 1e6)
             assert counts[Outcome.STOPPED] == n, counts
             base.append(n / t_base)
             ours.append(n / t_ours)
     b, o = sorted(base)[rounds // 2], sorted(ours)[rounds // 2]
+    cb, co = sorted(cpu_base)[rounds // 2], sorted(cpu_ours)[rounds // 2]
     row("", "baseline", "bulkstop", "ratio")
     row("throughput (req/s, median)", f"{b:.0f}", f"{o:.0f}", f"{o / b:.3f}")
+    row("client CPU per request (µs)", f"{cb:.0f}", f"{co:.0f}", f"{co / cb:.2f}")
     print(f"  target ≥ 0.9: {'PASS' if o / b >= 0.9 else 'FAIL'}")
 
 

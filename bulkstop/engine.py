@@ -71,7 +71,8 @@ class RunSettings:
         retry: the per-target retry policy.
         budget_ratio / budget_reserve: the run-wide retry budget (see RetryBudget).
         max_failures: abort the run when exceeded (``None``: never).
-        auth_breaker: abort after this many authentication failures in a row (0: never).
+        auth_breaker: abort after this many authentication failures in a row (0: never); an
+            expired token (401 APIG.0307) counts only when it could not be refreshed.
         run: the number stamped on this run's results (resumes count up).
         seed: seed of the jitter draws (``None``: unpredictable).
     """
@@ -140,7 +141,7 @@ def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str =
     elapsed = None
     if item.started_mono is not None:
         elapsed = round((clock.now() - item.started_mono) * 1000)
-    return Result.model_construct(
+    return Result(
         line=item.line,
         job_id=item.target.job_id,
         build_no=str(item.target.build_no),
@@ -352,7 +353,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         if isinstance(row, InputRow):
             return row
         if isinstance(row, Target):
-            return InputRow.model_construct(
+            return InputRow(
                 line=index,
                 target=row,
                 error=None,
@@ -364,7 +365,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         return InputRow.invalid(index, f"expected (job_id, build_no), got {type(row).__name__}")
 
     def _local(self, row: InputRow, outcome: Outcome, detail: str) -> Result:
-        return Result.model_construct(
+        return Result(
             line=row.line,
             job_id=row.target.job_id if row.target else row.raw_job_id,
             build_no=str(row.target.build_no) if row.target else row.raw_build_no,
@@ -421,12 +422,18 @@ class StopRun(anyio.AsyncContextManagerMixin):
                         ),
                     )
                     continue
-                await work.send(item)
+                try:  # skip the checkpoint of send() while there is room (hot path)
+                    work.send_nowait(item)
+                except anyio.WouldBlock:
+                    await work.send(item)
 
     async def _emit(self, out: ObjectSendStream[Result], result: Result) -> None:
         outcomes = self.stats.outcomes
         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-        await out.send(result)
+        try:
+            out.send_nowait(result)
+        except anyio.WouldBlock:
+            await out.send(result)
 
     # -- workers -------------------------------------------------------------------------
 
@@ -434,7 +441,16 @@ class StopRun(anyio.AsyncContextManagerMixin):
         clock = self._stopper.clock
         run = self.settings.run
         async with work, out:
-            async for item in work:
+            while True:
+                try:  # skip the checkpoint of receive() when an item is waiting (hot path)
+                    item = work.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        item = await work.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 if self.stopping:
                     result = _aborted(item, run, clock, self._stop_reason or "run stopped")
                 else:
@@ -474,6 +490,16 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 )
             )
 
+    async def _acquire(self, pacer: Pacer) -> float | None:
+        """Wait for the pacer where :meth:`drain` can interrupt; ``None`` when it did."""
+        with anyio.CancelScope() as scope:
+            self._waiting.add(scope)
+            try:
+                return await pacer.acquire()
+            finally:
+                self._waiting.discard(scope)
+        return None
+
     async def _wait(self, seconds: float) -> bool:
         """Sleep for a backoff; ``False`` when the run started stopping meanwhile."""
         with anyio.CancelScope() as scope:
@@ -496,13 +522,10 @@ class StopRun(anyio.AsyncContextManagerMixin):
         while True:
             if self.stopping:
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
-            with anyio.CancelScope() as scope:
-                self._waiting.add(scope)
-                try:
-                    started = await pacer.acquire()
-                finally:
-                    self._waiting.discard(scope)
-            if scope.cancelled_caught or self.stopping:
+            started = pacer.try_acquire()
+            if started is None:
+                started = await self._acquire(pacer)
+            if started is None or self.stopping:
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
             if item.attempts == 0:
                 item.started_at = utcnow()
@@ -544,15 +567,10 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 )
             else:
                 pacer.on_accepted(started)
-            auth_failure = reply.http_status in (401, 403)
-            if self.breaker.record(auth_failure):
-                self._abort(
-                    CredentialsRejected(
-                        f"{self.breaker.streak} authentication failures in a row "
-                        f"(last: {_describe_reply(reply)}): the credentials are the problem; "
-                        "stopping before the key gets locked"
-                    )
-                )
+            # An expired token is judged after the refresh: every worker in flight sees the
+            # expiry at once, and a renewed token means the credentials are fine.
+            if verdict is not Verdict.STALE_CREDENTIAL:
+                self._record_auth(reply)
 
             if verdict is Verdict.FINAL:
                 outcome = decision.outcome or Outcome.FAILED
@@ -576,6 +594,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 if refreshes > 2 or not await client.refresh_credentials(
                     reply.credential_generation
                 ):
+                    self._record_auth(reply)
                     return _result(
                         item,
                         Outcome.UNAUTHORIZED,
@@ -616,6 +635,17 @@ class StopRun(anyio.AsyncContextManagerMixin):
             )
             if wait > 0 and not await self._wait(wait):
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
+
+    def _record_auth(self, reply: Reply) -> None:
+        """Feed the auth breaker one answer; abort the run when it trips."""
+        if self.breaker.record(reply.http_status in (401, 403)):
+            self._abort(
+                CredentialsRejected(
+                    f"{self.breaker.streak} authentication failures in a row "
+                    f"(last: {_describe_reply(reply)}): the credentials are the problem; "
+                    "stopping before the key gets locked"
+                )
+            )
 
     def _give_up(self, item: _Item, why: str) -> Result:
         detail = why

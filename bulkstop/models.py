@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -151,7 +152,7 @@ def parse_target(job_id: Any, build_no: Any) -> Target | str:
         bno = None
     if problems or jid is None or bno is None:
         return "; ".join(problems)
-    return Target.model_construct(job_id=jid, build_no=bno)
+    return Target(job_id=jid, build_no=bno)
 
 
 class InputRow(BaseModel):
@@ -175,16 +176,16 @@ class InputRow(BaseModel):
         raw_job = "" if job_id is None else str(job_id)
         raw_build = "" if build_no is None else str(build_no)
         if isinstance(parsed, Target):
-            return cls.model_construct(
+            return cls(
                 line=line, target=parsed, error=None, raw_job_id=raw_job, raw_build_no=raw_build
             )
-        return cls.model_construct(
+        return cls(
             line=line, target=None, error=parsed, raw_job_id=raw_job, raw_build_no=raw_build
         )
 
     @classmethod
     def invalid(cls, line: int, error: str, job_id: str = "", build_no: str = "") -> InputRow:
-        return cls.model_construct(
+        return cls(
             line=line, target=None, error=error, raw_job_id=job_id, raw_build_no=build_no
         )
 
@@ -200,10 +201,13 @@ class ReplyKind(enum.StrEnum):
     CONNECTION = "connection"  #: connect failure, reset, or a response cut short
 
 
-class Reply(BaseModel):
-    """What one HTTP attempt produced. Made by the client; judged by the retry policy."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """What one HTTP attempt produced. Made by the client; judged by the retry policy.
 
-    model_config = ConfigDict(frozen=True)
+    A plain slotted dataclass, not a pydantic model: it never crosses the program's edge and
+    one is made per request, so it should cost nothing.
+    """
 
     kind: ReplyKind
     http_status: int | None = None

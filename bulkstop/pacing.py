@@ -70,6 +70,10 @@ class RateLimiter:
             raise ValueError(f"rate must be a positive number, got {rate!r}")
         self.rate = float(rate)
 
+    def next_slot(self, now: float) -> float:
+        """The slot :meth:`reserve` would give now, without reserving it."""
+        return max(now, self.tat - (self.burst - 1) / self.rate)
+
     def reserve(self, now: float) -> float:
         """Reserve the next start slot; return its time (``≥ now``).
 
@@ -257,6 +261,18 @@ class Pacer:
     @property
     def rate(self) -> float:
         return self.limiter.rate
+
+    def try_acquire(self) -> float | None:
+        """Take a start slot if one is free right now (no pause, limiter ready), else ``None``.
+
+        Never waits and reserves nothing when it returns ``None``; the engine calls it first so
+        that the common case costs no timer and no cancel scope.
+        """
+        now = self.clock.now()
+        if self.gate.is_paused(now) or self.limiter.next_slot(now) > now:
+            return None
+        self.limiter.reserve(now)
+        return now
 
     async def acquire(self) -> float:
         """Wait for a start slot outside any pause; return the start time."""

@@ -261,3 +261,20 @@ def test_control_uses_multiplicative_cut_when_measure_would_not_lower_rate() -> 
         control.on_accepted(i * 0.001, i * 0.001)
     control.on_throttled(started_at=0.5, now=0.5, retry_after=None)
     assert control.rate == 50.0
+
+
+def test_try_acquire_takes_a_free_slot_and_never_reserves_a_future_one() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=2, burst=1, clock=clock)
+    assert pacer.try_acquire() == 0.0
+    assert pacer.try_acquire() is None  # next slot is at 0.5
+    assert pacer.limiter.tat == 0.5  # the refusal reserved nothing
+    clock.advance(0.5)
+    assert pacer.try_acquire() == 0.5
+
+
+def test_try_acquire_refuses_during_a_pause() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=100, clock=clock)
+    pacer.gate.pause_until(1.0)
+    assert pacer.try_acquire() is None
