@@ -30,6 +30,7 @@ from yarl import URL
 from bulkstop import signing
 from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import BulkstopError, CredentialsRejected, UsageError
+from bulkstop.models import OutgoingRequest
 
 __all__ = ["AkSkAuth", "Auth", "IamPasswordAuth", "OutgoingRequest", "Secret", "TokenAuth"]
 
@@ -61,16 +62,6 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
-
-
-@dataclass(slots=True, kw_only=True)
-class OutgoingRequest:
-    """One HTTP request before it is sent; auth may add headers (and must sign what is sent)."""
-
-    method: str
-    url: URL
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
 
 
 class Auth(Protocol):

@@ -34,7 +34,8 @@ from typing import Any, Protocol
 
 import anyio
 import structlog
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
@@ -382,7 +383,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
             run=self.settings.run,
         )
 
-    async def _produce(self, work: ObjectSendStream[_Item], out: ObjectSendStream[Result]) -> None:
+    async def _produce(
+        self, work: MemoryObjectSendStream[_Item], out: MemoryObjectSendStream[Result]
+    ) -> None:
         async with work, out:
             index = 0
             async for raw in self._rows_async():
@@ -427,7 +430,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 except anyio.WouldBlock:
                     await work.send(item)
 
-    async def _emit(self, out: ObjectSendStream[Result], result: Result) -> None:
+    async def _emit(self, out: MemoryObjectSendStream[Result], result: Result) -> None:
         outcomes = self.stats.outcomes
         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
         try:
@@ -437,7 +440,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
 
     # -- workers -------------------------------------------------------------------------
 
-    async def _work(self, work: ObjectReceiveStream[_Item], out: ObjectSendStream[Result]) -> None:
+    async def _work(
+        self, work: MemoryObjectReceiveStream[_Item], out: MemoryObjectSendStream[Result]
+    ) -> None:
         clock = self._stopper.clock
         run = self.settings.run
         async with work, out:

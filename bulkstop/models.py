@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from yarl import URL
 
 __all__ = [
     "ACCEPTABLE",
     "FINAL_FOR_RESUME",
     "InputRow",
     "Outcome",
+    "OutgoingRequest",
     "Reply",
     "ReplyKind",
     "Result",
@@ -179,15 +181,11 @@ class InputRow(BaseModel):
             return cls(
                 line=line, target=parsed, error=None, raw_job_id=raw_job, raw_build_no=raw_build
             )
-        return cls(
-            line=line, target=None, error=parsed, raw_job_id=raw_job, raw_build_no=raw_build
-        )
+        return cls(line=line, target=None, error=parsed, raw_job_id=raw_job, raw_build_no=raw_build)
 
     @classmethod
     def invalid(cls, line: int, error: str, job_id: str = "", build_no: str = "") -> InputRow:
-        return cls(
-            line=line, target=None, error=error, raw_job_id=job_id, raw_build_no=build_no
-        )
+        return cls(line=line, target=None, error=error, raw_job_id=job_id, raw_build_no=build_no)
 
 
 class ReplyKind(enum.StrEnum):
@@ -199,6 +197,16 @@ class ReplyKind(enum.StrEnum):
     BAD_BODY = "bad_body"  #: 2xx whose body could not be read as the API's answer
     TIMEOUT = "timeout"  #: no complete answer within the per-request timeout
     CONNECTION = "connection"  #: connect failure, reset, or a response cut short
+
+
+@dataclass(slots=True, kw_only=True)
+class OutgoingRequest:
+    """One HTTP request before it is sent; auth adds headers (and must sign what is sent)."""
+
+    method: str
+    url: URL
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

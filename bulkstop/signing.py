@@ -35,15 +35,11 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from yarl import URL
 
-if TYPE_CHECKING:
-    # Only a type here: bulkstop.auth imports this module to sign, so a runtime import would
-    # be circular.
-    from bulkstop.auth import OutgoingRequest
+from bulkstop.models import OutgoingRequest
 
 __all__ = ["ALGORITHM", "compute_signature", "format_sdk_date", "sign_request"]
 
