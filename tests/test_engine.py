@@ -353,3 +353,23 @@ def test_anyio_run_drives_the_engine() -> None:
         return len(results)
 
     assert anyio.run(main) == 3
+
+
+async def test_two_runs_sharing_one_pacer_share_its_rate() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=10, clock=clock)
+    first = FakeClient(clock, always(OK))
+    second = FakeClient(clock, always(OK))
+    settings = RunSettings(concurrency=2)
+
+    async def drive(client: FakeClient, rows: list[tuple[str, int]]) -> None:
+        stopper = Stopper(client, pacer=pacer, settings=settings, clock=clock)
+        async with stopper.run(rows) as results:
+            async for _ in results:
+                pass
+
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        tg.start_soon(drive, first, targets(5))
+        tg.start_soon(drive, second, [(JOB.replace("f", "e"), i) for i in range(1, 6)])
+    starts = sorted(t for t, _ in first.calls + second.calls)
+    assert starts == pytest.approx([i / 10 for i in range(10)])
