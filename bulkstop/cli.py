@@ -642,7 +642,10 @@ def simulate_command(log_level: str, **kwargs: Any) -> None:
     from bulkstop.simulator import serve_forever
 
     configure_logging(log_level, "console")
-    config = simulator_config(**kwargs)
+    try:
+        config = simulator_config(**kwargs)
+    except ValueError as exc:
+        _fail(f"simulate: {exc}")
     port = kwargs["port"]
 
     def ready(url: str) -> None:

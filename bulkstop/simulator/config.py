@@ -1,0 +1,160 @@
+"""What a simulated CodeArts Build service looks like: frozen settings, checked on creation.
+
+:class:`SimulatorConfig` holds everything; :class:`ThrottleConfig` and :class:`FaultConfig` are
+its two policy parts. All three are frozen, keyword-only dataclasses so that a configuration can
+be shared between tests and handed across threads without copying.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["FAULT_KINDS", "FaultConfig", "SimulatorConfig", "ThrottleConfig"]
+
+#: The fault kinds of :class:`FaultConfig`, in the order their probability bands are laid out.
+FAULT_KINDS: tuple[str, ...] = (
+    "error_500",
+    "html_502",
+    "unavailable_503",
+    "reset",
+    "hang",
+    "bad_json_200",
+)
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThrottleConfig:
+    """A server-side rate limit: ``limit`` requests per ``window`` seconds.
+
+    Windows are fixed and aligned to the moment the simulator started; the count is shared by
+    all clients and all three stop APIs. Only admitted requests use up the window, as API
+    gateways count them.
+
+    ``style`` picks how a rejection looks: ``apig429`` is the API gateway's
+    ``429 APIG.0308``; ``cb400``/``cb500`` are CodeArts' own ``CB.00060211`` with the two statuses
+    the docs list. ``retry_after`` adds a ``Retry-After`` header (the real gateway sends none):
+    ``seconds`` until the window resets, rounded up, or that instant as an HTTP-date.
+    """
+
+    limit: int
+    window: float = 1.0
+    style: Literal["apig429", "cb400", "cb500"] = "apig429"
+    retry_after: Literal["none", "seconds", "http-date"] = "none"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise ValueError(f"throttle limit must be an integer ≥ 1, got {self.limit!r}")
+        if not (math.isfinite(self.window) and self.window > 0):
+            raise ValueError(f"throttle window must be > 0 seconds, got {self.window!r}")
+        if self.style not in ("apig429", "cb400", "cb500"):
+            raise ValueError(f"unknown throttle style {self.style!r}")
+        if self.retry_after not in ("none", "seconds", "http-date"):
+            raise ValueError(f"unknown retry_after form {self.retry_after!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultConfig:
+    """Injected failures, each a probability per stop request.
+
+    The kinds are exclusive: their probabilities are laid out as consecutive bands of [0, 1), so
+    their sum must not exceed 1. Whether a request gets a fault is decided deterministically from
+    ``(seed, job_id, build_no, n)`` where ``n`` counts the requests for that target that got past
+    throttling; the same run against the same configuration fails the same way.
+
+    ``after_stop`` is the probability that a chosen fault happens *after* the stop took effect
+    (the build is now stopped, the client still sees the fault), instead of before it.
+    """
+
+    error_500: float = 0.0
+    html_502: float = 0.0
+    unavailable_503: float = 0.0
+    reset: float = 0.0
+    hang: float = 0.0
+    bad_json_200: float = 0.0
+    after_stop: float = 0.0
+    hang_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in (*FAULT_KINDS, "after_stop"):
+            _check_probability(name, getattr(self, name))
+        if self.total > 1.0 + 1e-9:
+            raise ValueError(f"fault probabilities add up to {self.total:g}, more than 1")
+        if not (math.isfinite(self.hang_seconds) and self.hang_seconds >= 0):
+            raise ValueError(f"hang_seconds must be ≥ 0, got {self.hang_seconds!r}")
+
+    @property
+    def total(self) -> float:
+        """The probability that a request gets some fault."""
+        return float(sum(getattr(self, name) for name in FAULT_KINDS))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulatorConfig:
+    """Everything a :class:`~bulkstop.simulator.Simulator` needs to know.
+
+    Build model: a job is unknown / forbidden when a stable hash of ``(seed, job_id)`` falls
+    under ``unknown_job_ratio`` / the next ``forbidden_job_ratio`` of [0, 1), or when it is
+    listed in ``unknown_jobs`` / ``forbidden_jobs``. A build of a known job has already finished
+    when a hash of ``(seed, job_id, build_no)`` falls under ``finished_ratio`` or it is listed in
+    ``finished_builds``; every other build is running until its first successful stop.
+
+    Auth: ``token`` is the one ``X-Auth-Token`` accepted (``None``: any non-empty token);
+    ``iam_user``/``iam_password``/``iam_domain`` enable ``POST /v3/auth/tokens``, whose tokens are
+    accepted too; ``aksk`` enables ``SDK-HMAC-SHA256`` signing. ``token_ttl_requests`` makes
+    every token expire (401 ``APIG.0307``) after that many authenticated requests. After
+    ``aksk_lockout_after`` signature failures in a row the AK is refused for
+    ``aksk_lockout_seconds``, as the gateway does (0 turns the lockout off).
+    """
+
+    token: str | None = field(default=None, repr=False)
+    seed: int = 0
+    finished_ratio: float = 0.1
+    unknown_job_ratio: float = 0.0
+    forbidden_job_ratio: float = 0.0
+    unknown_jobs: frozenset[str] = frozenset()
+    forbidden_jobs: frozenset[str] = frozenset()
+    finished_builds: frozenset[tuple[str, int]] = frozenset()
+    latency: float = 0.0
+    throttle: ThrottleConfig | None = None
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    token_ttl_requests: int | None = None
+    iam_user: str | None = None
+    iam_password: str | None = field(default=None, repr=False)
+    iam_domain: str | None = None
+    aksk: tuple[str, str] | None = field(default=None, repr=False)
+    max_clock_skew: float = 900.0
+    aksk_lockout_after: int = 5
+    aksk_lockout_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.token is not None and not self.token.strip():
+            raise ValueError("token must be non-empty when given (None accepts any token)")
+        for name in ("finished_ratio", "unknown_job_ratio", "forbidden_job_ratio"):
+            _check_probability(name, getattr(self, name))
+        if self.unknown_job_ratio + self.forbidden_job_ratio > 1.0 + 1e-9:
+            raise ValueError("unknown_job_ratio + forbidden_job_ratio must not exceed 1")
+        if not (math.isfinite(self.latency) and self.latency >= 0):
+            raise ValueError(f"latency must be ≥ 0 seconds, got {self.latency!r}")
+        if self.token_ttl_requests is not None and self.token_ttl_requests < 1:
+            raise ValueError("token_ttl_requests must be ≥ 1 when given")
+        iam = (self.iam_user, self.iam_password, self.iam_domain)
+        if any(part is not None for part in iam) and not all(iam):
+            raise ValueError("iam_user, iam_password and iam_domain must be given together")
+        if self.aksk is not None and not (len(self.aksk) == 2 and all(self.aksk)):
+            raise ValueError("aksk must be a pair of non-empty strings (AK, SK)")
+        if not self.max_clock_skew > 0:
+            raise ValueError("max_clock_skew must be > 0 seconds")
+        if self.aksk_lockout_after < 0 or self.aksk_lockout_seconds < 0:
+            raise ValueError("aksk_lockout_after and aksk_lockout_seconds must be ≥ 0")
+
+    @property
+    def iam_enabled(self) -> bool:
+        """Whether ``POST /v3/auth/tokens`` issues tokens."""
+        return self.iam_user is not None
