@@ -80,6 +80,10 @@ class Auth(Protocol):
         """Add authentication headers to ``request``; return the credential generation used."""
         ...
 
+    def secret_values(self) -> list[str]:
+        """The secrets this credential holds right now, for log redaction. Never log these."""
+        ...
+
     async def refresh(self, generation: int) -> bool:
         """Replace a credential the service called stale; ``True`` when a newer one is ready.
 
@@ -113,6 +117,9 @@ class TokenAuth:
 
     async def refresh(self, generation: int) -> bool:
         return False
+
+    def secret_values(self) -> list[str]:
+        return [self._token.reveal()]
 
     def __repr__(self) -> str:
         return "TokenAuth(token='***')"
@@ -184,6 +191,12 @@ class AkSkAuth:
 
     async def refresh(self, generation: int) -> bool:
         return False
+
+    def secret_values(self) -> list[str]:
+        values = [self._sk.reveal()]
+        if self._security_token is not None:
+            values.append(self._security_token.reveal())
+        return values
 
     def __repr__(self) -> str:
         token = "" if self._security_token is None else ", security_token='***'"
@@ -482,6 +495,12 @@ class IamPasswordAuth:
         # IAM does not echo passwords, but the text is untrusted and will be printed.
         password = self._password.reveal()
         return text.replace(password, "***") if password else text
+
+    def secret_values(self) -> list[str]:
+        values = [self._password.reveal()]
+        if self._token is not None:
+            values.append(self._token.reveal())
+        return values
 
     def __repr__(self) -> str:
         project = (

@@ -27,7 +27,7 @@ import click
 import structlog
 from rich.console import Console
 
-from bulkstop.auth import Auth, TokenAuth
+from bulkstop.auth import TokenAuth
 from bulkstop.client import CodeArtsClient, check_endpoint, resolve_endpoint
 from bulkstop.clock import MonotonicClock, utcnow
 from bulkstop.credentials import CredentialOptions, resolve_auth
@@ -335,7 +335,7 @@ async def _run_main(options: RunOptions) -> int:
         clock = MonotonicClock()
         async with CodeArtsClient(
             endpoint,
-            _deferred_auth(),
+            None,  # credentials are resolved below: IAM login needs this client's session
             api=options.api,
             timeout=options.timeout,
             pool_size=options.concurrency,
@@ -352,6 +352,7 @@ async def _run_main(options: RunOptions) -> int:
             auth, description = resolve_auth(
                 credential_options, os.environ, session=client.session, clock=clock
             )
+            redactor.watch(auth.secret_values)
             log.info("auth.source", mode=auth.mode, source=description)
             await auth.prepare()
             client.auth = auth
@@ -365,11 +366,6 @@ async def _run_main(options: RunOptions) -> int:
                 run_number,
                 endpoint=str(client.endpoint),
             )
-
-
-def _deferred_auth() -> Auth:
-    """A placeholder until credentials are resolved (needs the client's session for IAM)."""
-    return TokenAuth("unset")
 
 
 def _input_keys(options: RunOptions) -> Iterator[tuple[str, int]]:

@@ -104,7 +104,8 @@ class CodeArtsClient:
 
     Args:
         endpoint: base URL, e.g. ``https://cloudbuild-ext.cn-north-4.myhuaweicloud.com``.
-        auth: how requests are authenticated (:mod:`bulkstop.auth`).
+        auth: how requests are authenticated (:mod:`bulkstop.auth`). May be given later
+            through :attr:`auth` (IAM password auth needs this client's session first).
         api: ``"legacy"`` (default), ``"v3"``, ``"v1"``, or a :class:`~bulkstop.apis.StopApi`.
         timeout: seconds for one whole request (connect to last byte).
         pool_size: connections kept; size it to the run's concurrency.
@@ -117,7 +118,7 @@ class CodeArtsClient:
     def __init__(
         self,
         endpoint: str | URL,
-        auth: Auth,
+        auth: Auth | None,
         *,
         api: str | StopApi = "legacy",
         timeout: float = 30.0,
@@ -130,7 +131,7 @@ class CodeArtsClient:
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         self.endpoint = check_endpoint(str(endpoint), allow_insecure_http=allow_insecure_http)
-        self.auth = auth
+        self._auth = auth
         self.api: StopApi = get_stop_api(api) if isinstance(api, str) else api
         self.timeout = timeout
         self.pool_size = max(1, pool_size)
@@ -174,6 +175,16 @@ class CodeArtsClient:
         if self._session is not None and self._owns_session:
             await self._session.close()
             self._session = None
+
+    @property
+    def auth(self) -> Auth:
+        if self._auth is None:
+            raise RuntimeError("CodeArtsClient has no credentials yet: set client.auth")
+        return self._auth
+
+    @auth.setter
+    def auth(self, auth: Auth) -> None:
+        self._auth = auth
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -276,5 +287,5 @@ class CodeArtsClient:
     def __repr__(self) -> str:
         return (
             f"CodeArtsClient(endpoint={str(self.endpoint)!r}, api={self.api.name!r}, "
-            f"auth={self.auth.mode!r}, timeout={self.timeout:g})"
+            f"auth={self._auth.mode if self._auth else None!r}, timeout={self.timeout:g})"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -25,12 +25,25 @@ class _Redactor:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._sources: list[Callable[[], Iterable[str]]] = []
 
     def register(self, values: Iterable[str]) -> None:
         self._secrets.update(v for v in values if v and len(v) >= 4)
 
+    def watch(self, source: Callable[[], Iterable[str]]) -> None:
+        """Also redact whatever ``source()`` returns at each event (e.g. a refreshed token)."""
+        self._sources.append(source)
+
+    def _current(self) -> set[str]:
+        if not self._sources:
+            return self._secrets
+        current = set(self._secrets)
+        for source in self._sources:
+            current.update(v for v in source() if v and len(v) >= 4)
+        return current
+
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in self._current():
             if secret in text:
                 text = text.replace(secret, "***")
         return text
@@ -38,16 +51,17 @@ class _Redactor:
     def __call__(
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        if not self._secrets:
+        secrets = self._current()
+        if not secrets:
             return event_dict
         for key, value in event_dict.items():
-            if isinstance(value, str):
-                event_dict[key] = self.scrub(value)
-            elif not isinstance(value, int | float | bool | type(None)):
-                text = str(value)
-                scrubbed = self.scrub(text)
-                if scrubbed != text:
-                    event_dict[key] = scrubbed
+            if isinstance(value, int | float | bool | type(None)):
+                continue
+            text = value if isinstance(value, str) else str(value)
+            if any(secret in text for secret in secrets):
+                for secret in secrets:
+                    text = text.replace(secret, "***")
+                event_dict[key] = text
         return event_dict
 
 

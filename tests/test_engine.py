@@ -249,7 +249,9 @@ async def test_drain_marks_the_rest_aborted_and_lets_in_flight_finish() -> None:
     clock = FakeClock()
     client = FakeClient(clock, always(OK), latency=1.0)
     stopper = Stopper(
-        client, pacer=Pacer(rate=1000, clock=clock), settings=RunSettings(concurrency=2),
+        client,
+        pacer=Pacer(rate=1000, clock=clock),
+        settings=RunSettings(concurrency=2),
         clock=clock,
     )
     out: list[Result] = []
@@ -269,7 +271,9 @@ async def test_cancel_in_flight_records_them_aborted_and_maybe_applied() -> None
     clock = FakeClock()
     client = FakeClient(clock, always(OK), latency=100.0)
     stopper = Stopper(
-        client, pacer=Pacer(rate=1000, clock=clock), settings=RunSettings(concurrency=2),
+        client,
+        pacer=Pacer(rate=1000, clock=clock),
+        settings=RunSettings(concurrency=2),
         clock=clock,
     )
     out: list[Result] = []
@@ -373,3 +377,32 @@ async def test_two_runs_sharing_one_pacer_share_its_rate() -> None:
         tg.start_soon(drive, second, [(JOB.replace("f", "e"), i) for i in range(1, 6)])
     starts = sorted(t for t, _ in first.calls + second.calls)
     assert starts == pytest.approx([i / 10 for i in range(10)])
+
+
+async def test_expiring_token_does_not_trip_the_auth_breaker_when_refreshed() -> None:
+    # every worker in flight sees the expiry at once; a renewed token means all is well
+    client = FakeClient(FakeClock(), lambda t, n: STALE if n == 1 else OK)
+    settings = RunSettings(concurrency=8, auth_breaker=2)
+    results = await run_all(client, targets(20), settings=settings)
+    assert {r.outcome for r in results} == {Outcome.STOPPED}
+    assert len(client.refreshes) == 20
+
+
+async def test_unrefreshable_expired_token_trips_the_auth_breaker() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(STALE))
+    client.refresh_ok = False
+    stopper = Stopper(
+        client,
+        pacer=Pacer(rate=1000, clock=clock),
+        settings=RunSettings(concurrency=2, auth_breaker=3),
+        clock=clock,
+    )
+    out: list[Result] = []
+    async with clock.autojump():
+        with pytest.raises(CredentialsRejected):
+            async with stopper.run(targets(30)) as results:
+                async for result in results:
+                    out.append(result)
+    assert len(out) == 30
+    assert len(client.calls) <= 3 + 2
