@@ -575,7 +575,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
             # An expired token is judged after the refresh: every worker in flight sees the
             # expiry at once, and a renewed token means the credentials are fine.
             if verdict is not Verdict.STALE_CREDENTIAL:
-                self._record_auth(reply)
+                self._record_auth(reply, target.job_id)
 
             if verdict is Verdict.FINAL:
                 outcome = decision.outcome or Outcome.FAILED
@@ -599,7 +599,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 if refreshes > 2 or not await client.refresh_credentials(
                     reply.credential_generation
                 ):
-                    self._record_auth(reply)
+                    self._record_auth(reply, target.job_id)
                     return _result(
                         item,
                         Outcome.UNAUTHORIZED,
@@ -641,9 +641,10 @@ class StopRun(anyio.AsyncContextManagerMixin):
             if wait > 0 and not await self._wait(wait):
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
 
-    def _record_auth(self, reply: Reply) -> None:
+    def _record_auth(self, reply: Reply, job_id: str) -> None:
         """Feed the auth breaker one answer; abort the run when it trips."""
-        if self.breaker.record(reply.http_status in (401, 403)):
+        forbidden = job_id if reply.http_status == 403 else None
+        if self.breaker.record(reply.http_status in (401, 403), forbidden_job=forbidden):
             self._abort(
                 CredentialsRejected(
                     f"{self.breaker.streak} authentication failures in a row "

@@ -3,7 +3,9 @@
 * :class:`FailureThreshold` — ``--max-failures N`` or ``N%``: too many targets ended badly.
 * :class:`AuthBreaker` — K authentication/authorisation failures in a row: the credential is
   dead (five AK/SK failures in a row lock an AK for five minutes), so stop before making it
-  worse. Any other answer closes the streak.
+  worse. Any other answer closes the streak. A 403 is about one job as much as about the
+  credential, so within a streak only the first 403 of each job counts: a list with many
+  builds of one job the user may not touch does not abort the run.
 
 Both are plain state; the engine asks them after each answer and aborts the run when they say so.
 """
@@ -67,7 +69,7 @@ class AuthBreaker:
         tripped: whether it has tripped (it stays tripped).
     """
 
-    __slots__ = ("limit", "streak", "tripped")
+    __slots__ = ("_forbidden_jobs", "limit", "streak", "tripped")
 
     def __init__(self, limit: int = 5) -> None:
         if limit < 0:
@@ -75,12 +77,21 @@ class AuthBreaker:
         self.limit = limit
         self.streak = 0
         self.tripped = False
+        self._forbidden_jobs: set[str] = set()
 
-    def record(self, auth_failure: bool) -> bool:
-        """Feed one answer; return ``True`` when this answer trips the breaker."""
+    def record(self, auth_failure: bool, *, forbidden_job: str | None = None) -> bool:
+        """Feed one answer; return ``True`` when this answer trips the breaker.
+
+        ``forbidden_job`` names the job of a 403, so repeats of one job count once.
+        """
         if not auth_failure:
             self.streak = 0
+            self._forbidden_jobs.clear()
             return False
+        if forbidden_job is not None:
+            if forbidden_job in self._forbidden_jobs:
+                return False
+            self._forbidden_jobs.add(forbidden_job)
         self.streak += 1
         if self.limit and not self.tripped and self.streak >= self.limit:
             self.tripped = True

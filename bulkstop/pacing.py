@@ -25,8 +25,10 @@ The control law (kept here and only here):
    to measure (< ``min_sample``), or the measure would not lower the rate, the
    multiplicative cut applies.
 3. Every throttling answer pauses all workers: ``Retry-After`` when given (capped), else
-   ``pause_base × pause_growth^k`` for the k-th consecutive throttled answer, capped at
-   ``pause_max``; a success resets k.
+   ``pause_base × pause_growth^k``, capped at ``pause_max``, where k counts the throttled
+   answers since the last accepted one — only those to requests started after the previous
+   pause began (the calls already in flight when a pause begins are one signal, not many);
+   an accepted answer resets k.
 4. Every accepted answer to a request started after the last cut adds
    ``increase × rate_at_last_cut / rate`` to the rate: about ``increase × rate_at_last_cut``
    requests/s per second of success (additive increase, scale-free), never above ``max_rate``.
@@ -151,6 +153,7 @@ class ThrottleControl:
         "pause_base",
         "pause_growth",
         "pause_max",
+        "pause_started",
         "rate",
         "rate_at_cut",
         "target",
@@ -187,6 +190,7 @@ class ThrottleControl:
         self.last_cut = -math.inf
         self.cuts = 0
         self.consecutive_throttles = 0
+        self.pause_started = -math.inf
         # start times of accepted requests within the last second, oldest first
         self._accepted: collections.deque[float] = collections.deque()
 
@@ -208,7 +212,9 @@ class ThrottleControl:
 
     def on_throttled(self, started_at: float, now: float, retry_after: float | None) -> float:
         """A throttling answer: maybe cut the rate; return how long everyone should pause."""
-        self.consecutive_throttles += 1
+        if started_at >= self.pause_started or self.consecutive_throttles == 0:
+            self.consecutive_throttles += 1
+            self.pause_started = now
         if started_at >= self.last_cut and now - self.last_cut >= self.hold:
             accepted = self.accepted_last_second(now)
             measured = self.target * accepted

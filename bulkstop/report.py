@@ -120,6 +120,9 @@ _THROTTLED_CODE: Final = "CB.00060211"
 _REQUIRED: Final[tuple[str, ...]] = tuple(
     name for name, field in Result.model_fields.items() if field.is_required()
 )
+#: Required text columns: there an empty CSV field is the empty string (an invalid row whose
+#: job_id or build_no cell was empty), not "none".
+_EMPTY_IS_TEXT: Final = frozenset({"job_id", "build_no"})
 _CSV_HEADER: Final = ",".join(REPORT_FIELDS)
 #: How a record line of ours begins (first field first), to tell a torn line of ours from a file
 #: that is not a report at all.
@@ -474,7 +477,11 @@ class _ReportReader:
             raise _BadLine(f"{len(fields)} fields where the header has {len(self.columns)}")
         # An empty field is "none": the model's default applies (None, 0, "", run 1).
         return _validated(
-            {name: value for name, value in zip(self.columns, fields, strict=True) if value}
+            {
+                name: value
+                for name, value in zip(self.columns, fields, strict=True)
+                if value or name in _EMPTY_IS_TEXT
+            }
         )
 
     def _parse_json(self, line: _Line, text: str) -> Result | None:

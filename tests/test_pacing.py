@@ -149,7 +149,7 @@ def test_control_holds_one_cut_per_hold_period() -> None:
 
 def test_control_pause_grows_with_consecutive_throttles_and_resets() -> None:
     control = ThrottleControl(100, pause_base=0.1, pause_growth=2.0, pause_max=0.5)
-    pauses = [control.on_throttled(started_at=0.0, now=t, retry_after=None) for t in range(5)]
+    pauses = [control.on_throttled(started_at=t, now=t, retry_after=None) for t in range(5)]
     assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
     control.on_accepted(5.0, 5.0)
     assert control.on_throttled(started_at=5.0, now=5.0, retry_after=None) == pytest.approx(0.1)
@@ -278,3 +278,15 @@ def test_try_acquire_refuses_during_a_pause() -> None:
     pacer = Pacer(rate=100, clock=clock)
     pacer.gate.pause_until(1.0)
     assert pacer.try_acquire() is None
+
+
+def test_control_pause_ignores_answers_to_calls_in_flight_when_the_pause_began() -> None:
+    control = ThrottleControl(100, pause_base=0.1, pause_growth=2.0, pause_max=5.0)
+    assert control.on_throttled(started_at=0.0, now=1.0, retry_after=None) == pytest.approx(0.1)
+    # seven more calls sent before the pause began come back throttled: one signal, not many
+    for _ in range(7):
+        assert control.on_throttled(started_at=0.5, now=1.01, retry_after=None) == pytest.approx(
+            0.1
+        )
+    # a probe sent after the pause began is throttled too: now the pause grows
+    assert control.on_throttled(started_at=1.1, now=1.11, retry_after=None) == pytest.approx(0.2)

@@ -1,0 +1,724 @@
+"""End to end: the ``bulkstop`` command against the built-in simulator on 127.0.0.1.
+
+Most runs call the click command in-process (``CliRunner``): a run then takes a tenth of a
+second instead of the second and a half a fresh interpreter needs to import bulkstop. The few
+tests where the real process matters — the exit status the shell sees, what reaches stderr, no
+traceback — run ``python -m bulkstop`` (or the ``bulkstop`` script) as a subprocess with a
+timeout.
+
+An external simulator runs on its own event loop in a background thread, so that a test can
+choose its build model and read its statistics (what was really sent) after the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from click.testing import CliRunner, Result
+
+from bulkstop.cli import main
+from bulkstop.models import Outcome
+from bulkstop.report import LoadedReport, load_report
+from bulkstop.simulator import Simulator, SimulatorConfig
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "e2e-cli-token-3b71c0de"  # the simulator's throwaway token
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+#: No subprocess of these tests may live longer than this.
+PROCESS_TIMEOUT = 30.0
+#: Quick runs: the simulator answers in a millisecond, so only the pace limits a run.
+FAST = ("--rate", "500", "--progress", "never")
+#: Every variable that could hand the command a credential or an endpoint from outside.
+OUTSIDE_VARIABLES = (
+    "CODEARTS_TOKEN",
+    "CODEARTS_ENDPOINT",
+    "HUAWEICLOUD_USERNAME",
+    "HUAWEICLOUD_PASSWORD",
+    "HUAWEICLOUD_DOMAIN",
+    "HUAWEICLOUD_SDK_AK",
+    "HUAWEICLOUD_SDK_SK",
+    "HUAWEICLOUD_SDK_PROJECT_ID",
+    "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+)
+
+
+def job_id(name: str) -> str:
+    """A valid, stable 32-character job id for a readable name."""
+    return hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
+
+
+RUNNING_JOB = job_id("running")
+OTHER_RUNNING_JOB = job_id("running-too")
+UNKNOWN_JOB = job_id("unknown")
+FORBIDDEN_JOB = job_id("forbidden")
+
+
+@pytest.fixture(autouse=True)
+def quiet_logs() -> Iterator[None]:
+    """Keep the simulator thread quiet, and undo the CLI's logging setup after each test.
+
+    The CLI points structlog at the stderr it saw, which for an in-process run is the
+    runner's capture buffer; later tests must not log into it.
+    """
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    yield
+    structlog.reset_defaults()
+
+
+# --------------------------------------------------------------------------------------------
+# An external simulator on its own thread
+
+
+class ThreadedSimulator:
+    """A :class:`Simulator` served by an event loop on a background thread."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._simulator: Simulator | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="e2e-simulator", daemon=True)
+
+    def _main(self) -> None:
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            async with Simulator(self.config) as simulator:
+                self._simulator = simulator
+                self.url = simulator.url
+                self._ready.set()
+                await self._stop.wait()
+
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:  # handed to the test thread by start()
+            self._error = exc
+            self._ready.set()
+
+    def start(self) -> ThreadedSimulator:
+        self._thread.start()
+        if not self._ready.wait(10) or self._error is not None:
+            raise RuntimeError(f"the simulator did not start: {self._error!r}")
+        return self
+
+    def stats(self, *, targets: bool = False) -> dict[str, Any]:
+        """A snapshot of the simulator's counters, taken on its own loop."""
+        assert self._loop is not None
+        assert self._simulator is not None
+        simulator = self._simulator
+
+        async def snapshot() -> dict[str, Any]:
+            return simulator.stats.snapshot(targets=targets)
+
+        return asyncio.run_coroutine_threadsafe(snapshot(), self._loop).result(timeout=10)
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def start_simulator() -> Iterator[Any]:
+    """``start_simulator(**config)`` → a running :class:`ThreadedSimulator` (closed at teardown)."""
+    running: list[ThreadedSimulator] = []
+
+    def start(**config: Any) -> ThreadedSimulator:
+        config.setdefault("token", TOKEN)
+        simulator = ThreadedSimulator(SimulatorConfig(**config)).start()
+        running.append(simulator)
+        return simulator
+
+    yield start
+    for simulator in running:
+        simulator.close()
+
+
+@pytest.fixture
+def simulator(start_simulator: Any) -> ThreadedSimulator:
+    """A simulator whose builds are all running."""
+    sim: ThreadedSimulator = start_simulator(finished_ratio=0.0)
+    return sim
+
+
+# --------------------------------------------------------------------------------------------
+# Running the command
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """An environment for CliRunner: no outside credential or endpoint, plus ``extra``."""
+    env: dict[str, str | None] = dict.fromkeys(OUTSIDE_VARIABLES)
+    env.update(extra or {})
+    return env
+
+
+def invoke(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    input: str | bytes | None = None,
+) -> Result:
+    """``bulkstop run ARGS`` in-process; fails the test on any exception but ``SystemExit``."""
+    result = CliRunner().invoke(main, ["run", *args], env=clean_env(env), input=input)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"bulkstop raised instead of exiting: {result.exception!r}")
+    return result
+
+
+def run_process(
+    args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bulkstop ARGS`` as a real process, under a timeout."""
+    environment = {k: v for k, v in os.environ.items() if k not in OUTSIDE_VARIABLES}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bulkstop", *args],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+        env=environment,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def against(simulator: ThreadedSimulator, report: Path) -> list[str]:
+    return ["--endpoint", simulator.url, "--report", str(report), *FAST]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("bulkstop: error:")]
+
+
+def by_line(report: LoadedReport) -> dict[int, Any]:
+    """The report's records keyed by input line, failing on a line reported twice."""
+    lines = Counter(record.line for record in report.records)
+    assert not [line for line, n in lines.items() if n > 1], f"lines reported twice: {lines}"
+    return {record.line: record for record in report.records}
+
+
+# --------------------------------------------------------------------------------------------
+# The inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One data row of an input file: where it is and the outcome it must end with."""
+
+    line: int
+    job_id: str
+    build_no: str
+    expected: frozenset[Outcome]
+
+
+ACCEPTED = frozenset({Outcome.STOPPED, Outcome.NOT_STOPPED})
+
+
+def sample_rows(name: str) -> list[Row]:
+    """The data rows of a sample file, read here independently of bulkstop's readers."""
+    text = (SAMPLES / name).read_text(encoding="utf-8")
+    lines: list[int]
+    objects: list[Any]
+    if name.endswith(".csv"):
+        records = list(csv.reader(text.splitlines()))[1:]
+        lines = list(range(2, len(records) + 2))
+        objects = [{"job_id": job, "build_no": build} for job, build in records]
+    elif name.endswith(".jsonl"):
+        numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        lines = [n for n, _ in numbered]
+        objects = [json.loads(line) for _, line in numbered]
+    else:
+        # Elements of the "targets" array start on lines holding a lone "{" (pretty-printed).
+        objects = json.loads(text)["targets"]
+        lines = [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == "{" and n > 1]
+    pairs = [(obj["job_id"], str(obj["build_no"])) for obj in objects]
+    assert len(lines) == len(pairs)
+    rows = []
+    seen: set[tuple[str, str]] = set()
+    for line, (job, build) in zip(lines, pairs, strict=True):
+        if not build.isdigit():
+            expected = frozenset({Outcome.INVALID})
+        elif (job, build) in seen:
+            expected = frozenset({Outcome.DUPLICATE})
+        else:
+            expected = ACCEPTED
+        seen.add((job, build))
+        rows.append(Row(line, job, build, expected))
+    return rows
+
+
+def write_csv(path: Path, pairs: Sequence[tuple[str, Any]]) -> Path:
+    lines = ["job_id,build_no", *(f"{job},{build}" for job, build in pairs)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def check_report(report: LoadedReport, rows: Sequence[Row]) -> None:
+    """Exactly one record per input row, naming that row's target, with an expected outcome."""
+    records = by_line(report)
+    assert sorted(records) == [row.line for row in rows]
+    for row in rows:
+        record = records[row.line]
+        assert (record.job_id, record.build_no) == (row.job_id, row.build_no), row
+        assert record.outcome in row.expected, (row, record.outcome, record.detail)
+
+
+# --------------------------------------------------------------------------------------------
+# The samples with --simulate
+
+
+@pytest.mark.parametrize(
+    ("sample", "report_name", "exit_code"),
+    [
+        ("targets.csv", "report.csv", 1),
+        ("targets.json", "report.jsonl", 0),
+        ("targets.jsonl", "report.json", 0),
+    ],
+)
+def test_simulate_reports_every_sample_row_once(
+    tmp_path: Path, sample: str, report_name: str, exit_code: int
+) -> None:
+    report = tmp_path / report_name
+    result = invoke([str(SAMPLES / sample), "--simulate", "--report", str(report), *FAST])
+
+    assert result.exit_code == exit_code, result.stderr
+    rows = sample_rows(sample)
+    check_report(load_report(report), rows)
+    assert "SIMULATION" in result.stderr
+    assert f"bulkstop: {len(rows)} rows:" in result.stderr
+    assert f"report: {report}" in result.stderr
+
+
+def test_simulate_sample_csv_names_its_invalid_and_duplicate_rows(tmp_path: Path) -> None:
+    report = tmp_path / "report.csv"
+    invoke([str(SAMPLES / "targets.csv"), "--simulate", "--report", str(report), *FAST])
+
+    records = by_line(load_report(report))
+    assert records[11].outcome is Outcome.DUPLICATE
+    assert records[19].outcome is Outcome.INVALID
+    assert "build_no" in records[19].detail
+    assert {r.outcome for line, r in records.items() if line not in (11, 19)} <= ACCEPTED
+
+
+def test_simulate_as_a_process_exits_1_with_summary_and_no_traceback(tmp_path: Path) -> None:
+    report = tmp_path / "report.csv"
+    done = run_process(
+        ["run", str(SAMPLES / "targets.csv"), "--simulate", "--report", str(report), *FAST]
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "SIMULATION" in done.stderr
+    assert "bulkstop: 25 rows: " in done.stderr
+    assert "invalid 1, duplicate 1" in done.stderr
+    assert f"report: {report}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # stdout stays free for machine-readable output
+
+
+# --------------------------------------------------------------------------------------------
+# Against an external simulator with a known build model
+
+
+def mixed_input() -> tuple[list[tuple[str, Any]], list[Outcome], dict[str, Any]]:
+    """Rows of every outcome a run can produce without faults, and the simulator that fits.
+
+    Three forbidden rows only: 403 answers count towards the auth breaker (default 5 in a row).
+    """
+    finished = [
+        (RUNNING_JOB, 50),
+        (RUNNING_JOB, 51),
+        (OTHER_RUNNING_JOB, 7),
+        (OTHER_RUNNING_JOB, 8),
+    ]
+    plan: list[tuple[tuple[str, Any], Outcome]] = []
+    plan += [((RUNNING_JOB, n), Outcome.STOPPED) for n in range(1, 9)]
+    plan += [((OTHER_RUNNING_JOB, n), Outcome.STOPPED) for n in range(1, 5)]
+    plan += [(pair, Outcome.NOT_STOPPED) for pair in finished]
+    plan += [((UNKNOWN_JOB, n), Outcome.NOT_FOUND) for n in range(1, 4)]
+    plan += [((FORBIDDEN_JOB, n), Outcome.FORBIDDEN) for n in range(1, 4)]
+    plan += [(("NOT-A-JOB-ID", 1), Outcome.INVALID), ((RUNNING_JOB, 0), Outcome.INVALID)]
+    plan += [((RUNNING_JOB, 3), Outcome.DUPLICATE), ((UNKNOWN_JOB, 2), Outcome.DUPLICATE)]
+    # Interleave so that equal outcomes are not neighbours (the duplicates stay after their
+    # originals: they come last).
+    head, tail = plan[:-2], plan[-2:]
+    ordered = head[::2] + head[1::2] + tail
+    config = {
+        "finished_ratio": 0.0,
+        "unknown_jobs": frozenset({UNKNOWN_JOB}),
+        "forbidden_jobs": frozenset({FORBIDDEN_JOB}),
+        "finished_builds": frozenset(finished),
+    }
+    return [pair for pair, _ in ordered], [outcome for _, outcome in ordered], config
+
+
+def test_every_row_ends_with_its_outcome_exactly_once(tmp_path: Path, start_simulator: Any) -> None:
+    pairs, outcomes, config = mixed_input()
+    simulator = start_simulator(**config)
+    source = write_csv(tmp_path / "targets.csv", pairs)
+    report = tmp_path / "report.csv"
+
+    result = invoke([str(source), *against(simulator, report)], env={"CODEARTS_TOKEN": TOKEN})
+
+    assert result.exit_code == 1, result.stderr
+    records = by_line(load_report(report))
+    assert {line: r.outcome for line, r in records.items()} == {
+        line: outcome for line, outcome in enumerate(outcomes, start=2)
+    }
+    sent = sum(1 for o in outcomes if o not in (Outcome.INVALID, Outcome.DUPLICATE))
+    stats = simulator.stats()
+    assert stats["stop_requests"] == sent  # invalid and duplicate rows are never sent
+    assert stats["effective_stops"] == outcomes.count(Outcome.STOPPED)
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_only_running_builds_exit_0(tmp_path: Path, simulator: ThreadedSimulator, via: str) -> None:
+    pairs = [(RUNNING_JOB if n % 2 else OTHER_RUNNING_JOB, n) for n in range(1, 41)]
+    report = tmp_path / "report.csv"
+    text = "".join(json.dumps({"job_id": job, "build_no": n}) + "\n" for job, n in pairs)
+    if via == "file":
+        source = tmp_path / "targets.jsonl"
+        source.write_text(text, encoding="utf-8")
+        args, stdin = [str(source)], None
+    else:
+        args, stdin = ["-", "--input-format", "jsonl"], text
+
+    result = invoke(
+        [*args, *against(simulator, report)], env={"CODEARTS_TOKEN": TOKEN}, input=stdin
+    )
+
+    assert result.exit_code == 0, result.stderr
+    stopped = frozenset({Outcome.STOPPED})
+    rows = [Row(n, job, str(build), stopped) for n, (job, build) in enumerate(pairs, start=1)]
+    check_report(load_report(report), rows)
+    assert simulator.stats()["effective_stops"] == len(pairs)
+
+
+# --------------------------------------------------------------------------------------------
+# A wrong token
+
+
+WRONG_TOKEN = "wrong-token-9d2e51aa"  # deliberately not the simulator's
+
+
+@pytest.mark.parametrize(
+    ("breaker", "exit_code"), [(None, 3), ("0", 1)], ids=["breaker-default", "breaker-off"]
+)
+def test_wrong_token_reports_every_row_unauthorized_or_aborted(
+    tmp_path: Path, simulator: ThreadedSimulator, breaker: str | None, exit_code: int
+) -> None:
+    pairs = [(RUNNING_JOB, n) for n in range(1, 31)]
+    source = write_csv(tmp_path / "targets.csv", pairs)
+    report = tmp_path / "report.csv"
+    extra = ["--auth-breaker", breaker] if breaker is not None else []
+
+    result = invoke(
+        [str(source), *against(simulator, report), *extra], env={"CODEARTS_TOKEN": WRONG_TOKEN}
+    )
+
+    assert result.exit_code == exit_code, result.stderr
+    records = by_line(load_report(report))
+    assert sorted(records) == list(range(2, 32))
+    outcomes = Counter(r.outcome for r in records.values())
+    stats = simulator.stats()
+    assert stats["effective_stops"] == 0
+    assert stats["auth_failures"] == stats["stop_requests"] == outcomes[Outcome.UNAUTHORIZED]
+    if breaker is None:
+        assert set(outcomes) == {Outcome.UNAUTHORIZED, Outcome.ABORTED}
+        # The breaker trips at the 5th failure in a row; the (at most 7) other calls in flight
+        # still answer, and everything not yet sent ends aborted.
+        assert 5 <= outcomes[Outcome.UNAUTHORIZED] <= 5 + 7
+        assert "ABORTED (credentials)" in result.stderr
+        assert "--resume" in result.stderr
+    else:
+        assert outcomes == {Outcome.UNAUTHORIZED: 30}
+    assert WRONG_TOKEN not in result.stderr
+    assert WRONG_TOKEN not in report.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Malformed inputs
+
+
+J = job_id("malformed")
+
+
+@dataclass(frozen=True, slots=True)
+class Bad:
+    """A malformed input: the file (``None``: not created), how to name it, what must happen."""
+
+    name: str
+    content: bytes | None
+    exit_code: int
+    says: tuple[str, ...]
+    args: tuple[str, ...] = ()
+    #: lines reported invalid (exit 1 cases); every other row must be stopped
+    invalid_lines: tuple[int, ...] = ()
+
+
+MALFORMED = {
+    "empty-file": Bad("empty.csv", b"", 2, ("empty.csv", "empty file")),
+    "wrong-columns": Bad("wrong.csv", f"job,bn\n{J},1\n".encode(), 2, ("wrong.csv:1:", "build_no")),
+    "bad-ids-and-builds": Bad(
+        "bad.csv",
+        (
+            f"job_id,build_no\n{J},0\n{J.upper()},2\nshort,3\n{J},-1\n{J},1.5\n{J},\n"
+            f"{J},4\n{J}x,5\n,6\n"
+        ).encode(),
+        1,
+        ("bad.csv:2", "bad.csv:3", "bad.csv:9", "bad.csv:10"),
+        # 7 and 10 leave a cell empty: their records must still read back from the report
+        invalid_lines=(2, 3, 4, 5, 6, 7, 9, 10),
+    ),
+    "broken-jsonl-line": Bad(
+        "broken.jsonl",
+        (
+            f'{{"job_id": "{J}", "build_no": 1}}\n{{"job_id": broken\n'
+            f'{{"job_id": "{J}", "build_no": 2}}\n'
+        ).encode(),
+        1,
+        ("broken.jsonl:2",),
+        invalid_lines=(2,),
+    ),
+    "broken-json-file": Bad(
+        "broken.json", f'[{{"job_id": "{J}", "build_no": 1}},'.encode(), 2, ("broken.json:1:",)
+    ),
+    "binary-garbage": Bad("garbage.csv", bytes(range(256)) * 4, 2, ("garbage.csv:1:", "NUL")),
+    "not-utf8": Bad(
+        "latin1.csv",
+        b"job_id,build_no\n" + "café,1\n".encode("latin-1"),
+        2,
+        ("latin1.csv:2:", "UTF-8"),
+    ),
+    "directory": Bad("folder.csv", None, 2, ("folder.csv", "directory")),
+    "missing": Bad("missing.csv", None, 2, ("missing.csv", "no such file")),
+    "unknown-extension": Bad(
+        "targets.txt", f"job_id,build_no\n{J},1\n".encode(), 2, ("targets.txt", "--input-format")
+    ),
+}
+
+
+def _materialise(tmp_path: Path, bad: Bad) -> Path:
+    path = tmp_path / bad.name
+    if bad.content is not None:
+        path.write_bytes(bad.content)
+    elif bad.name.startswith("folder"):
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("case", list(MALFORMED), ids=list(MALFORMED))
+def test_malformed_input_gives_one_line_and_the_right_exit(
+    tmp_path: Path, simulator: ThreadedSimulator, case: str
+) -> None:
+    bad = MALFORMED[case]
+    path = _materialise(tmp_path, bad)
+    report = tmp_path / "report.csv"
+
+    result = invoke(
+        [str(path), *bad.args, *against(simulator, report)], env={"CODEARTS_TOKEN": TOKEN}
+    )
+
+    assert result.exit_code == bad.exit_code, result.stderr
+    assert "Traceback" not in result.stderr
+    if bad.exit_code == 2:
+        [message] = error_lines(result.stderr)
+        assert all(part in message for part in bad.says), message
+        assert simulator.stats()["stop_requests"] == 0
+        return
+    assert not error_lines(result.stderr)
+    assert all(part in result.stderr for part in bad.says), result.stderr
+    records = by_line(load_report(report))
+    invalid = sorted(line for line, r in records.items() if r.outcome is Outcome.INVALID)
+    assert invalid == list(bad.invalid_lines)
+    sent = [r for r in records.values() if r.outcome is not Outcome.INVALID]
+    assert all(r.outcome is Outcome.STOPPED for r in sent)
+    assert simulator.stats()["stop_requests"] == len(sent)
+
+
+def test_header_only_is_zero_rows_and_exit_0(tmp_path: Path, simulator: ThreadedSimulator) -> None:
+    source = tmp_path / "header.csv"
+    source.write_text("job_id,build_no\n", encoding="utf-8")
+    report = tmp_path / "report.csv"
+
+    result = invoke([str(source), *against(simulator, report)], env={"CODEARTS_TOKEN": TOKEN})
+
+    assert result.exit_code == 0, result.stderr
+    assert "bulkstop: 0 rows" in result.stderr
+    assert load_report(report, missing_ok=True).records == []
+    assert simulator.stats()["stop_requests"] == 0
+
+
+def test_stdin_without_input_format_is_a_usage_error(
+    tmp_path: Path, simulator: ThreadedSimulator
+) -> None:
+    report = tmp_path / "report.csv"
+    result = invoke(
+        ["-", *against(simulator, report)],
+        env={"CODEARTS_TOKEN": TOKEN},
+        input=f"job_id,build_no\n{J},1\n",
+    )
+
+    assert result.exit_code == 2
+    [message] = error_lines(result.stderr)
+    assert "stdin" in message
+    assert "--input-format" in message
+    assert simulator.stats()["stop_requests"] == 0
+
+
+@pytest.mark.parametrize("case", ["binary-garbage", "missing"])
+def test_malformed_input_as_a_process_exits_2_without_traceback(tmp_path: Path, case: str) -> None:
+    bad = MALFORMED[case]
+    path = _materialise(tmp_path, bad)
+    done = run_process(
+        ["run", str(path), "--endpoint", "http://127.0.0.1:9", *FAST],
+        env={"CODEARTS_TOKEN": TOKEN},
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    [message] = error_lines(done.stderr)
+    assert all(part in message for part in bad.says), message
+
+
+# --------------------------------------------------------------------------------------------
+# Usage errors
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("no-endpoint", ("--endpoint", "--region")),
+        ("retry-failed-without-resume", ("--retry-failed", "--resume")),
+        ("report-exists", ("already exists", "--resume", "--overwrite")),
+        (
+            "no-credentials",
+            ("CODEARTS_TOKEN", "--token-file", "HUAWEICLOUD_USERNAME", "HUAWEICLOUD_SDK_AK"),
+        ),
+    ],
+)
+def test_usage_error_exits_2_and_sends_nothing(
+    tmp_path: Path, simulator: ThreadedSimulator, case: str, says: tuple[str, ...]
+) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1), (RUNNING_JOB, 2)])
+    report = tmp_path / "report.csv"
+    args = [str(source), "--report", str(report), *FAST]
+    env = {"CODEARTS_TOKEN": TOKEN}
+    if case != "no-endpoint":
+        args += ["--endpoint", simulator.url]
+    if case == "retry-failed-without-resume":
+        args.append("--retry-failed")
+    if case == "report-exists":
+        report.write_text("an earlier report\n", encoding="utf-8")
+    if case == "no-credentials":
+        env = {}
+
+    result = invoke(args, env=env)
+
+    assert result.exit_code == 2, result.stderr
+    [message] = error_lines(result.stderr)
+    assert all(part in message for part in says), message
+    assert simulator.stats()["requests_total"] == 0
+    if case == "report-exists":
+        assert report.read_text(encoding="utf-8") == "an earlier report\n"
+
+
+def test_plain_http_to_another_host_needs_insecure_http(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1)])
+    result = invoke(
+        [str(source), "--endpoint", "http://192.0.2.1:8080", "--report", str(tmp_path / "r.csv")],
+        env={"CODEARTS_TOKEN": TOKEN},
+    )
+
+    assert result.exit_code == 2
+    [message] = error_lines(result.stderr)
+    assert "--insecure-http" in message
+
+
+def test_no_endpoint_as_a_process_exits_2_naming_the_flags(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1)])
+    done = run_process(["run", str(source), *FAST], env={"CODEARTS_TOKEN": TOKEN}, cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    [message] = error_lines(done.stderr)
+    assert "--endpoint" in message
+    assert "--region" in message
+    assert list(tmp_path.iterdir()) == [source]  # no report was started
+
+
+# --------------------------------------------------------------------------------------------
+# Help and JSON logs
+
+
+def test_module_help_lists_the_commands() -> None:
+    done = run_process(["--help"])
+
+    assert done.returncode == 0
+    assert "run" in done.stdout
+    assert "simulate" in done.stdout
+
+
+def test_run_help_from_the_installed_script() -> None:
+    script = shutil.which("bulkstop")
+    if script is None:
+        pytest.skip("the bulkstop script is not installed")
+    done = subprocess.run(
+        [script, "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+        check=False,
+    )
+
+    assert done.returncode == 0
+    for flag in ("--endpoint", "--report", "--resume", "--rate", "--simulate", "--log-format"):
+        assert flag in done.stdout
+
+
+def test_json_log_format_makes_every_log_line_json(tmp_path: Path) -> None:
+    report = tmp_path / "report.csv"
+    result = invoke(
+        [
+            str(SAMPLES / "targets.csv"),
+            "--simulate",
+            "--report",
+            str(report),
+            *FAST,
+            "--log-format",
+            "json",
+        ]
+    )
+
+    assert result.exit_code == 1
+    logged: list[str] = []
+    plain: list[str] = []
+    for line in result.stderr.splitlines():
+        (logged if line.startswith("{") else plain).append(line)
+    events = [json.loads(line) for line in logged]
+    assert all({"event", "level", "timestamp"} <= set(event) for event in events)
+    assert {"run.start", "input.invalid_row"} <= {event["event"] for event in events}
+    # What is not a log line is the banner and the summary, which are plain text on purpose.
+    assert plain, "the summary is missing"
+    for line in plain:
+        assert line.startswith(("SIMULATION", "bulkstop: ", "  ")), line
