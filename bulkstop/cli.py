@@ -277,7 +277,9 @@ def run_command(log_level: str, **kwargs: Any) -> None:
     try:
         code = anyio.run(_run_main, options)
     except KeyboardInterrupt:
-        _fail("interrupted before the run started; nothing was sent", EXIT_INTERRUPTED)
+        # Outside a run's own signal handling (while starting up or finishing): a run that had
+        # started left its report as a journal that --resume continues.
+        _fail("interrupted", EXIT_INTERRUPTED)
     except BulkstopError as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -452,25 +454,26 @@ async def _execute(
     aborted: RunAborted | None = None
     run = stopper.run(iter(source), carry_over=carry, maybe_applied=maybe_applied)
     with writer:
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_signals, run, options.grace, tg.cancel_scope)
-                try:
-                    async with run as results:
-                        if show:
-                            with ProgressDisplay(console, None) as display:
-                                async for result in results:
-                                    _record(writer, result, run_number, source.name)
-                                    display.update(run.stats, pacer.rate)
-                        else:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, run, options.grace)
+            try:
+                async with run as results:
+                    if show:
+                        with ProgressDisplay(console, None) as display:
                             async for result in results:
                                 _record(writer, result, run_number, source.name)
-                except RunAborted as exc:
-                    aborted = exc
-                interrupted = run.stopping and aborted is None
-                tg.cancel_scope.cancel()
-        finally:
-            final_path = writer.finalize()
+                                display.update(run.stats, pacer.rate)
+                    else:
+                        async for result in results:
+                            _record(writer, result, run_number, source.name)
+            except RunAborted as exc:
+                aborted = exc
+            interrupted = run.stopping and aborted is None
+            tg.cancel_scope.cancel()
+        # Only a run that reached its end is finalized. If anything escapes (a full disk, an
+        # error), leaving the block just closes the report: it stays a journal, with its
+        # in-flight sidecar, that --resume continues.
+        final_path = writer.finalize()
     _summary(console, run.stats, final_path, pacer, interrupted, aborted, options)
     if aborted is not None:
         return EXIT_ABORTED
@@ -489,8 +492,13 @@ def _record(writer: ReportWriter, result: Result, run_number: int, source_name: 
         writer.write(result)
 
 
-async def _watch_signals(run: StopRun, grace: float, scope: anyio.CancelScope) -> None:
-    """First SIGINT/SIGTERM: drain, then cancel in-flight calls after ``grace`` s. Second: now."""
+async def _watch_signals(run: StopRun, grace: float) -> None:
+    """First SIGINT/SIGTERM: drain, then cancel in-flight calls after ``grace`` s. Second: now.
+
+    Later ones change nothing. The handlers stay installed until the run ends (this task is
+    cancelled then), so that pressing Ctrl-C again cannot raise KeyboardInterrupt into the
+    writing of the report while every remaining row is reported ``aborted``.
+    """
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         count = 0
         async for signum in signals:
@@ -514,7 +522,6 @@ async def _watch_signals(run: StopRun, grace: float, scope: anyio.CancelScope) -
                         run.cancel_in_flight()
                         later.cancel_scope.cancel()
                         break
-                return
 
 
 def _summary(

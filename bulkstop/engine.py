@@ -543,13 +543,13 @@ class StopRun(anyio.AsyncContextManagerMixin):
             item.attempts += 1
             item.in_flight = True
             stats.in_flight += 1
+            stats.requests += 1  # counted when sent: a cancelled call was still a request
             try:
                 reply = await client.stop(target)
             finally:
                 stats.in_flight -= 1
             item.in_flight = False
             item.last = reply
-            stats.requests += 1
             decision = classify(reply)
             verdict = decision.verdict
 
