@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import resource
 import subprocess
@@ -67,9 +68,15 @@ async def sim_stats(url: str) -> dict[str, Any]:
         return result
 
 
-def make_targets(n: int, jobs: int = 50) -> list[tuple[str, int]]:
+def iter_targets(n: int, jobs: int = 50) -> Iterator[tuple[str, int]]:
+    """n distinct targets over ``jobs`` jobs, fresh ids each call, generated lazily."""
     prefix = uuid.uuid4().hex[:24]
-    return [(f"{prefix}{j:08x}", b) for b in range(1, n // jobs + 2) for j in range(jobs)][:n]
+    pairs = ((f"{prefix}{j:08x}", b) for b in range(1, n // jobs + 2) for j in range(jobs))
+    return itertools.islice(pairs, n)
+
+
+def make_targets(n: int, jobs: int = 50) -> list[tuple[str, int]]:
+    return list(iter_targets(n, jobs))
 
 
 async def run_bulkstop(
@@ -204,7 +211,14 @@ async def bench_rate(n: int, rate: float = 100.0) -> None:
 
 def _rss_child(path: str) -> None:
     """Run the whole pipeline (reader → engine → report) with an instant client; print RSS."""
+    import logging
+
+    import structlog
+
     from bulkstop.models import Reply, ReplyKind
+
+    # stdout carries the figures: keep the library's log events off it
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     from bulkstop.report import ReportWriter
     from bulkstop.sources import open_source
 
@@ -238,14 +252,16 @@ def bench_memory(small: int = 10_000, large: int = 1_000_000) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (small, large):
             path = os.path.join(tmp, f"t{n}.csv")
+            # Lazily: Linux carries a process's peak RSS across fork+exec, so a parent that held
+            # a million-row list would hand its peak to the child being measured.
             with open(path, "w") as f:
                 f.write("job_id,build_no\n")
-                for j, b in make_targets(n, jobs=1000):
+                for j, b in iter_targets(n, jobs=1000):
                     f.write(f"{j},{b}\n")
             out = subprocess.run(
                 [sys.executable, __file__, "_rss", path], capture_output=True, text=True,
                 check=True,
-            ).stdout.split()
+            ).stdout.splitlines()[-1].split()
             assert int(out[0]) == n
             peaks[n] = int(out[1]) / 1024
     row("", f"{small:,} rows", f"{large:,} rows", "ratio")
