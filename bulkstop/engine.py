@@ -40,7 +40,16 @@ from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import CredentialsRejected, RunAborted
 from bulkstop.guards import AuthBreaker, FailureThreshold
-from bulkstop.models import ACCEPTABLE, InputRow, Outcome, Reply, ReplyKind, Result, Target
+from bulkstop.models import (
+    ACCEPTABLE,
+    InputRow,
+    Outcome,
+    Reply,
+    ReplyKind,
+    Result,
+    Target,
+    parse_target,
+)
 from bulkstop.pacing import Pacer
 from bulkstop.retry import RetryBudget, RetryPolicy, Verdict, classify, compute_backoff
 
@@ -440,11 +449,14 @@ class StopRun(anyio.AsyncContextManagerMixin):
             return InputRow.from_values(index, row[0], row[1])
         return InputRow.invalid(index, f"expected (job_id, build_no), got {type(row).__name__}")
 
-    def _local(self, row: InputRow, outcome: Outcome, detail: str) -> Result:
+    def _local(
+        self, line: int, job_id: str, build_no: str, outcome: Outcome, detail: str
+    ) -> Result:
+        """A record for a row that is never sent (invalid or duplicate)."""
         return Result(
-            line=row.line,
-            job_id=row.target.job_id if row.target else row.raw_job_id,
-            build_no=str(row.target.build_no) if row.target else row.raw_build_no,
+            line=line,
+            job_id=job_id,
+            build_no=build_no,
             outcome=outcome,
             http_status=None,
             error_code="",
@@ -470,21 +482,35 @@ class StopRun(anyio.AsyncContextManagerMixin):
         async for raw in self._rows_async():
             index += 1
             self.stats.rows += 1
-            row = self._to_row(raw, index)
-            target = row.target
-            if target is None:
-                await self._emit(out, self._local(row, Outcome.INVALID, row.error or "invalid"))
-                continue
+            if type(raw) is tuple and len(raw) == 2:
+                # plain (job_id, build_no) pairs: validate without building an InputRow
+                parsed = parse_target(raw[0], raw[1])
+                if isinstance(parsed, str):
+                    invalid = self._local(index, str(raw[0]), str(raw[1]), Outcome.INVALID, parsed)
+                    await self._emit(out, invalid)
+                    continue
+                line, target = index, parsed
+            else:
+                row = self._to_row(raw, index)
+                if row.target is None:
+                    invalid = self._local(
+                        row.line,
+                        row.raw_job_id,
+                        row.raw_build_no,
+                        Outcome.INVALID,
+                        row.error or "invalid",
+                    )
+                    await self._emit(out, invalid)
+                    continue
+                line, target = row.line, row.target
             if not self._first_sighting(target):
-                await self._emit(
-                    out,
-                    self._local(
-                        row,
-                        Outcome.DUPLICATE,
-                        f"same target as an earlier row; sent once "
-                        f"({target.job_id}:{target.build_no})",
-                    ),
+                detail = (
+                    f"same target as an earlier row; sent once ({target.job_id}:{target.build_no})"
                 )
+                duplicate = self._local(
+                    line, target.job_id, str(target.build_no), Outcome.DUPLICATE, detail
+                )
+                await self._emit(out, duplicate)
                 continue
             key = (target.job_id, str(target.build_no))
             carried = self._carry.get(key)
@@ -492,7 +518,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 self.stats.carried_over += 1
                 await self._emit(out, carried)
                 continue
-            item = _Item(row.line, target, maybe_applied=key in self._maybe_applied)
+            item = _Item(line, target, maybe_applied=key in self._maybe_applied)
             if self.stopping:
                 await self._emit(
                     out,
@@ -722,6 +748,8 @@ class StopRun(anyio.AsyncContextManagerMixin):
 
     def _record_auth(self, reply: Reply, job_id: str) -> None:
         """Feed the auth breaker one answer; abort the run when it trips."""
+        if self.breaker.streak == 0 and reply.http_status not in (401, 403):
+            return  # the common case: nothing to record
         forbidden = job_id if reply.http_status == 403 else None
         if self.breaker.record(reply.http_status in (401, 403), forbidden_job=forbidden):
             self._abort(

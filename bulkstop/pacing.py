@@ -296,8 +296,10 @@ class Pacer:
 
     def on_accepted(self, started_at: float) -> None:
         if self.adaptive:
-            self.control.on_accepted(started_at, self.clock.now())
-            self.limiter.set_rate(self.control.rate)
+            control = self.control
+            control.on_accepted(started_at, self.clock.now())
+            if control.rate != self.limiter.rate:
+                self.limiter.set_rate(control.rate)
 
     def on_throttled(self, started_at: float, retry_after: float | None = None) -> float:
         """Record a throttling answer; pause everyone; return the pause length."""
