@@ -13,10 +13,10 @@ The library in five names::
 
 from __future__ import annotations
 
-from bulkstop.auth import Auth, Secret, TokenAuth
+from bulkstop.auth import AkSkAuth, Auth, IamPasswordAuth, Secret, TokenAuth
 from bulkstop.client import CodeArtsClient, StopClient
 from bulkstop.clock import Clock, MonotonicClock
-from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
+from bulkstop.engine import Results, RunSettings, RunStats, Stopper, StopRun
 from bulkstop.errors import (
     BulkstopError,
     CredentialsRejected,
@@ -33,12 +33,14 @@ from bulkstop.retry import RetryPolicy
 __version__ = "0.1.0"
 
 __all__ = [
+    "AkSkAuth",
     "Auth",
     "BulkstopError",
     "Clock",
     "CodeArtsClient",
     "CredentialsRejected",
     "FailureThreshold",
+    "IamPasswordAuth",
     "InputError",
     "InputRow",
     "MonotonicClock",
@@ -48,6 +50,7 @@ __all__ = [
     "ReplyKind",
     "ReportMismatchError",
     "Result",
+    "Results",
     "RetryPolicy",
     "RunAborted",
     "RunSettings",
