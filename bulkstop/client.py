@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 import aiohttp
-import structlog
 from yarl import URL
 
 from bulkstop.apis import StopApi, get_stop_api, parse_error_body
@@ -34,8 +33,6 @@ __all__ = [
     "region_endpoint",
     "resolve_endpoint",
 ]
-
-log = structlog.get_logger(__name__)
 
 REGION_ENDPOINT = "https://cloudbuild-ext.{region}.myhuaweicloud.com"
 _MAX_MESSAGE = 300

@@ -765,8 +765,3 @@ class StopRun(anyio.AsyncContextManagerMixin):
         if item.maybe_applied:
             detail += f"; {item.ambiguity} may have stopped it"
         return _result(item, Outcome.FAILED, self.settings.run, self._stopper.clock, detail)
-
-
-def outcome_counts(stats: RunStats) -> dict[str, int]:
-    """Counts per outcome, in the order of :class:`Outcome`, for summaries."""
-    return {o.value: stats.outcomes[o] for o in Outcome if stats.outcomes.get(o)}
