@@ -18,7 +18,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,8 +27,8 @@ import click
 import structlog
 from rich.console import Console
 
-from bulkstop.auth import TokenAuth
-from bulkstop.client import CodeArtsClient, check_endpoint, resolve_endpoint
+from bulkstop.auth import Auth, TokenAuth
+from bulkstop.client import CodeArtsClient, resolve_endpoint
 from bulkstop.clock import MonotonicClock, utcnow
 from bulkstop.credentials import CredentialOptions, resolve_auth
 from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
@@ -48,7 +48,7 @@ from bulkstop.report import (
     report_format,
 )
 from bulkstop.retry import RetryPolicy
-from bulkstop.sources import open_source
+from bulkstop.sources import TargetSource, open_source
 
 __all__ = ["main"]
 
@@ -301,49 +301,50 @@ def _console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Plan:
+    """What a run continues from: its input, its report, and an earlier run's results."""
+
+    source: TargetSource
+    report_path: Path
+    run_number: int = 1
+    append: bool = False
+    carry: dict[tuple[str, str], Result] = field(default_factory=dict)
+    maybe_applied: frozenset[tuple[str, str]] = frozenset()
+
+
 async def _run_main(options: RunOptions) -> int:
     """Prepare everything that can fail (input, report, credentials), then run."""
     report_path = options.report or default_report_path(utcnow())
     report_format(report_path)  # checks the extension before anything happens
-    if (
-        not options.resume
-        and not options.overwrite
-        and report_path.exists()
-        and report_path.stat().st_size > 0
-    ):
+    exists = report_path.exists() and report_path.stat().st_size > 0
+    if exists and not options.resume and not options.overwrite:
         raise UsageError(
             f"report {report_path} already exists: add --resume to continue that run, "
             "--overwrite to replace it, or choose another --report path"
         )
     stdin = sys.stdin.buffer if options.input == "-" else None
-    source = open_source(options.input, options.input_format, stdin=stdin)
-    with source:
-        carry: dict[tuple[str, str], Result] = {}
-        maybe_applied: set[tuple[str, str]] = set()
-        run_number = 1
+    with open_source(options.input, options.input_format, stdin=stdin) as source:
+        plan = _Plan(source=source, report_path=report_path)
         if options.resume and report_path.exists():
             loaded = load_report(report_path)
             if options.input != "-":
                 fingerprint = KeyFingerprint.from_keys(_input_keys(options))
                 check_report_matches(loaded, fingerprint, report_path, source.name)
-            plan = plan_resume(loaded, retry_failed=options.retry_failed)
-            carry = dict(plan.skip)
-            maybe_applied = set(plan.maybe_applied)
-            run_number = loaded.last_run + 1
+            resume = plan_resume(loaded, retry_failed=options.retry_failed)
+            plan = _Plan(
+                source=source,
+                report_path=report_path,
+                run_number=loaded.last_run + 1,
+                append=True,
+                carry=dict(resume.skip),
+                maybe_applied=frozenset(resume.maybe_applied),
+            )
         if options.simulate:
-            return await _simulated(options, source, report_path, carry, maybe_applied, run_number)
+            return await _simulated(options, plan)
         endpoint = resolve_endpoint(options.endpoint, options.region)
-        check_endpoint(endpoint, allow_insecure_http=options.insecure_http)
-        clock = MonotonicClock()
-        async with CodeArtsClient(
-            endpoint,
-            None,  # credentials are resolved below: IAM login needs this client's session
-            api=options.api,
-            timeout=options.timeout,
-            pool_size=options.concurrency,
-            ca_bundle=options.ca_bundle,
-            allow_insecure_http=options.insecure_http,
-        ) as client:
+        # None: credentials are resolved below, as IAM login needs this client's session
+        async with _client(options, endpoint, None) as client:
             credential_options = CredentialOptions(
                 token_file=options.token_file,
                 project_id=options.project_id,
@@ -352,22 +353,26 @@ async def _run_main(options: RunOptions) -> int:
                 iam_endpoint=options.iam_endpoint,
             )
             auth, description = resolve_auth(
-                credential_options, os.environ, session=client.session, clock=clock
+                credential_options, os.environ, session=client.session, clock=MonotonicClock()
             )
             redactor.watch(auth.secret_values)
             log.info("auth.source", mode=auth.mode, source=description)
             await auth.prepare()
             client.auth = auth
-            return await _execute(
-                options,
-                client,
-                source,
-                report_path,
-                carry,
-                maybe_applied,
-                run_number,
-                endpoint=str(client.endpoint),
-            )
+            return await _execute(options, client, plan)
+
+
+def _client(options: RunOptions, endpoint: str, auth: Auth | None) -> CodeArtsClient:
+    """The CodeArts client the run's options ask for (it vets the endpoint itself)."""
+    return CodeArtsClient(
+        endpoint,
+        auth,
+        api=options.api,
+        timeout=options.timeout,
+        pool_size=options.concurrency,
+        ca_bundle=options.ca_bundle,
+        allow_insecure_http=options.insecure_http,
+    )
 
 
 def _input_keys(options: RunOptions) -> Iterator[tuple[str, int]]:
@@ -377,14 +382,7 @@ def _input_keys(options: RunOptions) -> Iterator[tuple[str, int]]:
                 yield row.target.key
 
 
-async def _simulated(
-    options: RunOptions,
-    source: Any,
-    report_path: Path,
-    carry: dict[tuple[str, str], Result],
-    maybe_applied: set[tuple[str, str]],
-    run_number: int,
-) -> int:
+async def _simulated(options: RunOptions, plan: _Plan) -> int:
     from bulkstop.simulator import Simulator, SimulatorConfig
 
     token = secrets.token_hex(16)
@@ -394,36 +392,17 @@ async def _simulated(
             f"[bold yellow]SIMULATION[/]: stopping builds on the built-in CodeArts simulator at "
             f"{simulator.url} — no cloud service is contacted, nothing real is stopped."
         )
-        async with CodeArtsClient(
-            simulator.url,
-            TokenAuth(token),
-            api=options.api,
-            timeout=options.timeout,
-            pool_size=options.concurrency,
-        ) as client:
-            return await _execute(
-                options,
-                client,
-                source,
-                report_path,
-                carry,
-                maybe_applied,
-                run_number,
-                endpoint=simulator.url,
-            )
+        async with _client(options, simulator.url, TokenAuth(token)) as client:
+            return await _execute(options, client, plan)
 
 
-async def _execute(
-    options: RunOptions,
-    client: CodeArtsClient,
-    source: Any,
-    report_path: Path,
-    carry: dict[tuple[str, str], Result],
-    maybe_applied: set[tuple[str, str]],
-    run_number: int,
-    *,
-    endpoint: str,
-) -> int:
+async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> int:
+    source, report_path, run_number, carry = (
+        plan.source,
+        plan.report_path,
+        plan.run_number,
+        plan.carry,
+    )
     settings = RunSettings(
         concurrency=options.concurrency,
         retry=RetryPolicy(max_attempts=options.max_attempts, deadline=options.deadline),
@@ -432,14 +411,15 @@ async def _execute(
         run=run_number,
     )
     pacer = Pacer(rate=options.rate, burst=options.burst, adaptive=options.adaptive)
-    append = options.resume and report_path.exists()  # noqa: ASYNC240 - before any I/O starts
-    writer = ReportWriter(report_path, run=run_number, append=append, overwrite=options.overwrite)
+    writer = ReportWriter(
+        report_path, run=run_number, append=plan.append, overwrite=options.overwrite
+    )
     stopper = Stopper(client, pacer=pacer, settings=settings, observer=writer)
     log.info(
         "run.start",
         input=source.name,
         report=str(report_path),
-        endpoint=endpoint,
+        endpoint=str(client.endpoint),
         api=options.api,
         rate=options.rate,
         concurrency=options.concurrency,
@@ -452,7 +432,7 @@ async def _execute(
     )
     interrupted = False
     aborted: RunAborted | None = None
-    run = stopper.run(iter(source), carry_over=carry, maybe_applied=maybe_applied)
+    run = stopper.run(iter(source), carry_over=carry, maybe_applied=plan.maybe_applied)
     with writer:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, run, options.grace)
