@@ -243,8 +243,9 @@ class CodeArtsClient:
         request_id = response.headers.get("X-Request-Id", "")
         payload: Any = None
         try:
-            payload = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError, RecursionError):  # a body nested too deep for json
+            # decoded here: json.loads would first sniff the encoding of bytes
+            payload = json.loads(raw.decode()) if raw else None
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
             payload = None
         if 200 <= status < 300:
             stopped = self.api.stopped(payload)
