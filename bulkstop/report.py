@@ -70,9 +70,17 @@ from typing import Any, BinaryIO, Final, Literal, Protocol, TypeVar
 
 import structlog
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from bulkstop.errors import InputError, ReportMismatchError, UsageError
-from bulkstop.models import FINAL_FOR_RESUME, REPORT_FIELDS, Outcome, Result, Target
+from bulkstop.models import (
+    FINAL_FOR_RESUME,
+    REPORT_FIELDS,
+    RESULT_ADAPTER,
+    Outcome,
+    Result,
+    Target,
+)
 
 __all__ = [
     "FAILED_LIKE",
@@ -118,8 +126,9 @@ _CARRIED_PLAIN: Final = FINAL_FOR_RESUME | {Outcome.FAILED, Outcome.UNCERTAIN}
 _THROTTLED_CODE: Final = "CB.00060211"
 #: Columns a report cannot do without; every other column has a default.
 _REQUIRED: Final[tuple[str, ...]] = tuple(
-    name for name, field in Result.model_fields.items() if field.is_required()
+    name for name in REPORT_FIELDS if name not in Result._field_defaults
 )
+_KNOWN: Final = frozenset(REPORT_FIELDS)
 #: Required text columns: there an empty CSV field is the empty string (an invalid row whose
 #: job_id or build_no cell was empty), not "none".
 _EMPTY_IS_TEXT: Final = frozenset({"job_id", "build_no"})
@@ -271,8 +280,7 @@ class _Encoder:
 
     def bare(self, result: Result, *, run: int | None = None) -> bytes:
         """The line for ``result`` without the comma a JSON element may need."""
-        fields = result.__dict__  # the model's field values, without a copy
-        values = [fields[name] for name in REPORT_FIELDS]
+        values = list(result)  # a Result's fields are the report's columns, in order
         if run is not None:
             values[_RUN_INDEX] = run
         if self.fmt == "csv":
@@ -351,14 +359,22 @@ def _decode(line: _Line) -> str:
 
 def _condensed(exc: ValidationError) -> str:
     return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+        f"{'.'.join(str(part) for part in error['loc'])}: {_message(error)}"
         for error in exc.errors(include_url=False)
     )
 
 
+def _message(error: ErrorDetails) -> str:
+    # Result is validated as a named tuple, whose missing fields pydantic calls "arguments".
+    return "Field required" if error["type"] == "missing_argument" else error["msg"]
+
+
 def _validated(data: dict[str, Any]) -> Result:
+    """A record from outside, checked field by field; columns of other tools are ignored."""
+    if not _KNOWN.issuperset(data):
+        data = {name: value for name, value in data.items() if name in _KNOWN}
     try:
-        return Result.model_validate(data)
+        return RESULT_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise _BadLine(_condensed(exc)) from exc
 

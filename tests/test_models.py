@@ -1,0 +1,116 @@
+"""The data types: what a Target accepts, and how records are checked when read back."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from bulkstop.models import (
+    REPORT_FIELDS,
+    RESULT_ADAPTER,
+    InputRow,
+    Outcome,
+    Result,
+    Target,
+    parse_target,
+)
+
+JOB = "f9d6c8466d614a9788e9a0acf6c15f46"
+
+
+def test_a_target_is_a_normalised_pair() -> None:
+    target = Target(JOB, 20)
+    assert (target.job_id, target.build_no) == (JOB, 20)
+    assert target.key == (JOB, 20)
+    assert target == Target(job_id=JOB, build_no=20)
+    assert hash(target) == hash(Target(JOB, 20))
+    assert target != Target(JOB, 21)
+
+
+@pytest.mark.parametrize(
+    ("job_id", "build_no", "message"),
+    [
+        ("abc", 1, "job_id: must be 32 characters of [0-9a-z], got 'abc' (3 characters)"),
+        (JOB.upper(), 1, "job_id: must be lowercase [0-9a-z]"),
+        (JOB, 0, "build_no: must be an integer ≥ 1, got 0"),
+        (JOB, True, "build_no: must be an integer ≥ 1, got True"),
+        (None, 1, "job_id: missing"),
+        # valid once stripped or converted, which only parse_target does
+        (f" {JOB} ", 1, "not normalised: ' f9d6"),
+        (JOB, "7", "not normalised: 'f9d6c8466d614a9788e9a0acf6c15f46', '7'"),
+    ],
+)
+def test_a_target_refuses_what_is_not_normalised(job_id: Any, build_no: Any, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        Target(job_id, build_no)
+
+
+def test_a_target_cannot_be_changed() -> None:
+    target = Target(JOB, 20)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        target.build_no = 21  # type: ignore[misc]
+
+
+def test_parse_target_normalises_what_target_refuses() -> None:
+    assert parse_target(f"  {JOB}\t", " 7 ") == Target(JOB, 7)
+    assert parse_target(JOB, "+3") == "build_no: must be an integer ≥ 1, got '+3'"
+    assert parse_target("", "") == "job_id: missing; build_no: missing"
+
+
+def test_input_rows_carry_the_raw_text_of_invalid_rows() -> None:
+    row = InputRow.from_values(4, "ABC", "x")
+    assert row.target is None
+    assert (row.line, row.raw_job_id, row.raw_build_no) == (4, "ABC", "x")
+    assert row.error is not None
+    assert row.error.startswith("job_id: ")
+    good = InputRow.from_values(5, JOB, 2)
+    assert good.target == Target(JOB, 2)
+    assert good.error is None
+
+
+def test_result_fields_are_the_report_columns_in_order() -> None:
+    assert REPORT_FIELDS == (
+        "line", "job_id", "build_no", "outcome", "http_status", "error_code", "error_msg",
+        "request_id", "attempts", "started_at", "finished_at", "elapsed_ms", "detail", "run",
+    )  # fmt: skip
+    result = Result(line=3, job_id=JOB, build_no="2", outcome=Outcome.STOPPED)
+    assert result.key == (JOB, "2")
+    assert list(result) == [3, JOB, "2", Outcome.STOPPED, None, "", "", "", 0, None, None,
+                            None, "", 1]  # fmt: skip
+
+
+def test_records_read_back_are_validated_field_by_field() -> None:
+    record = RESULT_ADAPTER.validate_python(
+        {
+            "line": "3",
+            "job_id": JOB,
+            "build_no": "2",
+            "outcome": "not_stopped",
+            "http_status": "200",
+            "started_at": "2026-11-28T10:00:00.250Z",
+            "run": "2",
+        }
+    )
+    assert record == Result(
+        line=3,
+        job_id=JOB,
+        build_no="2",
+        outcome=Outcome.NOT_STOPPED,
+        http_status=200,
+        started_at=datetime(2026, 11, 28, 10, 0, 0, 250000, tzinfo=UTC),
+        run=2,
+    )
+    assert isinstance(record, Result)
+    with pytest.raises(ValidationError) as caught:
+        RESULT_ADAPTER.validate_python({"line": "x", "job_id": JOB, "outcome": "gone"})
+    problems = {(error["loc"], error["type"]) for error in caught.value.errors()}
+    assert problems == {
+        (("line",), "int_parsing"),
+        (("build_no",), "missing_argument"),
+        (("outcome",), "enum"),
+    }
