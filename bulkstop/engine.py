@@ -25,7 +25,9 @@ group never spans a ``yield`` of an async generator)::
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import itertools
 import random
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -189,8 +191,11 @@ class _HandOff(Generic[T]):
     item is waiting, and a blocked ``send()`` is woken for every freed slot. At thousands of
     targets a second those round trips were most of the engine's cost in the overhead
     benchmark. Here a getter takes a waiting item at once, and a blocked putter waits until
-    the queue has drained to half before refilling it. Waiting is still anyio's, so it is
-    cancellable like any other wait.
+    the queue has drained to half before refilling it.
+
+    A wait is a bare asyncio future: aiohttp ties bulkstop to asyncio anyway, and an
+    ``anyio.Event`` looks up the running backend each time one is made (once per result, for
+    a consumer that keeps up). anyio's cancel scopes cancel these waits like any other.
     """
 
     __slots__ = ("_getters", "_high", "_items", "_low", "_senders", "_space")
@@ -200,43 +205,60 @@ class _HandOff(Generic[T]):
         self._high = max(1, high)
         self._low = self._high // 2
         self._senders = senders
-        self._space: anyio.Event | None = None
-        self._getters: collections.deque[anyio.Event] = collections.deque()
+        self._space: asyncio.Future[None] | None = None
+        self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def put(self, item: T) -> None:
         while len(self._items) >= self._high:
             if self._space is None:
-                self._space = anyio.Event()
-            await self._space.wait()
+                self._space = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._space)  # shared by every blocked putter
         self._items.append(item)
-        if self._getters:
-            self._getters.popleft().set()
+        self._wake_getter()
+
+    def _wake_getter(self) -> None:
+        getters = self._getters
+        while getters:
+            waiter = getters.popleft()
+            if not waiter.done():  # a cancelled getter's future is done already
+                waiter.set_result(None)
+                return
 
     def sender_done(self) -> None:
         """One sender has finished; after the last one, getters see the end."""
         self._senders -= 1
         if self._senders <= 0:
             while self._getters:
-                self._getters.popleft().set()
+                waiter = self._getters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def get(self) -> T | None:
         """The next item, or ``None`` once every sender is done and the queue is empty."""
         while True:
             if self._items:
                 item = self._items.popleft()
-                if self._space is not None and len(self._items) <= self._low:
-                    self._space.set()
+                space = self._space
+                if space is not None and len(self._items) <= self._low:
                     self._space = None
+                    space.set_result(None)
                 return item
             if self._senders <= 0:
                 return None
-            event = anyio.Event()
-            self._getters.append(event)
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._getters.append(waiter)
             try:
-                await event.wait()
-            finally:
-                if not event.is_set():
-                    self._getters.remove(event)
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_getter()  # woken, then cancelled: pass the wake-up on
+                else:
+                    self._remove(waiter)
+                raise
+
+    def _remove(self, waiter: asyncio.Future[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._getters.remove(waiter)
 
 
 class Results:

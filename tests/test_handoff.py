@@ -1,0 +1,102 @@
+"""The engine's hand-off queue: order, back-pressure, end of stream, and cancelled waiters."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import pytest
+from anyio.lowlevel import checkpoint
+
+from bulkstop.engine import _HandOff
+
+pytestmark = pytest.mark.anyio
+
+
+async def settle() -> None:
+    """Let every task that can run, run (a few scheduling rounds; no time passes)."""
+    for _ in range(5):
+        await checkpoint()
+
+
+async def test_items_come_out_in_order_then_none_after_the_last_sender() -> None:
+    queue = _HandOff[int](high=10, senders=2)
+    for i in range(3):
+        await queue.put(i)
+    queue.sender_done()
+    assert [await queue.get() for _ in range(3)] == [0, 1, 2]
+    got: list[int | None] = []
+
+    async def getter() -> None:
+        got.append(await queue.get())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(getter)
+        await settle()
+        assert got == []  # one sender is still there: the getter waits
+        queue.sender_done()
+    assert got == [None]
+    assert await queue.get() is None
+
+
+async def test_a_full_queue_blocks_putters_until_drained_to_half() -> None:
+    queue = _HandOff[int](high=4)
+    put: list[int] = []
+
+    async def producer() -> None:
+        for i in range(8):
+            await queue.put(i)
+            put.append(i)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(producer)
+        await settle()
+        assert put == [0, 1, 2, 3]  # high water: the fifth put waits
+        assert await queue.get() == 0
+        await settle()
+        assert put == [0, 1, 2, 3]  # 3 left, above half: still waiting
+        assert await queue.get() == 1
+        await settle()
+        assert put == [0, 1, 2, 3, 4, 5]  # drained to 2 = half: refilled to high water
+        rest = [await queue.get() for _ in range(6)]
+    assert rest == [2, 3, 4, 5, 6, 7]
+
+
+async def test_a_getter_cancelled_while_waiting_takes_nothing() -> None:
+    queue = _HandOff[str](high=4)
+    got: list[str | None] = []
+
+    async def getter() -> None:
+        got.append(await queue.get())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(getter)
+        await settle()
+        cancelled = anyio.CancelScope()
+
+        async def doomed() -> None:
+            with cancelled:
+                await queue.get()
+
+        tg.start_soon(doomed)
+        await settle()
+        cancelled.cancel()
+        await settle()
+        await queue.put("a")
+        await settle()
+    assert got == ["a"]  # the cancelled getter did not swallow the item
+
+
+async def test_a_getter_woken_then_cancelled_passes_the_wake_up_on() -> None:
+    # Plain asyncio tasks: Task.cancel() right after the wake-up is certain to land before
+    # the woken getter runs (an anyio scope delivers its cancellation a little later).
+    queue = _HandOff[str](high=4)
+    first = asyncio.create_task(queue.get())
+    await settle()
+    second = asyncio.create_task(queue.get())
+    await settle()
+    await queue.put("a")  # wakes the first getter...
+    first.cancel()  # ...which is cancelled before it runs
+    with anyio.fail_after(5):
+        assert await second == "a"  # the second getter got the item instead of waiting
+    assert first.cancelled()
