@@ -24,17 +24,17 @@ from typing import Any, Protocol
 
 import aiohttp
 import anyio
-import structlog
 from yarl import URL
 
 from bulkstop import signing
 from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import BulkstopError, CredentialsRejected, UsageError
+from bulkstop.log import get_logger
 from bulkstop.models import OutgoingRequest
 
 __all__ = ["AkSkAuth", "Auth", "IamPasswordAuth", "OutgoingRequest", "Secret", "TokenAuth"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 
 class Secret:

@@ -24,7 +24,6 @@ from typing import Any, NoReturn
 
 import anyio
 import click
-import structlog
 from rich.console import Console
 
 from bulkstop.auth import Auth, TokenAuth
@@ -34,6 +33,7 @@ from bulkstop.credentials import CredentialOptions, resolve_auth
 from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
 from bulkstop.errors import BulkstopError, CredentialsRejected, RunAborted, UsageError
 from bulkstop.guards import FailureThreshold
+from bulkstop.log import get_logger
 from bulkstop.logconfig import LEVELS, configure_logging, redactor
 from bulkstop.models import ACCEPTABLE, Outcome, Result
 from bulkstop.pacing import Pacer
@@ -52,7 +52,7 @@ from bulkstop.sources import TargetSource, open_source
 
 __all__ = ["main"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

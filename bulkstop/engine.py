@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
-import structlog
 
 from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import CredentialsRejected, RunAborted
 from bulkstop.guards import AuthBreaker, FailureThreshold
+from bulkstop.log import get_logger
 from bulkstop.models import (
     ACCEPTABLE,
     InputRow,
@@ -57,7 +57,7 @@ from bulkstop.retry import RetryBudget, RetryPolicy, Verdict, classify, compute_
 
 __all__ = ["Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

@@ -68,11 +68,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Final, Literal, Protocol, TypeVar
 
-import structlog
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from bulkstop.errors import InputError, ReportMismatchError, UsageError
+from bulkstop.log import get_logger
 from bulkstop.models import (
     FINAL_FOR_RESUME,
     REPORT_FIELDS,
@@ -101,7 +101,7 @@ __all__ = [
     "target_key",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 ReportFormat = Literal["csv", "jsonl", "json"]
 

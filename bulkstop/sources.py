@@ -43,9 +43,8 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, Final, Literal, cast, get_args
 
-import structlog
-
 from bulkstop.errors import InputError
+from bulkstop.log import get_logger
 from bulkstop.models import InputRow
 
 __all__ = [
@@ -56,7 +55,7 @@ __all__ = [
     "open_source",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 InputFormat = Literal["csv", "json", "jsonl"]
 

@@ -30,9 +30,9 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import anyio
-import structlog
 from aiohttp import web
 
+from bulkstop.log import get_logger
 from bulkstop.simulator import codes
 from bulkstop.simulator.auth import Authenticator
 from bulkstop.simulator.codes import ErrorReply
@@ -44,7 +44,7 @@ from bulkstop.simulator.throttle import FixedWindowThrottle, ThrottleReply
 
 __all__ = ["Simulator", "serve_forever"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _JSON: Final = "application/json"
 _HTML: Final = "text/html"
