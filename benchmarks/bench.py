@@ -4,7 +4,7 @@ The simulator runs in its own process (``bulkstop simulate``) on 127.0.0.1, so s
 client each have a core. The baseline is the script a user would write: one aiohttp session,
 a semaphore, ``asyncio.gather`` over every target, no retries.
 
-    python benchmarks/bench.py all            # everything (about 2-3 minutes on 2 cores)
+    python benchmarks/bench.py all            # everything (about 5 minutes on 2 cores)
     python benchmarks/bench.py overhead --n 20000
     python benchmarks/bench.py throttled | latency | rate | memory
 
