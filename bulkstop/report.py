@@ -61,7 +61,7 @@ import tempfile
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +69,6 @@ from types import TracebackType
 from typing import Any, BinaryIO, Final, Literal, Protocol, TypeVar
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from bulkstop.errors import InputError, ReportMismatchError, UsageError
 from bulkstop.log import get_logger
@@ -364,9 +363,9 @@ def _condensed(exc: ValidationError) -> str:
     )
 
 
-def _message(error: ErrorDetails) -> str:
+def _message(error: Mapping[str, object]) -> str:
     # Result is validated as a named tuple, whose missing fields pydantic calls "arguments".
-    return "Field required" if error["type"] == "missing_argument" else error["msg"]
+    return "Field required" if error["type"] == "missing_argument" else str(error["msg"])
 
 
 def _validated(data: dict[str, Any]) -> Result:
