@@ -168,6 +168,7 @@ def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str =
         finished_at=finished if item.attempts else None,
         elapsed_ms=elapsed,
         detail=detail,
+        maybe_applied=item.maybe_applied or item.in_flight,
         run=run,
     )
 

@@ -258,6 +258,10 @@ class Result(NamedTuple):
     elapsed_ms: int | None = None
     #: bulkstop's own explanation: why invalid, why failed, why uncertain
     detail: str = ""
+    #: an attempt (of this run or an earlier one) may have stopped the build without an answer
+    #: saying so: a timeout, a cut connection, a 5xx, or a call in flight at a crash. A resume
+    #: then reports a "not stopped" answer for this target as ``uncertain``.
+    maybe_applied: bool = False
     #: which run produced this record (1 for a first run; resumes count up)
     run: int = 1
 

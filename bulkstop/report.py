@@ -247,6 +247,8 @@ def _csv_text(value: Any) -> str:
     plain = _plain(value)
     if plain is None:
         return ""
+    if type(plain) is bool:
+        return "true" if plain else "false"  # as JSON spells it
     text = plain if type(plain) is str else str(plain)
     if "\n" in text or "\r" in text:
         text = _NEWLINES.sub(" ", text)
@@ -674,11 +676,14 @@ class ResumePlan:
 def _may_have_applied(record: Result) -> bool:
     """Whether a target's latest record leaves open that a stop was carried out.
 
-    ``uncertain`` says so outright. A ``failed`` or ``aborted`` record with attempts says so
-    when its last reply was no answer (timeout, cut connection) or a server error other than
-    throttling: such a request may have reached the service. A definite 4xx did not.
+    ``uncertain`` and the ``maybe_applied`` flag say so outright (the flag carries what earlier
+    runs knew: a target in flight at a crash and then aborted before its next attempt).
+    Reports written before the flag existed lack it; for them, a ``failed`` or ``aborted``
+    record with attempts says so when its last reply was no answer (timeout, cut connection)
+    or a server error other than throttling: such a request may have reached the service. A
+    definite 4xx did not.
     """
-    if record.outcome is Outcome.UNCERTAIN:
+    if record.outcome is Outcome.UNCERTAIN or record.maybe_applied:
         return True
     if record.outcome not in (Outcome.FAILED, Outcome.ABORTED) or record.attempts < 1:
         return False

@@ -288,6 +288,42 @@ async def test_cancel_in_flight_records_them_aborted_and_maybe_applied() -> None
     in_flight = [r for r in out if r.attempts == 1]
     assert len(in_flight) == 2
     assert all("may have taken effect" in r.detail for r in in_flight)
+    assert [r.maybe_applied for r in out if r.attempts == 0] == [False]
+    assert all(r.maybe_applied for r in in_flight)
+
+
+async def test_the_maybe_applied_flag_records_ambiguous_attempts_only() -> None:
+    script: dict[int, Script] = {
+        1: always(OK),  # plain success
+        2: lambda t, n: E500 if n == 1 else OK,  # an ambiguous attempt, then success
+        3: lambda t, n: T429 if n == 1 else NOT,  # turned away at the gateway: not ambiguous
+    }
+    client = FakeClient(FakeClock(), lambda t, n: script[t.build_no](t, n))
+    results = by_build(await run_all(client, targets(3)))
+    assert {b: (r.outcome, r.maybe_applied) for b, r in results.items()} == {
+        "1": (Outcome.STOPPED, False),
+        "2": (Outcome.STOPPED, True),
+        "3": (Outcome.NOT_STOPPED, False),
+    }
+
+
+async def test_an_earlier_runs_maybe_applied_outlives_an_abort_before_any_attempt() -> None:
+    # build 2 was in flight when an earlier run crashed; this run is drained before sending
+    clock = FakeClock()
+    client = FakeClient(clock, always(OK))
+    stopper = Stopper(client, pacer=Pacer(rate=1000, clock=clock), clock=clock)
+    async with clock.autojump():
+        run = stopper.run(targets(2), maybe_applied=[(JOB, "2")])
+        async with run as results:
+            run.drain("test")
+            out = {r.build_no: r async for r in results}
+    assert client.calls == []
+    assert (out["2"].outcome, out["2"].attempts, out["2"].maybe_applied) == (
+        Outcome.ABORTED,
+        0,
+        True,
+    )
+    assert out["1"].maybe_applied is False
 
 
 async def test_async_iterable_and_generator_inputs() -> None:

@@ -76,12 +76,13 @@ def test_input_rows_carry_the_raw_text_of_invalid_rows() -> None:
 def test_result_fields_are_the_report_columns_in_order() -> None:
     assert REPORT_FIELDS == (
         "line", "job_id", "build_no", "outcome", "http_status", "error_code", "error_msg",
-        "request_id", "attempts", "started_at", "finished_at", "elapsed_ms", "detail", "run",
+        "request_id", "attempts", "started_at", "finished_at", "elapsed_ms", "detail",
+        "maybe_applied", "run",
     )  # fmt: skip
     result = Result(line=3, job_id=JOB, build_no="2", outcome=Outcome.STOPPED)
     assert result.key == (JOB, "2")
     assert list(result) == [3, JOB, "2", Outcome.STOPPED, None, "", "", "", 0, None, None,
-                            None, "", 1]  # fmt: skip
+                            None, "", False, 1]  # fmt: skip
 
 
 def test_records_read_back_are_validated_field_by_field() -> None:

@@ -183,6 +183,16 @@ def test_json_report_is_valid_json_after_finalize(tmp_path: Path) -> None:
     assert document[2]["http_status"] is None
 
 
+def test_the_maybe_applied_flag_survives_every_format(path: Path) -> None:
+    records = [result(0, Outcome.ABORTED, attempts=0, maybe_applied=True), result(1)]
+    write_run(path, records)
+    assert [r.maybe_applied for r in load_report(path).records] == [True, False]
+    if path.suffix == ".csv":
+        rows = path.read_text(encoding="utf-8").splitlines()[1:]
+        column = REPORT_FIELDS.index("maybe_applied")
+        assert [row.split(",")[column] for row in rows] == ["true", "false"]
+
+
 def test_csv_writes_none_as_empty_and_times_in_utc_with_z(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     eastern = timezone(timedelta(hours=-5))
@@ -431,6 +441,28 @@ def case(latest: Result, retry_failed: bool, sent: bool, maybe: bool, name: str)
             "aborted-mid-call",
         ),
         case(result(0, Outcome.UNAUTHORIZED, http_status=401), False, True, False, "unauthorized"),
+        # the flag carries what earlier runs knew, whatever this record's own last reply was
+        case(
+            result(0, Outcome.ABORTED, http_status=None, attempts=0, maybe_applied=True),
+            False,
+            True,
+            True,
+            "aborted-unsent-flagged",
+        ),
+        case(
+            result(0, Outcome.ABORTED, http_status=429, maybe_applied=True),
+            False,
+            True,
+            True,
+            "aborted-after-429-flagged",
+        ),
+        case(
+            result(0, Outcome.FAILED, http_status=429, maybe_applied=True),
+            True,
+            True,
+            True,
+            "failed-429-flagged",
+        ),
     ],
 )
 def test_plan_resume_decides_by_the_latest_record(
