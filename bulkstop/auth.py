@@ -317,10 +317,12 @@ class IamPasswordAuth:
     async def sign(self, request: OutgoingRequest) -> int:
         if self._token is None:
             await self.prepare()
-        elif self._clock.now() >= self._refresh_due:
+        elif self._flight is not None or self._clock.now() >= self._refresh_due:
+            # Near expiry, or a refresh is under way (the service called the token stale):
+            # wait for the new token rather than send the one about to be refused.
             await self._single_flight(self._generation)
-        # A failed proactive refresh keeps the current token: it is still valid for a while,
-        # and if the service calls it stale, the caller's refresh() reports the failure.
+        # A failed refresh keeps the current token: it may still be valid for a while, and
+        # if the service calls it stale, the caller's refresh() reports the failure.
         token = self._token
         assert token is not None  # prepare() raised otherwise
         request.headers["X-Auth-Token"] = token.reveal()

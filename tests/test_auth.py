@@ -360,6 +360,33 @@ async def test_concurrent_signs_near_expiry_share_one_refresh(
     assert {request.headers["X-Auth-Token"] for request in requests} == {"tok-2"}
 
 
+async def test_signing_during_a_refresh_waits_for_the_new_token(
+    iam: IamStub, make_auth: Callable[..., IamPasswordAuth]
+) -> None:
+    auth = make_auth()
+    await auth.prepare()  # tok-1, valid for a day
+    iam.gate = anyio.Event()
+    iam.entered = anyio.Event()
+    requests = [_request() for _ in range(5)]
+    generations: list[int] = []
+
+    async def sign(request: OutgoingRequest) -> None:
+        generations.append(await auth.sign(request))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(auth.refresh, 1)  # the service called tok-1 stale
+        await iam.entered.wait()
+        for request in requests:
+            tg.start_soon(sign, request)
+        await anyio.wait_all_tasks_blocked()
+        assert generations == []  # nobody signed with the token being replaced
+        iam.gate.set()
+
+    assert iam.calls == 2
+    assert {request.headers["X-Auth-Token"] for request in requests} == {"tok-2"}
+    assert generations == [2] * 5
+
+
 async def test_refresh_of_a_stale_generation_returns_at_once(
     iam: IamStub, make_auth: Callable[..., IamPasswordAuth]
 ) -> None:
