@@ -17,7 +17,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -35,7 +35,7 @@ from bulkstop.errors import BulkstopError, CredentialsRejected, RunAborted, Usag
 from bulkstop.guards import FailureThreshold
 from bulkstop.log import get_logger
 from bulkstop.logconfig import LEVELS, configure_logging, redactor
-from bulkstop.models import ACCEPTABLE, Outcome, Result
+from bulkstop.models import ACCEPTABLE, Outcome, Result, parse_target
 from bulkstop.pacing import Pacer
 from bulkstop.progress import ProgressDisplay
 from bulkstop.report import (
@@ -55,6 +55,10 @@ __all__ = ["main"]
 log = get_logger(__name__)
 
 EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: Where ``bulkstop simulate`` reads the secrets it accepts (never from its command line).
+_SIM_IAM_PASSWORD_ENV = "BULKSTOP_SIM_IAM_PASSWORD"  # noqa: S105 - a variable name
+_SIM_SK_ENV = "BULKSTOP_SIM_SK"
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -619,6 +623,38 @@ def _summary(
     default=None,
     help="Tokens expire after this many requests (401 APIG.0307).",
 )
+@click.option(
+    "--unknown-job",
+    "unknown_jobs",
+    multiple=True,
+    metavar="JOB_ID",
+    help="A job that does not exist (404); repeatable.",
+)
+@click.option(
+    "--forbidden-job",
+    "forbidden_jobs",
+    multiple=True,
+    metavar="JOB_ID",
+    help="A job the caller may not touch (403); repeatable.",
+)
+@click.option(
+    "--finished-build",
+    "finished_builds",
+    multiple=True,
+    metavar="JOB_ID:BUILD_NO",
+    help="A build that already finished (stop answers 'not stopped'); repeatable.",
+)
+@click.option(
+    "--iam-user",
+    default=None,
+    help=f"Serve IAM password login for this user (password from ${_SIM_IAM_PASSWORD_ENV}).",
+)
+@click.option("--iam-domain", default=None, help="The IAM user's domain (account) name.")
+@click.option(
+    "--ak",
+    default=None,
+    help=f"Accept AK/SK signing with this access key (secret key from ${_SIM_SK_ENV}).",
+)
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
 def simulate_command(log_level: str, **kwargs: Any) -> None:
     """Serve the built-in CodeArts Build simulator on 127.0.0.1 until interrupted."""
@@ -665,6 +701,22 @@ def simulator_config(**kwargs: Any) -> Any:
         after_stop=kwargs["fault_after_stop"],
         hang_seconds=kwargs["hang_seconds"],
     )
+    iam_user, iam_domain, ak = kwargs["iam_user"], kwargs["iam_domain"], kwargs["ak"]
+    iam_password = None
+    if iam_user is not None or iam_domain is not None:
+        if not (iam_user and iam_domain):
+            raise ValueError("--iam-user and --iam-domain go together")
+        iam_password = os.environ.get(_SIM_IAM_PASSWORD_ENV, "")
+        if not iam_password:
+            raise ValueError(f"--iam-user needs the password in ${_SIM_IAM_PASSWORD_ENV}")
+    aksk = None
+    if ak is not None:
+        sk = os.environ.get(_SIM_SK_ENV, "")
+        if not (ak and sk):
+            raise ValueError(
+                f"--ak needs a non-empty access key and the secret key in ${_SIM_SK_ENV}"
+            )
+        aksk = (ak, sk)
     return SimulatorConfig(
         token=kwargs["token"],
         seed=kwargs["seed"],
@@ -675,4 +727,32 @@ def simulator_config(**kwargs: Any) -> Any:
         throttle=throttle,
         faults=faults,
         token_ttl_requests=kwargs["token_ttl"],
+        unknown_jobs=frozenset(_job_ids("--unknown-job", kwargs["unknown_jobs"])),
+        forbidden_jobs=frozenset(_job_ids("--forbidden-job", kwargs["forbidden_jobs"])),
+        finished_builds=frozenset(_builds(kwargs["finished_builds"])),
+        iam_user=iam_user,
+        iam_password=iam_password,
+        iam_domain=iam_domain,
+        aksk=aksk,
     )
+
+
+def _job_ids(option: str, values: Iterable[str]) -> list[str]:
+    jobs = []
+    for value in values:
+        parsed = parse_target(value, 1)
+        if isinstance(parsed, str):
+            raise ValueError(f"{option}: {parsed}")
+        jobs.append(parsed.job_id)
+    return jobs
+
+
+def _builds(values: Iterable[str]) -> list[tuple[str, int]]:
+    builds = []
+    for value in values:
+        job_id, colon, build_no = value.rpartition(":")
+        parsed = parse_target(job_id, build_no) if colon else "expected JOB_ID:BUILD_NO"
+        if isinstance(parsed, str):
+            raise ValueError(f"--finished-build {value!r}: {parsed}")
+        builds.append(parsed.key)
+    return builds
