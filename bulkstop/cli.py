@@ -335,6 +335,13 @@ async def _run_main(options: RunOptions) -> int:
             if options.input != "-":
                 fingerprint = KeyFingerprint.from_keys(_input_keys(options))
                 check_report_matches(loaded, fingerprint, report_path, source.name)
+            else:
+                log.warning(
+                    "resume.input_not_checked",
+                    report=str(report_path),
+                    reason="stdin is read once, so it cannot be compared with the report "
+                    "before the run; make sure it is the same input",
+                )
             resume = plan_resume(loaded, retry_failed=options.retry_failed)
             plan = _Plan(
                 source=source,

@@ -413,6 +413,23 @@ def test_only_running_builds_exit_0(tmp_path: Path, simulator: ThreadedSimulator
     assert simulator.stats()["effective_stops"] == len(pairs)
 
 
+def test_resume_from_stdin_says_the_input_was_not_checked(
+    tmp_path: Path, simulator: ThreadedSimulator
+) -> None:
+    report = tmp_path / "report.csv"
+    text = "".join(json.dumps({"job_id": RUNNING_JOB, "build_no": n}) + "\n" for n in (1, 2))
+    args = ["-", "--input-format", "jsonl", *against(simulator, report)]
+    first = invoke(args, env={"CODEARTS_TOKEN": TOKEN}, input=text)
+    assert first.exit_code == 0, first.stderr
+    assert "resume.input_not_checked" not in first.stderr
+
+    again = invoke([*args, "--resume"], env={"CODEARTS_TOKEN": TOKEN}, input=text)
+
+    assert again.exit_code == 0, again.stderr
+    assert "resume.input_not_checked" in again.stderr
+    assert simulator.stats()["stop_requests"] == 2  # the resume sent nothing again
+
+
 # --------------------------------------------------------------------------------------------
 # A wrong token
 
