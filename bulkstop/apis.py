@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from yarl import URL
 
@@ -28,8 +27,9 @@ from bulkstop.models import Target
 __all__ = ["STOP_APIS", "ApiRequest", "StopApi", "get_stop_api", "parse_error_body"]
 
 
-@dataclass(frozen=True, slots=True)
-class ApiRequest:
+class ApiRequest(NamedTuple):
+    """One stop call's method, URL and body (a named tuple: one is made per request)."""
+
     method: str
     url: URL
     body: bytes

@@ -214,12 +214,12 @@ class OutgoingRequest:
     body: bytes = b""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reply:
+class Reply(NamedTuple):
     """What one HTTP attempt produced. Made by the client; judged by the retry policy.
 
-    A plain slotted dataclass, not a pydantic model: it never crosses the program's edge and
-    one is made per request, so it should cost nothing.
+    A named tuple, not a pydantic model nor a frozen dataclass: it never crosses the program's
+    edge and one is made per request, so it should cost next to nothing and still be immutable.
+    Build it with keywords.
     """
 
     kind: ReplyKind
