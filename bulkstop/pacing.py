@@ -13,9 +13,12 @@ The control law (kept here and only here):
 
 1. Start at the ceiling ``max_rate`` (the user's ``--rate``).
 2. On a throttling answer to a request that was *started after the last cut* (answers to
-   requests sent under the old rate say nothing new) and at least ``hold`` seconds after the
+   requests sent under the old rate say nothing new), at least ``hold`` seconds after the
    last cut (a fixed-window gateway keeps refusing until its window ends; refusals inside
-   one window are one signal, not many):
+   one window are one signal, not many), and — after the first cut — only once the server
+   has accepted a request started since the last cut (a gateway whose window is closed for
+   the rest of a minute refuses everything whatever the rate; cutting again and again while
+   it does would leave the rate far below the limit when the window opens):
 
        rate ← max(min_rate, target × accepted_last_second)   when that is below rate
        rate ← max(min_rate, decrease × rate)                  otherwise
@@ -23,7 +26,8 @@ The control law (kept here and only here):
    where ``accepted_last_second`` counts requests started in the last second that the
    server accepted — the rate the server just proved it allows. When too few were accepted
    to measure (< ``min_sample``), or the measure would not lower the rate, the
-   multiplicative cut applies.
+   multiplicative cut applies. (The count assumes the gateway's window is a second or
+   longer, as API Gateway's are: per second, minute, hour or day.)
 3. Every throttling answer pauses all workers: ``Retry-After`` when given (capped), else
    ``pause_base × pause_growth^k``, capped at ``pause_max``, where k counts the throttled
    answers since the last accepted one — only those to requests started after the previous
@@ -141,6 +145,7 @@ class ThrottleControl:
 
     __slots__ = (
         "_accepted",
+        "_accepted_since_cut",
         "consecutive_throttles",
         "cuts",
         "decrease",
@@ -193,6 +198,7 @@ class ThrottleControl:
         self.pause_started = -math.inf
         # start times of accepted requests within the last second, oldest first
         self._accepted: collections.deque[float] = collections.deque()
+        self._accepted_since_cut = 0  # accepted requests started after the last cut
 
     def accepted_last_second(self, now: float) -> int:
         accepted = self._accepted
@@ -204,6 +210,8 @@ class ThrottleControl:
         """An answer that was not a throttling one (success or an ordinary error)."""
         self.consecutive_throttles = 0
         self._accepted.append(started_at)
+        if started_at >= self.last_cut:
+            self._accepted_since_cut += 1
         if len(self._accepted) > 4096:  # bound the memory whatever the rate
             self.accepted_last_second(now)
         if started_at >= self.last_cut and self.rate < self.max_rate:
@@ -215,7 +223,11 @@ class ThrottleControl:
         if started_at >= self.pause_started or self.consecutive_throttles == 0:
             self.consecutive_throttles += 1
             self.pause_started = now
-        if started_at >= self.last_cut and now - self.last_cut >= self.hold:
+        if (
+            started_at >= self.last_cut
+            and now - self.last_cut >= self.hold
+            and (self.cuts == 0 or self._accepted_since_cut > 0)
+        ):
             accepted = self.accepted_last_second(now)
             measured = self.target * accepted
             if accepted >= self.min_sample and measured < self.rate:
@@ -225,6 +237,7 @@ class ThrottleControl:
             self.rate = max(self.min_rate, new_rate)
             self.rate_at_cut = self.rate
             self.last_cut = now
+            self._accepted_since_cut = 0
             self.cuts += 1
         if retry_after is not None:
             return retry_after  # the caller caps it (RetryPolicy.max_retry_after)

@@ -220,6 +220,22 @@ async def test_adaptive_pacing_keeps_arrivals_near_the_server_limit() -> None:
     assert pacer.rate < limit * 1.1  # the rate came down from 500 to about the limit
 
 
+async def test_a_long_window_closed_for_a_while_does_not_collapse_the_rate() -> None:
+    """A gateway that allows ``limit`` per 2 s window: each window is spent in about a second,
+    then refuses everything until it ends. One cut per window that let something through;
+    none while it is closed (the old law cut again at every pause and the rate collapsed)."""
+    limit, window = 10, 2.0
+    pacer = Pacer(rate=50)
+    throttle = ThrottleConfig(limit=limit, window=window)
+    run = await stop_all(running(throttle=throttle), targets(3 * limit), pacer=pacer)
+
+    assert_one_result_per_row(run)
+    assert run.outcomes() == {Outcome.STOPPED: 3 * limit}
+    assert_server_agrees(run)
+    assert pacer.control.cuts <= 3  # at most once per window
+    assert pacer.rate >= 0.8 * limit  # still about what a window lets through in a second
+
+
 # --------------------------------------------------------------------------------------------
 # Faults before the stop: retried, and every target ends stopped
 

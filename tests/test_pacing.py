@@ -134,8 +134,9 @@ def test_control_ignores_answers_to_requests_sent_before_the_cut() -> None:
     assert control.rate == 50.0
     control.on_throttled(started_at=0.9, now=1.01, retry_after=None)  # sent at the old rate
     assert control.rate == 50.0
+    control.on_accepted(started_at=1.01, now=1.02)  # also adds 0.05 × 50 / 50 = 0.05
     control.on_throttled(started_at=1.02, now=1.03, retry_after=None)  # sent at the new rate
-    assert control.rate == 25.0
+    assert control.rate == pytest.approx(0.5 * 50.05)
 
 
 def test_control_holds_one_cut_per_hold_period() -> None:
@@ -143,8 +144,9 @@ def test_control_holds_one_cut_per_hold_period() -> None:
     control.on_throttled(started_at=0.0, now=0.0, retry_after=None)
     control.on_throttled(started_at=0.5, now=0.5, retry_after=None)
     assert control.rate == 50.0
+    control.on_accepted(started_at=0.6, now=0.6)  # also adds 0.05 × 50 / 50 = 0.05
     control.on_throttled(started_at=1.0, now=1.0, retry_after=None)
-    assert control.rate == 25.0
+    assert control.rate == pytest.approx(0.5 * 50.05)
 
 
 def test_control_pause_grows_with_consecutive_throttles_and_resets() -> None:
@@ -253,6 +255,22 @@ def test_control_prefers_the_measured_rate_over_a_deeper_multiplicative_cut() ->
         control.on_accepted(i * 0.005, i * 0.005)
     control.on_throttled(started_at=0.999, now=0.999, retry_after=None)
     assert control.rate == pytest.approx(0.95 * 200)  # not 0.5 × 210
+
+
+def test_control_does_not_cut_again_until_the_server_accepts_something() -> None:
+    # A per-minute gateway: its window is closed for the rest of the minute, and every
+    # request is refused whatever the rate. One cut; then pauses, not further cuts.
+    control = ThrottleControl(20, target=0.95, decrease=0.7, hold=1.0)
+    for i in range(1, 101):
+        control.on_accepted(i * 0.05, i * 0.05)  # 20/s for 5 s: the minute's 100
+    control.on_throttled(started_at=5.0, now=5.0, retry_after=None)
+    assert control.rate == pytest.approx(0.95 * 20)
+    for t in range(6, 60, 2):  # the window stays closed: every probe is refused
+        control.on_throttled(started_at=float(t), now=float(t), retry_after=None)
+    assert (control.rate, control.cuts) == (pytest.approx(19.0), 1)
+    control.on_accepted(60.0, 60.0)  # the next window opens
+    control.on_throttled(started_at=65.0, now=65.0, retry_after=None)
+    assert control.cuts == 2
 
 
 def test_control_uses_multiplicative_cut_when_measure_would_not_lower_rate() -> None:
