@@ -230,9 +230,7 @@ class _HandOff(Generic[T]):
         self._senders -= 1
         if self._senders <= 0:
             while self._getters:
-                waiter = self._getters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
+                self._wake_getter()
 
     async def get(self) -> T | None:
         """The next item, or ``None`` once every sender is done and the queue is empty."""
