@@ -61,7 +61,7 @@ import tempfile
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -360,20 +360,23 @@ def _decode(line: _Line) -> str:
 
 def _condensed(exc: ValidationError) -> str:
     return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'])}: {_message(error)}"
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
         for error in exc.errors(include_url=False)
     )
 
 
-def _message(error: Mapping[str, object]) -> str:
-    # Result is validated as a named tuple, whose missing fields pydantic calls "arguments".
-    return "Field required" if error["type"] == "missing_argument" else str(error["msg"])
-
-
 def _validated(data: dict[str, Any]) -> Result:
-    """A record from outside, checked field by field; columns of other tools are ignored."""
+    """A record from outside, checked field by field; columns of other tools are ignored.
+
+    Missing required columns are named here, in bulkstop's own words, before pydantic sees the
+    record: how pydantic words (and types) a missing named-tuple field changes between its
+    releases, and a message must not.
+    """
     if not _KNOWN.issuperset(data):
         data = {name: value for name, value in data.items() if name in _KNOWN}
+    missing = [name for name in _REQUIRED if name not in data]
+    if missing:
+        raise _BadLine("; ".join(f"{name}: missing" for name in missing))
     try:
         return RESULT_ADAPTER.validate_python(data)
     except ValidationError as exc:

@@ -109,9 +109,10 @@ def test_records_read_back_are_validated_field_by_field() -> None:
     assert isinstance(record, Result)
     with pytest.raises(ValidationError) as caught:
         RESULT_ADAPTER.validate_python({"line": "x", "job_id": JOB, "outcome": "gone"})
-    problems = {(error["loc"], error["type"]) for error in caught.value.errors()}
-    assert problems == {
-        (("line",), "int_parsing"),
-        (("build_no",), "missing_argument"),
-        (("outcome",), "enum"),
+    # Which fields are at fault is ours to rely on; how pydantic types and words each error
+    # changes between its releases.
+    assert {error["loc"] for error in caught.value.errors()} == {
+        ("line",),
+        ("build_no",),
+        ("outcome",),
     }

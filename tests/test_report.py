@@ -294,7 +294,11 @@ def test_report_saved_again_with_crlf_and_bom_still_loads(tmp_path: Path) -> Non
     [
         ("targets.csv", "job_id,build_no\nabc,1\n", "missing columns line, outcome"),
         ("targets.csv", "job_id,build_no", "line 1 is neither a header nor a record"),
-        ("targets.jsonl", '{"job_id": "abc", "build_no": 1}\n', "line 1: line: Field required"),
+        (
+            "targets.jsonl",
+            '{"job_id": "abc", "build_no": 1}\n',
+            "line 1: line: missing; outcome: missing",
+        ),
         (
             "targets.jsonl",
             '{"job_id": "abc", "build_no": 1}',
