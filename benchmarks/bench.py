@@ -6,7 +6,7 @@ a semaphore, ``asyncio.gather`` over every target, no retries.
 
     python benchmarks/bench.py all            # everything (about 5 minutes on 2 cores)
     python benchmarks/bench.py overhead --n 20000
-    python benchmarks/bench.py throttled | latency | rate | memory
+    python benchmarks/bench.py throttled | latency | rate | memory | startup
 
 Every request goes to 127.0.0.1; every loop is bounded by its N.
 """
@@ -155,34 +155,52 @@ async def warm_up() -> None:
 
 
 def row(label: str, *cells: object) -> None:
-    print(f"  {label:<34}" + "".join(f"{c!s:>16}" for c in cells))
+    print(f"  {label:<42}" + "".join(f"{c!s:>16}" for c in cells))
 
 
 # -- the five benchmarks ---------------------------------------------------------------------
 
 
-async def bench_overhead(n: int, concurrency: int = 8, rounds: int = 3) -> None:
-    print(f"\n1. Engine overhead: N={n}, concurrency {concurrency}, no latency, no throttling")
+async def bench_overhead(n: int, concurrencies: tuple[int, ...] = (8, 64), rounds: int = 9) -> None:
+    print(f"\n1. Engine overhead: N={n} per round, {rounds} alternating rounds per concurrency, "
+          "unlimited rate, no latency, no throttling")
+    row("", "baseline", "bulkstop", "ratio", "ratio range")
     with simulator("--finished-ratio", "0") as url:
-        ours, base, cpu_ours, cpu_base = [], [], [], []
-        for _ in range(rounds):  # interleaved, so drift hits both alike
-            cpu = time.process_time()
-            t_base, _ = await run_baseline(url, make_targets(n), concurrency=concurrency)
-            cpu_base.append((time.process_time() - cpu) / n * 1e6)
-            cpu = time.process_time()
-            t_ours, counts, _ = await run_bulkstop(
-                url, make_targets(n), concurrency=concurrency, rate=1e9, burst=concurrency
-            )
-            cpu_ours.append((time.process_time() - cpu) / n * 1e6)
-            assert counts[Outcome.STOPPED] == n, counts
-            base.append(n / t_base)
-            ours.append(n / t_ours)
-    b, o = sorted(base)[rounds // 2], sorted(ours)[rounds // 2]
-    cb, co = sorted(cpu_base)[rounds // 2], sorted(cpu_ours)[rounds // 2]
-    row("", "baseline", "bulkstop", "ratio")
-    row("throughput (req/s, median)", f"{b:.0f}", f"{o:.0f}", f"{o / b:.3f}")
-    row("client CPU per request (µs)", f"{cb:.0f}", f"{co:.0f}", f"{co / cb:.2f}")
-    print(f"  target ≥ 0.9: {'PASS' if o / b >= 0.9 else 'FAIL'}")
+        for concurrency in concurrencies:
+            ratios, base, ours, cpu_base, cpu_ours = [], [], [], [], []
+            for i in range(rounds):
+                # Short rounds, alternating which contender goes first: this machine's speed
+                # swings between runs, and a ratio within one round compares like with like.
+                order = ("base", "ours") if i % 2 == 0 else ("ours", "base")
+                seen: dict[str, tuple[float, float]] = {}
+                for who in order:
+                    cpu = time.process_time()
+                    if who == "base":
+                        elapsed, _ = await run_baseline(
+                            url, make_targets(n), concurrency=concurrency
+                        )
+                    else:
+                        elapsed, counts, _ = await run_bulkstop(
+                            url, make_targets(n), concurrency=concurrency, rate=1e9,
+                            burst=concurrency,
+                        )
+                        assert counts[Outcome.STOPPED] == n, counts
+                    seen[who] = (n / elapsed, (time.process_time() - cpu) / n * 1e6)
+                base.append(seen["base"][0])
+                ours.append(seen["ours"][0])
+                cpu_base.append(seen["base"][1])
+                cpu_ours.append(seen["ours"][1])
+                ratios.append(seen["ours"][0] / seen["base"][0])
+            mid = rounds // 2
+            ratio = sorted(ratios)[mid]
+            row(f"concurrency {concurrency}: req/s (median)", f"{sorted(base)[mid]:.0f}",
+                f"{sorted(ours)[mid]:.0f}", f"{ratio:.3f}",
+                f"{min(ratios):.2f}–{max(ratios):.2f}")
+            row("  client CPU per request (µs)", f"{sorted(cpu_base)[mid]:.0f}",
+                f"{sorted(cpu_ours)[mid]:.0f}",
+                f"{sorted(cpu_ours)[mid] / sorted(cpu_base)[mid]:.2f}")
+            print(f"  target ≥ 0.95 at concurrency {concurrency} (median of per-round ratios): "
+                  f"{'PASS' if ratio >= 0.95 else 'FAIL'}")
 
 
 async def bench_throttled(n: int, limit: int = 200, concurrency: int = 8) -> None:
@@ -259,8 +277,12 @@ async def bench_rate(n: int, rate: float = 100.0) -> None:
     row("max requests in any 1 s window", f"≤ {rate + 1:g}", server["max_requests_in_1s"])
 
 
-def _rss_child(path: str) -> None:
-    """Run the whole pipeline (reader → engine → report) with an instant client; print RSS."""
+def _rss_child(path: str, resume: bool) -> None:
+    """Run the whole pipeline (reader → engine → report) with an instant client; print RSS.
+
+    With ``resume``, continue the report a first run left at ``path + ".report.csv"``: every
+    target is carried over, so the figure is what holding a resume plan costs.
+    """
     import logging
 
     import structlog
@@ -269,7 +291,7 @@ def _rss_child(path: str) -> None:
 
     # stdout carries the figures: keep the library's log events off it
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-    from bulkstop.report import ReportWriter
+    from bulkstop.report import ReportWriter, load_report, plan_resume
     from bulkstop.sources import open_source
 
     class Instant:
@@ -279,14 +301,23 @@ def _rss_child(path: str) -> None:
         async def refresh_credentials(self, generation: int) -> bool:
             return False
 
+    report = Path(path + ".report.csv")
+
     async def main() -> int:
+        carry: Any = {}
+        maybe: Any = ()
+        run = 1
+        if resume:
+            plan = plan_resume(load_report(report), retry_failed=False)
+            carry, maybe, run = plan.skip, plan.maybe_applied, plan.run
         stopper = Stopper(Instant(), pacer=Pacer(rate=1e9, burst=64),
-                          settings=RunSettings(concurrency=64))
+                          settings=RunSettings(concurrency=64, run=run))
         done = 0
-        with open_source(path) as source, ReportWriter(Path(path + ".report.csv")) as writer:
-            async with stopper.run(iter(source)) as results:
+        with open_source(path) as source, ReportWriter(report, run=run, append=resume) as writer:
+            async with stopper.run(iter(source), carry_over=carry, maybe_applied=maybe) as results:
                 async for result in results:
-                    writer.write(result)
+                    if result.run == run:
+                        writer.write(result)
                     done += 1
             writer.finalize()
         return done
@@ -308,46 +339,109 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def bench_memory(small: int = 10_000, large: int = 1_000_000) -> None:
-    print(f"\n5. Memory: peak RSS of the whole pipeline (streamed CSV in, CSV report out), "
-          f"{small:,} vs {large:,} rows; network replaced by an instant client")
-    peaks = {}
+def _distinct_targets(n: int) -> Iterator[tuple[str, int]]:
+    """n targets, each of its own job, with build numbers spread as real ones are."""
+    prefix = uuid.uuid4().hex[:20]
+    for i in range(n):
+        yield f"{prefix}{i:012x}", 1 + (i * 7919) % 5000
+
+
+def _measure_rss(path: str, resume: bool = False) -> tuple[int, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "_rss", path, *(["--resume"] if resume else [])],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()[-1].split()
+    return int(out[0]), int(out[1]) / 1024
+
+
+def bench_memory(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
+    print("\n5. Memory: peak RSS of the whole pipeline (streamed CSV in, CSV report out), every "
+          "target of its own job; network replaced by an instant client")
+    peaks: dict[str, tuple[int, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for n in (small, large):
+        for n in sizes:
             path = os.path.join(tmp, f"t{n}.csv")
             # Lazily, so this process stays small (the child measures its own address space).
             with open(path, "w") as f:
                 f.write("job_id,build_no\n")
-                for j, b in iter_targets(n, jobs=1000):
+                for j, b in _distinct_targets(n):
                     f.write(f"{j},{b}\n")
-            out = subprocess.run(
-                [sys.executable, __file__, "_rss", path], capture_output=True, text=True,
-                check=True,
-            ).stdout.splitlines()[-1].split()
-            assert int(out[0]) == n
-            peaks[n] = int(out[1]) / 1024
-    row("", f"{small:,} rows", f"{large:,} rows", "ratio")
-    row("peak RSS (MiB)", f"{peaks[small]:.1f}", f"{peaks[large]:.1f}",
-        f"{peaks[large] / peaks[small]:.2f}")
+            done, peak = _measure_rss(path)
+            assert done == n, (done, n)
+            peaks[f"{n:,} rows"] = (n, peak)
+            if n == sizes[-1]:
+                done, peak = _measure_rss(path, resume=True)
+                assert done == n, (done, n)
+                peaks[f"resume of {n:,}"] = (n, peak)
+    small_n, small_peak = peaks[f"{sizes[0]:,} rows"]
+    row("", "peak RSS (MiB)", "bytes/target")
+    for label, (n, peak) in peaks.items():
+        per = "" if n == small_n else f"{(peak - small_peak) * 2**20 / (n - small_n):.0f}"
+        row(label, f"{peak:.1f}", per)
+    print("  bytes/target: beyond the 10,000-row run, per extra target; target ≤ 32")
+
+
+def _startup_case(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=True, timeout=60)
+    return time.perf_counter() - started
+
+
+def bench_startup(rounds: int = 15) -> None:
+    print(f"\n6. Start-up: wall time of a fresh process, median of {rounds} alternating rounds")
+    py = sys.executable
+    exe = [py, "-m", "bulkstop"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEARTS_", "HUAWEICLOUD_"))}
+    with simulator("--finished-ratio", "0") as url, tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp, "one.csv")
+        one.write_text("job_id,build_no\nf9d6c8466d614a9788e9a0acf6c15f46,20\n")
+        report = Path(tmp, "r.csv")
+        run_env = {**env, "CODEARTS_TOKEN": TOKEN}
+        cases: dict[str, tuple[list[str], dict[str, str]]] = {
+            "import aiohttp, anyio, click, structlog": (
+                [py, "-c", "import aiohttp, anyio, click, structlog"], env),
+            "import aiohttp, anyio": ([py, "-c", "import aiohttp, anyio"], env),
+            "bulkstop --help": ([*exe, "--help"], env),
+            "bulkstop --version": ([*exe, "--version"], env),
+            "bulkstop run (1 row)": (
+                [*exe, "run", str(one), "--endpoint", url, "--report", str(report),
+                 "--overwrite", "--progress", "never"], run_env),
+        }
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for i in range(rounds):
+            names = list(cases) if i % 2 == 0 else list(reversed(cases))
+            for name in names:
+                times[name].append(_startup_case(*cases[name]))
+    med = {name: sorted(t)[rounds // 2] for name, t in times.items()}
+    four, two = med["import aiohttp, anyio, click, structlog"], med["import aiohttp, anyio"]
+    row("", "seconds", "vs import 4", "vs import 2")
+    for name, value in med.items():
+        row(name, f"{value:.3f}", f"{value / four:.2f}", f"{value / two:.2f}")
+    ok = (med["bulkstop --help"] <= 0.5 * four and med["bulkstop --version"] <= 0.5 * two
+          and med["bulkstop run (1 row)"] <= 1.2 * four)
+    print("  targets: --help ≤ 0.5× import 4, --version ≤ 0.5× import 2, a run ≤ 1.2× import 4:"
+          f" {'PASS' if ok else 'FAIL'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["all", "overhead", "throttled", "latency", "rate",
-                                          "memory", "_rss"])
+                                          "memory", "startup", "_rss"])
     parser.add_argument("path", nargs="?")
+    parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=None)
     args = parser.parse_args()
     if args.which == "_rss":
-        _rss_child(args.path)
+        _rss_child(args.path, args.resume)
         return
     print(f"bulkstop {bulkstop.__version__}, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cores")
-    if args.which != "memory":  # memory runs in fresh child processes
+    if args.which not in ("memory", "startup"):  # these run in fresh child processes
         asyncio.run(warm_up())
     if args.which in ("all", "overhead"):
-        asyncio.run(bench_overhead(args.n or 20_000))
+        asyncio.run(bench_overhead(args.n or 4_000))
     if args.which in ("all", "throttled"):
         asyncio.run(bench_throttled(args.n or 2_000))
     if args.which in ("all", "latency"):
@@ -356,6 +450,8 @@ def main() -> None:
         asyncio.run(bench_rate(args.n or 1_000))
     if args.which in ("all", "memory"):
         bench_memory()
+    if args.which in ("all", "startup"):
+        bench_startup()
 
 
 if __name__ == "__main__":
