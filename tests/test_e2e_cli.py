@@ -685,6 +685,92 @@ def test_no_endpoint_as_a_process_exits_2_naming_the_flags(tmp_path: Path) -> No
 
 
 # --------------------------------------------------------------------------------------------
+# The report's files: never the input, never through a link, never a resume of nothing
+
+FLAGS = pytest.mark.parametrize(
+    "flags", [[], ["--overwrite"], ["--resume"]], ids=["plain", "overwrite", "resume"]
+)
+
+
+@FLAGS
+@pytest.mark.parametrize(
+    "way", ["same-path", "report-links-to-input", "input-links-to-report", "hard-link", "stdin"]
+)
+def test_report_that_is_the_input_is_refused_whatever_the_flags(
+    tmp_path: Path, simulator: ThreadedSimulator, way: str, flags: list[str]
+) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, n) for n in range(1, 4)])
+    content = source.read_bytes()
+    args, report = [str(source)], source
+    if way == "report-links-to-input":
+        report = tmp_path / "report.csv"
+        report.symlink_to(source)
+    elif way == "input-links-to-report":
+        link = tmp_path / "link.csv"
+        link.symlink_to(source)
+        args = [str(link)]
+    elif way == "hard-link":
+        report = tmp_path / "report.csv"
+        os.link(source, report)
+    elif way == "stdin":
+        args = ["-", "--input-format", "csv"]
+
+    with source.open("rb") as stdin:  # what a shell's "< targets.csv" gives
+        result = invoke(
+            [*args, *against(simulator, report), *flags],
+            env={"CODEARTS_TOKEN": TOKEN},
+            input=stdin if way == "stdin" else None,
+        )
+
+    assert result.exit_code == 2, result.stderr
+    [message] = error_lines(result.stderr)
+    assert f"the report {report} is " in message
+    assert "writing the report would destroy the input" in message
+    assert source.read_bytes() == content
+    assert simulator.stats()["requests_total"] == 0
+
+
+@FLAGS
+def test_report_path_that_is_a_symlink_is_refused(
+    tmp_path: Path, simulator: ThreadedSimulator, flags: list[str]
+) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1), (RUNNING_JOB, 2)])
+    victim = tmp_path / "victim.csv"
+    victim.write_text("someone else's file\n", encoding="utf-8")
+    report = tmp_path / "report.csv"
+    report.symlink_to(victim)  # planted where the report is to be written
+
+    result = invoke(
+        [str(source), *against(simulator, report), *flags], env={"CODEARTS_TOKEN": TOKEN}
+    )
+
+    assert result.exit_code == 2, result.stderr
+    [message] = error_lines(result.stderr)
+    assert f"the report {report} is a symbolic link" in message
+    assert victim.read_text(encoding="utf-8") == "someone else's file\n"
+    assert report.is_symlink()
+    assert simulator.stats()["requests_total"] == 0
+
+
+def test_resume_of_a_report_that_does_not_exist_is_refused(
+    tmp_path: Path, simulator: ThreadedSimulator
+) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1), (RUNNING_JOB, 2)])
+    report = tmp_path / "reprot.csv"  # a typo of the report to continue
+
+    result = invoke(
+        [str(source), *against(simulator, report), "--resume"], env={"CODEARTS_TOKEN": TOKEN}
+    )
+
+    assert result.exit_code == 2, result.stderr
+    [message] = error_lines(result.stderr)
+    assert f"the report {report} does not exist" in message
+    assert "leave out --resume to start a new report" in message
+    assert list(tmp_path.iterdir()) == [source]  # no report, lock or sidecar was made
+    assert simulator.stats()["requests_total"] == 0
+
+
+# --------------------------------------------------------------------------------------------
 # Help and JSON logs
 
 
