@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import sys
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -48,6 +50,7 @@ from bulkstop.report import (
     default_report_path,
     load_report,
     plan_resume,
+    record_key,
     report_format,
 )
 from bulkstop.retry import RetryPolicy
@@ -346,6 +349,8 @@ async def _run_main(options: RunOptions) -> int:
                     f"--resume: the report {report_path} does not exist, so there is no run "
                     "to continue; check the path, or leave out --resume to start a new report"
                 )
+            if stdin is not None:
+                stdin = inputs.enter_context(_spooled(stdin, report_path))
             resume = _plan_resume(options, report_path, stdin)
         source = inputs.enter_context(open_source(options.input, options.input_format, stdin=stdin))
         if resume is None:
@@ -401,23 +406,34 @@ def _refuse_report_as_input(input_name: str, stdin: IO[bytes] | None, report_pat
         )
 
 
+@contextlib.contextmanager
+def _spooled(stream: IO[bytes], report_path: Path) -> Iterator[IO[bytes]]:
+    """``stream`` (stdin) copied to a private temporary file, for a resume to read twice.
+
+    A resume compares its input with the report before anything is sent, then runs it; stdin
+    can be read only once, so it is read to its end first. The file is created 0600 (an
+    incident's input is as private as its report) in the report's directory, which has room
+    for it as it has for the report. It has no name where the OS allows (``O_TMPFILE``) and is
+    unlinked at once elsewhere, so nothing is left behind, not even by a SIGKILL.
+    """
+    with tempfile.TemporaryFile(dir=report_path.parent) as spool:
+        shutil.copyfileobj(stream, spool)
+        spool.seek(0)
+        yield spool
+
+
 def _plan_resume(options: RunOptions, report_path: Path, stdin: IO[bytes] | None) -> ResumePlan:
     """Read the report of the run to continue, check it is one of this input, and plan.
 
-    A file input is read once here, to its end, for its keys.
+    The input is read once here, to its end, for its keys (``stdin`` is the spooled copy of
+    stdin, rewound for the run afterwards).
     """
     loaded = load_report(report_path)
-    if stdin is None:
-        with open_source(options.input, options.input_format) as again:
-            keys = (row.target.key for row in again if row.target is not None)
-            check_report_matches(loaded, KeyFingerprint.from_keys(keys), report_path, again.name)
-    else:
-        log.warning(
-            "resume.input_not_checked",
-            report=str(report_path),
-            reason="stdin is read once, so it cannot be compared with the report "
-            "before the run; make sure it is the same input",
-        )
+    with open_source(options.input, options.input_format, stdin=stdin) as again:
+        keys = (row.target.key for row in again if row.target is not None)
+        check_report_matches(loaded, KeyFingerprint.from_keys(keys), report_path, again.name)
+    if stdin is not None:
+        stdin.seek(0)
     return plan_resume(loaded, retry_failed=options.retry_failed)
 
 
@@ -524,8 +540,15 @@ def _record(writer: ReportWriter, result: Result, plan: _Plan) -> None:
         log.warning(
             "input.invalid_row", where=f"{plan.source.name}:{result.line}", problem=result.detail
         )
-    if result.run == plan.run_number:  # carried-over records are already in the report
+    if result.run == plan.run_number:
         writer.write(result)
+        return
+    # Carried over: the report holds the record already, unless at another line (the input
+    # was reordered); then it is written again, with this input's line.
+    key = record_key(result)
+    earlier = None if key is None else plan.carry.get(key)
+    if earlier is None or earlier.line != result.line:
+        writer.write_carried(result)
 
 
 async def _watch_signals(run: StopRun, grace: float) -> None:
