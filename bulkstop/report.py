@@ -952,16 +952,18 @@ class ReportLock:
         path: the lock file, ``<report>.lock``.
     """
 
-    __slots__ = ("_fd", "path", "report")
+    __slots__ = ("_fd", "_held", "path", "report")
 
     report: Path
     path: Path
 
     def __init__(self, report: Path, fd: int | None) -> None:
-        """Wrap a lock file descriptor already locked; use :meth:`acquire`."""
+        """Wrap a lock file descriptor already locked (``None`` where nothing can be
+        locked); use :meth:`acquire`."""
         self.report = report
         self.path = lock_path(report)
         self._fd = fd
+        self._held = True
 
     @classmethod
     def acquire(cls, report: Path) -> ReportLock:
@@ -1007,8 +1009,8 @@ class ReportLock:
 
     @property
     def held(self) -> bool:
-        """Whether this object still holds the lock."""
-        return self._fd is not None
+        """Whether this lock was acquired and not released yet."""
+        return self._held
 
     def _describe_holder(self) -> None:
         assert self._fd is not None
@@ -1026,6 +1028,7 @@ class ReportLock:
 
     def release(self) -> None:
         """Remove the lock file and unlock. Idempotent."""
+        self._held = False
         fd, self._fd = self._fd, None
         if fd is None:
             return
@@ -1129,8 +1132,9 @@ def _rewrite(path: Path, fmt: ReportFormat, lines: Iterable[bytes]) -> int:
                 count += 1
             out.write(encoder.footer())
             out.flush()
-            with contextlib.suppress(OSError):  # keep the report's mode, e.g. one made 0640
-                os.fchmod(out.fileno(), stat.S_IMODE(os.lstat(path).st_mode))
+            if sys.platform != "win32":  # where a mode is more than a read-only flag
+                with contextlib.suppress(OSError):  # keep the report's mode, e.g. 0640
+                    os.fchmod(out.fileno(), stat.S_IMODE(os.lstat(path).st_mode))
             os.fsync(out.fileno())
         os.replace(temp, path)
     except BaseException:
