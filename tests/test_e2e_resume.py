@@ -747,9 +747,13 @@ def test_a_second_run_on_a_report_in_use_is_refused_at_once_naming_the_first(
     e2e: Harness, slow_simulator: SimulatorProcess, tmp_path: Path
 ) -> None:
     targets = tmp_path / "targets.csv"
-    rows = write_input(targets, TARGETS)  # about 7 s of work at 0.3 s a call, 8 at once
+    rows = write_input(targets, TARGETS)
     report = tmp_path / "report.csv"
-    first = e2e.start_run(targets, report, slow_simulator.url, *PACE, "--grace", "5")
+    # About 27 s of work at 0.3 s a call, 2 at once: it is still running, however slowly the
+    # second runs start, and it is interrupted once they have ended.
+    first = e2e.start_run(
+        targets, report, slow_simulator.url, "--rate", "200", "--concurrency", "2", "--grace", "5"
+    )
     first.wait_until(markers_at_least(report, 1), "the first run sent a stop")
 
     # A resume and a fresh start on the same report, both while the first run goes on.
