@@ -13,14 +13,17 @@ Exit codes (also in the README):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import anyio
 import click
@@ -40,11 +43,14 @@ from bulkstop.pacing import Pacer
 from bulkstop.progress import ProgressDisplay
 from bulkstop.report import (
     KeyFingerprint,
+    ReportLock,
     ReportWriter,
+    ResumePlan,
     check_report_matches,
     default_report_path,
     load_report,
     plan_resume,
+    record_key,
     report_format,
 )
 from bulkstop.retry import RetryPolicy
@@ -311,6 +317,8 @@ class _Plan:
 
     source: TargetSource
     report_path: Path
+    #: held from before the report was read until the run's writer is done with it
+    lock: ReportLock
     run_number: int = 1
     append: bool = False
     carry: dict[tuple[str, str], Result] = field(default_factory=dict)
@@ -321,32 +329,38 @@ async def _run_main(options: RunOptions) -> int:
     """Prepare everything that can fail (input, report, credentials), then run."""
     report_path = options.report or default_report_path(utcnow())
     report_format(report_path)  # checks the extension before anything happens
-    exists = report_path.exists() and report_path.stat().st_size > 0
-    if exists and not options.resume and not options.overwrite:
-        raise UsageError(
-            f"report {report_path} already exists: add --resume to continue that run, "
-            "--overwrite to replace it, or choose another --report path"
-        )
     stdin = sys.stdin.buffer if options.input == "-" else None
-    with open_source(options.input, options.input_format, stdin=stdin) as source:
-        plan = _Plan(source=source, report_path=report_path)
-        if options.resume and report_path.exists():
-            loaded = load_report(report_path)
-            if options.input != "-":
-                fingerprint = KeyFingerprint.from_keys(_input_keys(options))
-                check_report_matches(loaded, fingerprint, report_path, source.name)
-            else:
-                log.warning(
-                    "resume.input_not_checked",
-                    report=str(report_path),
-                    reason="stdin is read once, so it cannot be compared with the report "
-                    "before the run; make sure it is the same input",
+    _refuse_report_as_input(options.input, stdin, report_path)
+    # Locked before the report is read, so that no other run writes it meanwhile.
+    with ReportLock.acquire(report_path) as lock, contextlib.ExitStack() as inputs:
+        exists = report_path.exists() and report_path.stat().st_size > 0
+        if exists and not options.resume and not options.overwrite:
+            raise UsageError(
+                f"report {report_path} already exists: add --resume to continue that run, "
+                "--overwrite to replace it, or choose another --report path"
+            )
+        resume: ResumePlan | None = None
+        if options.resume:
+            if not report_path.exists():
+                # Refused rather than started afresh: at 3 a.m. a missing report is a
+                # mistyped path far more often than a wish for a new run, and a new report
+                # would send every stop again and leave the real one's record incomplete.
+                raise UsageError(
+                    f"--resume: the report {report_path} does not exist, so there is no run "
+                    "to continue; check the path, or leave out --resume to start a new report"
                 )
-            resume = plan_resume(loaded, retry_failed=options.retry_failed)
+            if stdin is not None:
+                stdin = inputs.enter_context(_spooled(stdin, report_path))
+            resume = _plan_resume(options, report_path, stdin)
+        source = inputs.enter_context(open_source(options.input, options.input_format, stdin=stdin))
+        if resume is None:
+            plan = _Plan(source=source, report_path=report_path, lock=lock)
+        else:
             plan = _Plan(
                 source=source,
                 report_path=report_path,
-                run_number=loaded.last_run + 1,
+                lock=lock,
+                run_number=resume.run,
                 append=True,
                 carry=dict(resume.skip),
                 maybe_applied=frozenset(resume.maybe_applied),
@@ -373,6 +387,56 @@ async def _run_main(options: RunOptions) -> int:
             return await _execute(options, client, plan)
 
 
+def _refuse_report_as_input(input_name: str, stdin: IO[bytes] | None, report_path: Path) -> None:
+    """Refuse a report that is the input itself (same path, a link, a hard link, or stdin
+    redirected from it): writing the report would destroy the rows still to be read."""
+    try:
+        report = report_path.stat()
+    except OSError:
+        return  # no report yet; one that cannot be read is the writer's to report
+    try:
+        given = os.stat(input_name) if stdin is None else os.fstat(stdin.fileno())
+    except (OSError, ValueError):  # no such input (open_source says so), or not a file
+        return
+    if (given.st_dev, given.st_ino) == (report.st_dev, report.st_ino):
+        what = f"the input {input_name} itself" if stdin is None else "the file stdin reads"
+        raise UsageError(
+            f"the report {report_path} is {what}: writing the report would destroy the "
+            "input; choose another --report path"
+        )
+
+
+@contextlib.contextmanager
+def _spooled(stream: IO[bytes], report_path: Path) -> Iterator[IO[bytes]]:
+    """``stream`` (stdin) copied to a private temporary file, for a resume to read twice.
+
+    A resume compares its input with the report before anything is sent, then runs it; stdin
+    can be read only once, so it is read to its end first. The file is created 0600 (an
+    incident's input is as private as its report) in the report's directory, which has room
+    for it as it has for the report. It has no name where the OS allows (``O_TMPFILE``) and is
+    unlinked at once elsewhere, so nothing is left behind, not even by a SIGKILL.
+    """
+    with tempfile.TemporaryFile(dir=report_path.parent) as spool:
+        shutil.copyfileobj(stream, spool)
+        spool.seek(0)
+        yield spool
+
+
+def _plan_resume(options: RunOptions, report_path: Path, stdin: IO[bytes] | None) -> ResumePlan:
+    """Read the report of the run to continue, check it is one of this input, and plan.
+
+    The input is read once here, to its end, for its keys (``stdin`` is the spooled copy of
+    stdin, rewound for the run afterwards).
+    """
+    loaded = load_report(report_path)
+    with open_source(options.input, options.input_format, stdin=stdin) as again:
+        keys = (row.target.key for row in again if row.target is not None)
+        check_report_matches(loaded, KeyFingerprint.from_keys(keys), report_path, again.name)
+    if stdin is not None:
+        stdin.seek(0)
+    return plan_resume(loaded, retry_failed=options.retry_failed)
+
+
 def _client(options: RunOptions, endpoint: str, auth: Auth | None) -> CodeArtsClient:
     """The CodeArts client the run's options ask for (it vets the endpoint itself)."""
     return CodeArtsClient(
@@ -384,13 +448,6 @@ def _client(options: RunOptions, endpoint: str, auth: Auth | None) -> CodeArtsCl
         ca_bundle=options.ca_bundle,
         allow_insecure_http=options.insecure_http,
     )
-
-
-def _input_keys(options: RunOptions) -> Iterator[tuple[str, int]]:
-    with open_source(options.input, options.input_format) as again:
-        for row in again:
-            if row.target is not None:
-                yield row.target.key
 
 
 async def _simulated(options: RunOptions, plan: _Plan) -> int:
@@ -423,7 +480,11 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
     )
     pacer = Pacer(rate=options.rate, burst=options.burst, adaptive=options.adaptive)
     writer = ReportWriter(
-        report_path, run=run_number, append=plan.append, overwrite=options.overwrite
+        report_path,
+        run=run_number,
+        append=plan.append,
+        overwrite=options.overwrite,
+        lock=plan.lock,
     )
     stopper = Stopper(client, pacer=pacer, settings=settings, observer=writer)
     log.info(
@@ -452,11 +513,11 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
                     if show:
                         with ProgressDisplay(console, None) as display:
                             async for result in results:
-                                _record(writer, result, run_number, source.name)
+                                _record(writer, result, plan)
                                 display.update(run.stats, pacer.rate)
                     else:
                         async for result in results:
-                            _record(writer, result, run_number, source.name)
+                            _record(writer, result, plan)
             except RunAborted as exc:
                 aborted = exc
             interrupted = run.stopping and aborted is None
@@ -474,13 +535,20 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
     return EXIT_ROWS if bad else EXIT_OK
 
 
-def _record(writer: ReportWriter, result: Result, run_number: int, source_name: str) -> None:
+def _record(writer: ReportWriter, result: Result, plan: _Plan) -> None:
     if result.outcome is Outcome.INVALID:
         log.warning(
-            "input.invalid_row", where=f"{source_name}:{result.line}", problem=result.detail
+            "input.invalid_row", where=f"{plan.source.name}:{result.line}", problem=result.detail
         )
-    if result.run == run_number:  # carried-over records are already in the report
+    if result.run == plan.run_number:
         writer.write(result)
+        return
+    # Carried over: the report holds the record already, unless at another line (the input
+    # was reordered); then it is written again, with this input's line.
+    key = record_key(result)
+    earlier = None if key is None else plan.carry.get(key)
+    if earlier is None or earlier.line != result.line:
+        writer.write_carried(result)
 
 
 async def _watch_signals(run: StopRun, grace: float) -> None:

@@ -26,7 +26,9 @@ that names the variables and options involved, never their values. Rules a user 
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ import aiohttp
 from bulkstop.auth import AkSkAuth, Auth, IamPasswordAuth, Secret, TokenAuth
 from bulkstop.clock import Clock
 from bulkstop.errors import UsageError
+from bulkstop.log import get_logger
 
 __all__ = [
     "AKSK_VARIABLES",
@@ -55,6 +58,8 @@ _AK_PROJECT = "HUAWEICLOUD_SDK_PROJECT_ID"
 _AK_SECURITY_TOKEN = "HUAWEICLOUD_SDK_SECURITY_TOKEN"  # noqa: S105 - a variable name
 #: Every variable of the AK/SK way (the first two are required).
 AKSK_VARIABLES = (_AK, _SK, _AK_PROJECT, _AK_SECURITY_TOKEN)
+
+log = get_logger(__name__)
 
 _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _THE_THREE_WAYS = (
@@ -126,7 +131,7 @@ def _token(options: CredentialOptions, env: Mapping[str, str]) -> ResolvedAuth:
     if options.token_file is not None:
         path = options.token_file
         try:
-            token = path.read_text(encoding="utf-8").strip()
+            token = _read_token_file(path)
         except (OSError, UnicodeDecodeError) as exc:
             if isinstance(exc, UnicodeDecodeError):
                 reason = "not UTF-8"
@@ -148,6 +153,25 @@ def _token(options: CredentialOptions, env: Mapping[str, str]) -> ResolvedAuth:
     if any(char.isspace() for char in token):
         raise UsageError(f"the token from {where} contains whitespace: it must be a single line")
     return ResolvedAuth(TokenAuth(Secret(token)), source)
+
+
+def _read_token_file(path: Path) -> str:
+    """The token in ``path``, stripped; a warning when others than its owner may read it.
+
+    Only a warning: the token is already as exposed as it will be, and refusing to run in an
+    incident for a file's mode would cost more than it saves.
+    """
+    with path.open("rb") as stream:
+        mode = os.fstat(stream.fileno()).st_mode  # of the file read, not of a path re-read
+        data = stream.read()
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning(
+            "credentials.token_file_readable",
+            path=str(path),
+            mode=f"{stat.S_IMODE(mode):04o}",
+            advice=f"chmod 600 {path}: other users may read this token",
+        )
+    return data.decode("utf-8").strip()
 
 
 def _iam_password(

@@ -316,7 +316,9 @@ class Stopper:
         ``rows`` may be :class:`InputRow` (from :func:`bulkstop.sources.open_source`),
         :class:`Target`, or ``(job_id, build_no)`` pairs, as a sync or async iterable.
         ``carry_over`` maps ``(job_id, str(build_no))`` to a final record of an earlier run:
-        such targets are not sent and their record comes out again unchanged.
+        such targets are not sent and their record comes out again, with the line of the
+        row that names the target in ``rows`` and otherwise unchanged (outcome, attempts,
+        run); the very same object when that line is the record's own.
         ``maybe_applied`` lists targets an earlier run may already have stopped, so that a
         "not stopped" answer for them is reported ``uncertain``.
         """
@@ -537,6 +539,8 @@ class StopRun(anyio.AsyncContextManagerMixin):
             carried = self._carry.get(key)
             if carried is not None:
                 self.stats.carried_over += 1
+                if carried.line != line:  # a resume's input may hold the target elsewhere
+                    carried = carried._replace(line=line)
                 await self._emit(out, carried)
                 continue
             item = _Item(line, target, maybe_applied=key in self._maybe_applied)

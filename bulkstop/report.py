@@ -31,14 +31,25 @@ Crash safety
     so. :func:`load_report` drops a torn last line. :meth:`ReportWriter.finalize` rewrites the
     report to exactly one record per input row and removes the sidecar.
 
+The files of a report
+    The report is the user's record of an incident, so every file bulkstop creates for it (the
+    report, ``<report>.inflight``, ``<report>.lock`` and the temporary files of a compaction,
+    ``.<name>.XXXXXXXX.tmp``) is created readable by its owner only (0600), and none of them
+    is ever opened through a symbolic link: a link, or anything but a regular file, where one
+    of them belongs is refused with a :class:`UsageError`. One process at a time writes a
+    report: :class:`ReportLock` holds ``<report>.lock`` from before the report is read until
+    it is finalized or closed, and a second process is refused, naming the first.
+
 Resume, as the CLI strings it together::
 
-    loaded = load_report(path)
-    check_report_matches(loaded, KeyFingerprint.from_keys(input_keys), path, input_name)
-    plan = plan_resume(loaded, retry_failed=...)
-    with ReportWriter(path, run=plan.run, append=True) as writer:
-        ...   # send what plan.skip lacks; write() only this run's records
-        writer.finalize()
+    with ReportLock.acquire(path) as lock:
+        loaded = load_report(path)
+        check_report_matches(loaded, KeyFingerprint.from_keys(input_keys), path, input_name)
+        plan = plan_resume(loaded, retry_failed=...)
+        with ReportWriter(path, run=plan.run, append=True, lock=lock) as writer:
+            ...   # send what plan.skip lacks; write() this run's records, and
+            ...   # write_carried() a carried-over record that now stands at another line
+            writer.finalize()
 
 Records are keyed by ``(job_id, build_no)`` as text (:data:`ReportKey`), ``build_no`` in
 canonical digits (``"007"`` keys as ``"7"``). ``invalid`` and ``duplicate`` records carry the
@@ -50,13 +61,16 @@ from __future__ import annotations
 import contextlib
 import csv
 import enum
+import errno
 import hashlib
 import heapq
 import io
 import json
 import os
 import re
+import socket
 import stat
+import sys
 import tempfile
 import time
 from array import array
@@ -81,12 +95,16 @@ from bulkstop.models import (
     Target,
 )
 
+if sys.platform != "win32":
+    import fcntl
+
 __all__ = [
     "FAILED_LIKE",
     "KeyFingerprint",
     "LoadedReport",
     "ReportFormat",
     "ReportKey",
+    "ReportLock",
     "ReportWriter",
     "ResultSink",
     "ResumePlan",
@@ -94,6 +112,7 @@ __all__ = [
     "default_report_path",
     "inflight_path",
     "load_report",
+    "lock_path",
     "plan_resume",
     "record_key",
     "report_format",
@@ -138,6 +157,9 @@ _RECORD_START: Final = f'{{"{REPORT_FIELDS[0]}":'
 _NEWLINES: Final = re.compile(r"\r\n|[\r\n]")
 _BOM: Final = b"\xef\xbb\xbf"
 _INFLIGHT_SUFFIX: Final = ".inflight"
+_LOCK_SUFFIX: Final = ".lock"
+#: Temporary files beside the report are ``.<name>.<random>.tmp`` (see :func:`_temp_pattern`).
+_TEMP_SUFFIX: Final = ".tmp"
 #: Keys sorted per chunk while fingerprinting, to bound the temporary list of Python ints.
 _FINGERPRINT_CHUNK = 1 << 20
 _REWRITE_BUFFER: Final = 1 << 20
@@ -175,6 +197,21 @@ def default_report_path(
 def inflight_path(report: Path) -> Path:
     """The in-flight sidecar of ``report``: ``<report>.inflight``."""
     return report.with_name(report.name + _INFLIGHT_SUFFIX)
+
+
+def lock_path(report: Path) -> Path:
+    """The lock file of ``report``: ``<report>.lock`` (see :class:`ReportLock`)."""
+    return report.with_name(report.name + _LOCK_SUFFIX)
+
+
+def _temp_prefix(report: Path) -> str:
+    return f".{report.name}."
+
+
+def _temp_pattern(report: Path) -> re.Pattern[str]:
+    """Names of the temporary files a compaction of ``report`` creates (``tempfile.mkstemp``
+    with :func:`_temp_prefix` and :data:`_TEMP_SUFFIX`): letters, digits and ``_`` between."""
+    return re.compile(re.escape(_temp_prefix(report)) + r"[A-Za-z0-9_]+" + re.escape(_TEMP_SUFFIX))
 
 
 def target_key(target: Target) -> ReportKey:
@@ -531,7 +568,7 @@ def _read_markers(path: Path) -> tuple[list[_Marker], int]:
     markers: list[_Marker] = []
     end = 0
     try:
-        stream = path.open("rb")
+        stream = os.fdopen(_open_own(path, os.O_RDONLY, "the in-flight sidecar"), "rb")
     except FileNotFoundError:
         return markers, end
     except OSError as exc:
@@ -812,6 +849,237 @@ def check_report_matches(
 
 
 # --------------------------------------------------------------------------------------------
+# The files of a report: opened safely, and locked
+
+#: Never open the last component of a path through a symbolic link.
+_NOFOLLOW: Final[int] = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC: Final[int] = getattr(os, "O_CLOEXEC", 0)
+#: A FIFO planted where a report file belongs would make open() wait for a reader; with this
+#: flag it opens at once and is then refused as no regular file. Regular files ignore it.
+_NONBLOCK: Final[int] = getattr(os, "O_NONBLOCK", 0)
+#: The mode of every file bulkstop creates for a report: it describes an incident.
+_PRIVATE: Final = 0o600
+#: How often acquiring a lock starts over when the lock file was replaced meanwhile.
+_LOCK_TRIES: Final = 10
+
+
+def _refuse_unsafe(path: Path, what: str) -> None:
+    """Raise :class:`UsageError` when ``path`` is a symbolic link or exists as something other
+    than a regular file. ``what`` names the file in the message (``"the report"``)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise UsageError(
+            f"{what} {path} is a symbolic link; bulkstop never writes through one: "
+            "remove the link, or give the real path"
+        )
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{what} {path} is not a regular file")
+
+
+def _open_own(path: Path, flags: int, what: str) -> int:
+    """Open a file bulkstop writes for a report (report, sidecar, lock) and return its fd.
+
+    Never through a symbolic link (``O_NOFOLLOW``), only a regular file, and one that
+    ``flags`` creates (``O_CREAT``) is created 0600. A link or other file found there is a
+    :class:`UsageError` (see :func:`_refuse_unsafe`); other failures raise ``OSError``.
+    """
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, _PRIVATE)
+    except OSError:
+        _refuse_unsafe(path, what)  # a link or a directory there: say so plainly
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(f"{what} {path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_report_path(path: Path) -> None:
+    """Refuse a report path that bulkstop cannot safely write: see the module docstring."""
+    directory = path.parent
+    if not directory.is_dir():
+        raise UsageError(f"cannot write the report {path}: directory {directory} does not exist")
+    if not path.is_symlink() and path.is_dir():
+        raise UsageError(f"cannot write the report {path}: it is a directory")
+    _refuse_unsafe(path, "the report")
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` (not followed) still names the file open at ``fd``."""
+    try:
+        named = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _holder(fd: int) -> str:
+    """Who holds a lock, from what the holder wrote into the lock file."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0))
+        pid, host, since = info["pid"], info["host"], info["since"]
+    except (OSError, ValueError, TypeError, KeyError):  # being written, or not ours
+        return "another process"
+    return f"process {pid} on {host} (since {since})"
+
+
+class ReportLock:
+    """An exclusive lock on a report: one bulkstop process writes a report at a time.
+
+    An advisory ``flock`` on the sidecar ``<report>.lock`` (:func:`lock_path`), not on the
+    report, because compaction replaces the report by a rename and a lock on the old file
+    would not hold for the new one. The OS drops the lock when its process ends, however it
+    ends, so the lock file a killed run leaves behind blocks nobody: the next run locks it
+    again. The holder writes its pid, host and start time into the file, and a process that
+    finds the report locked raises :class:`UsageError` naming them. :meth:`release` removes
+    the file while it still holds the lock; :meth:`acquire` checks, once it holds the lock,
+    that the path still names the file it locked, and starts over if a releasing holder had
+    just removed it, so two processes never both believe they hold the lock.
+
+    Hand-written rather than taken from ``filelock``: its flock-based lock records no holder,
+    so a refused run could not say which process has the report, and a dependency would
+    bring thousands of lines for the few here. POSIX only; elsewhere nothing is locked.
+
+    Attributes:
+        report: the report this lock guards.
+        path: the lock file, ``<report>.lock``.
+    """
+
+    __slots__ = ("_fd", "_held", "path", "report")
+
+    report: Path
+    path: Path
+
+    def __init__(self, report: Path, fd: int | None) -> None:
+        """Wrap a lock file descriptor already locked (``None`` where nothing can be
+        locked); use :meth:`acquire`."""
+        self.report = report
+        self.path = lock_path(report)
+        self._fd = fd
+        self._held = True
+
+    @classmethod
+    def acquire(cls, report: Path) -> ReportLock:
+        """Lock ``report``, or raise :class:`UsageError` at once if another process has it.
+
+        Also a :class:`UsageError`: a report path bulkstop cannot safely write (a symbolic
+        link, a directory, a missing directory) and a lock file it cannot create or lock.
+        """
+        _check_report_path(report)
+        path = lock_path(report)
+        if sys.platform == "win32":
+            return cls(report, None)
+        for _ in range(_LOCK_TRIES):
+            try:
+                fd = _open_own(path, os.O_RDWR | os.O_CREAT, "the lock file")
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot create the lock file {path}: {exc.strerror or exc}"
+                ) from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                contended = exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
+                holder = _holder(fd) if contended else ""
+                os.close(fd)
+                if holder:
+                    raise UsageError(
+                        f"the report {report} is in use by {holder}; bulkstop lets one run "
+                        "at a time write a report: wait for that run to end, or choose "
+                        "another --report path"
+                    ) from None
+                raise UsageError(
+                    f"cannot lock the report {report} ({path}: {exc.strerror or exc}); "
+                    "choose a --report path on a local file system"
+                ) from exc
+            if _same_file(fd, path):
+                lock = cls(report, fd)
+                lock._describe_holder()
+                log.debug("report.locked", path=str(path))
+                return lock
+            os.close(fd)  # its holder removed it as we locked it: lock the new one
+        raise UsageError(f"cannot lock the report {report}: {path} keeps being replaced")
+
+    @property
+    def held(self) -> bool:
+        """Whether this lock was acquired and not released yet."""
+        return self._held
+
+    def _describe_holder(self) -> None:
+        assert self._fd is not None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": _format_time(datetime.now(UTC)),
+        }
+        data = json.dumps(info, separators=(",", ":")).encode() + b"\n"
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, data, 0)
+        except OSError:  # the lock holds without it; a refused run then names no process
+            pass
+
+    def release(self) -> None:
+        """Remove the lock file and unlock. Idempotent."""
+        self._held = False
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if _same_file(fd, self.path):
+                self.path.unlink(missing_ok=True)
+        except OSError:  # a lock file left behind blocks nobody once unlocked
+            pass
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> ReportLock:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = "held" if self.held else "released"
+        return f"<ReportLock {str(self.path)!r} {state}>"
+
+
+def _remove_stale_temps(report: Path) -> None:
+    """Remove the temporary files an interrupted compaction of ``report`` left beside it.
+
+    Only regular files named like those (:func:`_temp_pattern`) go, never through a link and
+    never anything else. Called under the report's lock, so no other bulkstop process is
+    compacting this report meanwhile.
+    """
+    pattern = _temp_pattern(report)
+    try:
+        entries = os.scandir(report.parent)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            try:
+                if not (pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)):
+                    continue
+                os.unlink(entry.path)
+            except OSError:
+                continue
+            log.info("report.stale_temp_removed", path=entry.path)
+
+
+# --------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -850,7 +1118,10 @@ def _rewrite(path: Path, fmt: ReportFormat, lines: Iterable[bytes]) -> int:
     Returns the number of records written. If anything fails, ``path`` is left as it was.
     """
     encoder = _Encoder(fmt)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # mkstemp creates the file 0600, with O_EXCL and O_NOFOLLOW: never through a planted link.
+    fd, temp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX
+    )
     temp = Path(temp_name)
     count = 0
     try:
@@ -861,9 +1132,10 @@ def _rewrite(path: Path, fmt: ReportFormat, lines: Iterable[bytes]) -> int:
                 count += 1
             out.write(encoder.footer())
             out.flush()
+            if sys.platform != "win32":  # where a mode is more than a read-only flag
+                with contextlib.suppress(OSError):  # keep the report's mode, e.g. 0640
+                    os.fchmod(out.fileno(), stat.S_IMODE(os.lstat(path).st_mode))
             os.fsync(out.fileno())
-        with contextlib.suppress(OSError):  # keep the report's permissions, not mkstemp's 0600
-            os.chmod(temp, stat.S_IMODE(path.stat().st_mode))
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -922,16 +1194,26 @@ class ReportWriter:
     write itself and would need a lock to keep lines whole and in order; the run's pace is set
     by the service's rate limit, far below what the loop can write.
 
+    The writer holds the report's :class:`ReportLock` while it is open: ``lock`` is one the
+    caller acquired (and releases) itself, to hold it from before the report was read;
+    without one the writer acquires its own and releases it when it closes or finalizes.
+    Before writing anything it removes the temporary files an interrupted compaction left
+    (:func:`_remove_stale_temps`). Every file it creates is 0600, and it opens none through
+    a symbolic link: a report path or sidecar that is a link raises :class:`UsageError`.
+
     ``append=False`` starts a report: a missing or empty file, or any file with
-    ``overwrite=True``; an existing non-empty one raises :class:`UsageError`. A stale sidecar
-    is removed. ``append=True`` continues one (a resume): a torn last line is cut away first
-    so the next record starts on a line of its own, a JSON report's closing ``]`` is reopened,
-    a CSV report with other columns (another bulkstop version) is first rewritten with this
-    version's, and :meth:`finalize` compacts. The file is read once to find where its good
-    content ends; it raises like :func:`load_report` on a bad file.
+    ``overwrite=True``, which is replaced by a new file; an existing non-empty one raises
+    :class:`UsageError`. A stale sidecar is removed. ``append=True`` continues one (a
+    resume): a torn last line is cut away first so the next record starts on a line of its
+    own, a JSON report's closing ``]`` is reopened, a CSV report with other columns (another
+    bulkstop version) is first rewritten with this version's, and :meth:`finalize` compacts.
+    The file is read once to find where its good content ends; it raises like
+    :func:`load_report` on a bad file.
 
     :meth:`write` stamps this writer's ``run`` on every record. Targets a resume carries over
-    are not written again: :meth:`finalize` keeps their record from the file.
+    are not written again: :meth:`finalize` keeps their record from the file, unless the
+    input moved the target to another line; then :meth:`write_carried` appends the record
+    with its new line, and that copy is the one kept.
 
     An ``OSError`` while writing (a full disk) propagates unchanged; what is on disk remains a
     readable journal. Opening maps ``OSError`` to :class:`UsageError`.
@@ -951,6 +1233,7 @@ class ReportWriter:
         "_fsync_interval",
         "_last_sync",
         "_now",
+        "_own_lock",
         "_report_dirty",
         "_sidecar",
         "_sidecar_dirty",
@@ -974,6 +1257,7 @@ class ReportWriter:
         run: int = 1,
         append: bool = False,
         overwrite: bool = False,
+        lock: ReportLock | None = None,
         fsync_interval: float = 1.0,
         fsync_every: int = 1000,
         now: Callable[[], float] = time.monotonic,
@@ -982,13 +1266,14 @@ class ReportWriter:
             raise ValueError(f"run must be ≥ 1, got {run}")
         if fsync_every < 1 or fsync_interval < 0:
             raise ValueError("fsync_every must be ≥ 1 and fsync_interval ≥ 0")
+        if lock is not None and (not lock.held or lock.report != path):
+            raise ValueError(f"{lock!r} is not a held lock of {path}")
         self.path = path
         self.format = report_format(path)
         self.run = run
         self._fsync_interval = fsync_interval
         self._fsync_every = fsync_every
         self._now = now
-        self._sidecar: BinaryIO | None = None
         self._sidecar_dirty = False
         self._report_dirty = False
         self._unsynced = 0
@@ -996,20 +1281,21 @@ class ReportWriter:
         self._closed = False
         self._finalized = False
         self._compact_needed = False
-        directory = path.parent
-        if not directory.is_dir():
-            raise UsageError(
-                f"cannot write the report {path}: directory {directory} does not exist"
-            )
-        if path.is_dir():
-            raise UsageError(f"cannot write the report {path}: it is a directory")
+        self._own_lock = ReportLock.acquire(path) if lock is None else None
         try:
+            _check_report_path(path)
+            _remove_stale_temps(path)
             if append:
                 self._file, self._encoder = self._open_append()
             else:
                 self._file, self._encoder = self._open_new(overwrite=overwrite)
+            self._sidecar = self._open_sidecar()
         except OSError as exc:
+            self._release_lock()
             raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
+        except BaseException:
+            self._release_lock()
+            raise
         self._last_sync = now()
         log.info(
             "report.opened",
@@ -1022,14 +1308,20 @@ class ReportWriter:
 
     def _open_new(self, *, overwrite: bool) -> tuple[BinaryIO, _Encoder]:
         path = self.path
-        if not overwrite and path.exists() and path.stat().st_size > 0:
+        exists = os.path.lexists(path)
+        if not overwrite and exists and os.lstat(path).st_size > 0:
             raise UsageError(
                 f"the report {path} already exists; continue it with --resume, "
                 "or choose another --report path"
             )
         inflight_path(path).unlink(missing_ok=True)  # a stale one would tell of another run
+        if exists:
+            # A new file, not the old one truncated: it is created 0600 whatever the old
+            # one's mode, and another name (hard link) of the old file keeps its content.
+            path.unlink()
         encoder = _Encoder(self.format)
-        stream = path.open("wb")
+        fd = _open_own(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "the report")
+        stream = os.fdopen(fd, "wb")
         stream.write(encoder.header())
         stream.flush()
         self._report_dirty = True
@@ -1052,21 +1344,25 @@ class ReportWriter:
             for _ in reader:
                 pass
         cut = reader.closed_at if reader.closed_at is not None else reader.end
-        size = path.stat().st_size
-        if cut < size:
-            os.truncate(path, cut)
-            log.info("report.tail_cut", path=str(path), offset=cut, bytes=size - cut)
         self._repair_sidecar()
-        stream = path.open("ab")
-        encoder = _Encoder(self.format, has_records=reader.records > 0)
-        if self.format == "csv":
-            header_missing = reader.columns is None
-        else:
-            header_missing = self.format == "json" and not reader.opened
-        if header_missing:  # nothing but a torn header: start over
-            stream.write(encoder.header())
-            stream.flush()
-            self._report_dirty = True
+        stream = os.fdopen(_open_own(path, os.O_WRONLY | os.O_APPEND, "the report"), "ab")
+        try:
+            size = os.fstat(stream.fileno()).st_size
+            if cut < size:
+                os.ftruncate(stream.fileno(), cut)
+                log.info("report.tail_cut", path=str(path), offset=cut, bytes=size - cut)
+            encoder = _Encoder(self.format, has_records=reader.records > 0)
+            if self.format == "csv":
+                header_missing = reader.columns is None
+            else:
+                header_missing = self.format == "json" and not reader.opened
+            if header_missing:  # nothing but a torn header: start over
+                stream.write(encoder.header())
+                stream.flush()
+                self._report_dirty = True
+        except BaseException:
+            stream.close()
+            raise
         self._compact_needed = reader.records > 0
         return stream, encoder
 
@@ -1075,7 +1371,8 @@ class ReportWriter:
         created = not self.path.exists()
         self._repair_sidecar()
         encoder = _Encoder(self.format)
-        stream = self.path.open("ab")
+        fd = _open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "the report")
+        stream = os.fdopen(fd, "ab")
         stream.write(encoder.header())
         stream.flush()
         self._report_dirty = True
@@ -1084,19 +1381,36 @@ class ReportWriter:
         return stream, encoder
 
     def _repair_sidecar(self) -> None:
+        """Cut a torn last marker off the sidecar of a report being continued."""
         sidecar = inflight_path(self.path)
+        _refuse_unsafe(sidecar, "the in-flight sidecar")  # markers from a link are not ours
         _, end = _read_markers(sidecar)
-        with contextlib.suppress(FileNotFoundError):
-            if sidecar.stat().st_size > end:
-                os.truncate(sidecar, end)
+        try:
+            fd = _open_own(sidecar, os.O_WRONLY, "the in-flight sidecar")
+        except FileNotFoundError:
+            return
+        try:
+            if os.fstat(fd).st_size > end:
+                os.ftruncate(fd, end)
+        finally:
+            os.close(fd)
+
+    def _open_sidecar(self) -> BinaryIO:
+        """Open the sidecar for markers now, so that no file is opened once stops are sent."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        try:
+            return os.fdopen(
+                _open_own(inflight_path(self.path), flags, "the in-flight sidecar"), "ab"
+            )
+        except BaseException:
+            self._file.close()
+            raise
 
     # -- the engine's calls -------------------------------------------------------------------
 
     def attempting(self, line: int, job_id: str, build_no: int) -> None:
         """Note, before its first attempt, that a target's stop is about to be sent."""
         self._check_open()
-        if self._sidecar is None:
-            self._sidecar = inflight_path(self.path).open("ab")
         marker = {"run": self.run, "line": line, "job_id": job_id, "build_no": build_no}
         self._sidecar.write(json.dumps(marker, separators=(",", ":")).encode() + b"\n")
         self._sidecar.flush()
@@ -1105,8 +1419,20 @@ class ReportWriter:
 
     def write(self, result: Result) -> None:
         """Append ``result`` (stamped with this writer's run) and flush it to the OS."""
+        self._append(self._encoder.record(result, run=self.run))
+
+    def write_carried(self, result: Result) -> None:
+        """Append a record carried over from an earlier run again, keeping its own run.
+
+        For a resume whose input holds the target at another line than the report's record
+        says: ``result`` is that record with the current line. Being the key's last record,
+        this copy is the one :meth:`finalize` keeps.
+        """
+        self._append(self._encoder.record(result))
+
+    def _append(self, line: bytes) -> None:
         self._check_open()
-        self._file.write(self._encoder.record(result, run=self.run))
+        self._file.write(line)
         self._file.flush()
         self._report_dirty = True
         self._written += 1
@@ -1119,16 +1445,12 @@ class ReportWriter:
 
     def close(self) -> None:
         """Fsync and close, leaving the report a journal (no ``]``, no compaction, sidecar
-        kept): what a crash leaves, minus the torn line. Idempotent."""
-        if self._closed:
-            return
+        kept): what a crash leaves, minus the torn line. Releases the writer's own lock.
+        Idempotent."""
         try:
-            self._sync()
+            self._close_files()
         finally:
-            self._closed = True
-            self._file.close()
-            if self._sidecar is not None:
-                self._sidecar.close()
+            self._release_lock()
 
     def finalize(self) -> Path:
         """End the run's report: close it, compact it to one record per row, drop the sidecar.
@@ -1136,22 +1458,28 @@ class ReportWriter:
         Call at the end of every run that reached its end, normal, interrupted or aborted,
         once every input row has a record from this run or a carried-over one. A first run
         only closes (its records are one per row already); a resumed run rewrites the report
-        atomically (see :func:`_compact`). Returns the report's path. Calling it again does
-        nothing; calling it after :meth:`close` raises ``ValueError``.
+        atomically (see :func:`_compact`). The writer's own lock is released after that.
+        Returns the report's path. Calling it again does nothing; calling it after
+        :meth:`close` raises ``ValueError``.
         """
         if self._finalized:
             return self.path
         self._check_open()
-        if self.format == "json":
-            self._file.write(self._encoder.footer())
-            self._file.flush()
-            self._report_dirty = True
-        self.close()
-        if self._compact_needed:
-            before, after = _compact(self.path, self.format, self.run)
-            log.info("report.compacted", path=str(self.path), records_before=before, records=after)
-        self._finalized = True
-        inflight_path(self.path).unlink(missing_ok=True)
+        try:
+            if self.format == "json":
+                self._file.write(self._encoder.footer())
+                self._file.flush()
+                self._report_dirty = True
+            self._close_files()
+            if self._compact_needed:
+                before, after = _compact(self.path, self.format, self.run)
+                log.info(
+                    "report.compacted", path=str(self.path), records_before=before, records=after
+                )
+            self._finalized = True
+            inflight_path(self.path).unlink(missing_ok=True)
+        finally:
+            self._release_lock()
         log.info("report.finalized", path=str(self.path), run=self.run, written=self._written)
         return self.path
 
@@ -1160,6 +1488,22 @@ class ReportWriter:
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"the report writer for {self.path} is closed")
+
+    def _close_files(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._sync()
+        finally:
+            self._closed = True
+            try:
+                self._file.close()
+            finally:
+                self._sidecar.close()
+
+    def _release_lock(self) -> None:
+        if self._own_lock is not None:
+            self._own_lock.release()
 
     def _line_written(self) -> None:
         self._unsynced += 1
@@ -1174,7 +1518,7 @@ class ReportWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._report_dirty = False
-        if self._sidecar is not None and self._sidecar_dirty:
+        if self._sidecar_dirty:
             self._sidecar.flush()
             os.fsync(self._sidecar.fileno())
             self._sidecar_dirty = False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from fakeclock import FakeClock
 from yarl import URL
 
@@ -187,6 +189,29 @@ async def test_unusable_token_file_names_the_path(
         resolve({}, token_file=path)
 
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("mode", "warned"),
+    [(0o600, False), (0o400, False), (0o640, True), (0o604, True), (0o644, True)],
+    ids=["0600", "0400", "0640", "0604", "0644"],
+)
+async def test_token_file_others_may_read_is_warned_about_not_refused(
+    resolve: Resolve, token_file: Path, mode: int, warned: bool
+) -> None:
+    os.chmod(token_file, mode)
+
+    with structlog.testing.capture_logs() as logs:
+        resolved = resolve({}, token_file=token_file)
+
+    assert await _sent_token(resolved) == TOKEN.replace("tok-", "file-")
+    warnings = [
+        (entry["log_level"], entry["path"], entry["mode"])
+        for entry in logs
+        if entry["event"] == "credentials.token_file_readable"
+    ]
+    assert warnings == ([("warning", str(token_file), f"{mode:04o}")] if warned else [])
+    _assert_no_secret(repr(logs))
 
 
 async def test_token_file_that_is_a_directory_is_refused(resolve: Resolve, tmp_path: Path) -> None:

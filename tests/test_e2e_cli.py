@@ -413,21 +413,68 @@ def test_only_running_builds_exit_0(tmp_path: Path, simulator: ThreadedSimulator
     assert simulator.stats()["effective_stops"] == len(pairs)
 
 
-def test_resume_from_stdin_says_the_input_was_not_checked(
+def csv_input(tmp_path: Path, pairs: Sequence[tuple[str, Any]], via: str) -> tuple[list[str], str]:
+    """The arguments and the stdin text that give ``pairs`` as a CSV input ``via`` a file or
+    stdin; a file is named for its content, so that different inputs are different files."""
+    text = "job_id,build_no\n" + "".join(f"{job},{build}\n" for job, build in pairs)
+    if via == "stdin":
+        return ["-", "--input-format", "csv"], text
+    path = tmp_path / f"targets-{hashlib.blake2b(text.encode(), digest_size=4).hexdigest()}.csv"
+    path.write_text(text, encoding="utf-8")
+    return [str(path)], ""
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_resume_of_a_reordered_input_reports_every_row_at_its_own_line(
+    tmp_path: Path, simulator: ThreadedSimulator, via: str
+) -> None:
+    first = [(RUNNING_JOB, n) for n in range(1, 7)]
+    again = [*reversed(first), (RUNNING_JOB, 7), (RUNNING_JOB, 3)]
+    report = tmp_path / "reports" / "report.csv"
+    report.parent.mkdir()
+    args, text = csv_input(tmp_path, first, via)
+    done = invoke([*args, *against(simulator, report)], env={"CODEARTS_TOKEN": TOKEN}, input=text)
+    assert done.exit_code == 0, done.stderr
+    args, text = csv_input(tmp_path, again, via)
+
+    resumed = invoke(
+        [*args, *against(simulator, report), "--resume"], env={"CODEARTS_TOKEN": TOKEN}, input=text
+    )
+
+    assert resumed.exit_code == 1, resumed.stderr  # the duplicate row
+    rows = [
+        Row(line, job, str(build), frozenset({Outcome.STOPPED}))
+        for line, (job, build) in enumerate(again[:-1], start=2)
+    ]
+    rows.append(Row(9, RUNNING_JOB, "3", frozenset({Outcome.DUPLICATE})))
+    loaded = load_report(report)
+    check_report(loaded, rows)
+    # The six carried over keep the run that stopped them; only build 7 was sent again.
+    assert {r.line: r.run for r in loaded.records} == {**dict.fromkeys(range(2, 8), 1), 8: 2, 9: 2}
+    assert simulator.stats()["stop_requests"] == 7
+    # No lock file, sidecar or spooled copy of stdin is left beside the report.
+    assert [path.name for path in report.parent.iterdir()] == ["report.csv"]
+
+
+def test_resume_from_stdin_refuses_the_report_of_another_input(
     tmp_path: Path, simulator: ThreadedSimulator
 ) -> None:
     report = tmp_path / "report.csv"
-    text = "".join(json.dumps({"job_id": RUNNING_JOB, "build_no": n}) + "\n" for n in (1, 2))
-    args = ["-", "--input-format", "jsonl", *against(simulator, report)]
-    first = invoke(args, env={"CODEARTS_TOKEN": TOKEN}, input=text)
-    assert first.exit_code == 0, first.stderr
-    assert "resume.input_not_checked" not in first.stderr
+    args, text = csv_input(tmp_path, [(RUNNING_JOB, 1), (RUNNING_JOB, 2)], "stdin")
+    done = invoke([*args, *against(simulator, report)], env={"CODEARTS_TOKEN": TOKEN}, input=text)
+    assert done.exit_code == 0, done.stderr
+    content = report.read_bytes()
+    _, other = csv_input(tmp_path, [(OTHER_RUNNING_JOB, 1), (OTHER_RUNNING_JOB, 2)], "stdin")
 
-    again = invoke([*args, "--resume"], env={"CODEARTS_TOKEN": TOKEN}, input=text)
+    again = invoke(
+        [*args, *against(simulator, report), "--resume"], env={"CODEARTS_TOKEN": TOKEN}, input=other
+    )
 
-    assert again.exit_code == 0, again.stderr
-    assert "resume.input_not_checked" in again.stderr
-    assert simulator.stats()["stop_requests"] == 2  # the resume sent nothing again
+    assert again.exit_code == 2, again.stderr
+    [message] = error_lines(again.stderr)
+    assert f"{report} is not a report of <stdin>" in message
+    assert simulator.stats()["stop_requests"] == 2  # the first run's
+    assert report.read_bytes() == content
 
 
 # --------------------------------------------------------------------------------------------
@@ -682,6 +729,92 @@ def test_no_endpoint_as_a_process_exits_2_naming_the_flags(tmp_path: Path) -> No
     assert "--endpoint" in message
     assert "--region" in message
     assert list(tmp_path.iterdir()) == [source]  # no report was started
+
+
+# --------------------------------------------------------------------------------------------
+# The report's files: never the input, never through a link, never a resume of nothing
+
+FLAGS = pytest.mark.parametrize(
+    "flags", [[], ["--overwrite"], ["--resume"]], ids=["plain", "overwrite", "resume"]
+)
+
+
+@FLAGS
+@pytest.mark.parametrize(
+    "way", ["same-path", "report-links-to-input", "input-links-to-report", "hard-link", "stdin"]
+)
+def test_report_that_is_the_input_is_refused_whatever_the_flags(
+    tmp_path: Path, simulator: ThreadedSimulator, way: str, flags: list[str]
+) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, n) for n in range(1, 4)])
+    content = source.read_bytes()
+    args, report = [str(source)], source
+    if way == "report-links-to-input":
+        report = tmp_path / "report.csv"
+        report.symlink_to(source)
+    elif way == "input-links-to-report":
+        link = tmp_path / "link.csv"
+        link.symlink_to(source)
+        args = [str(link)]
+    elif way == "hard-link":
+        report = tmp_path / "report.csv"
+        os.link(source, report)
+    elif way == "stdin":
+        args = ["-", "--input-format", "csv"]
+
+    with source.open("rb") as stdin:  # what a shell's "< targets.csv" gives
+        result = invoke(
+            [*args, *against(simulator, report), *flags],
+            env={"CODEARTS_TOKEN": TOKEN},
+            input=stdin if way == "stdin" else None,
+        )
+
+    assert result.exit_code == 2, result.stderr
+    [message] = error_lines(result.stderr)
+    assert f"the report {report} is " in message
+    assert "writing the report would destroy the input" in message
+    assert source.read_bytes() == content
+    assert simulator.stats()["requests_total"] == 0
+
+
+@FLAGS
+def test_report_path_that_is_a_symlink_is_refused(
+    tmp_path: Path, simulator: ThreadedSimulator, flags: list[str]
+) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1), (RUNNING_JOB, 2)])
+    victim = tmp_path / "victim.csv"
+    victim.write_text("someone else's file\n", encoding="utf-8")
+    report = tmp_path / "report.csv"
+    report.symlink_to(victim)  # planted where the report is to be written
+
+    result = invoke(
+        [str(source), *against(simulator, report), *flags], env={"CODEARTS_TOKEN": TOKEN}
+    )
+
+    assert result.exit_code == 2, result.stderr
+    [message] = error_lines(result.stderr)
+    assert f"the report {report} is a symbolic link" in message
+    assert victim.read_text(encoding="utf-8") == "someone else's file\n"
+    assert report.is_symlink()
+    assert simulator.stats()["requests_total"] == 0
+
+
+def test_resume_of_a_report_that_does_not_exist_is_refused(
+    tmp_path: Path, simulator: ThreadedSimulator
+) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1), (RUNNING_JOB, 2)])
+    report = tmp_path / "reprot.csv"  # a typo of the report to continue
+
+    result = invoke(
+        [str(source), *against(simulator, report), "--resume"], env={"CODEARTS_TOKEN": TOKEN}
+    )
+
+    assert result.exit_code == 2, result.stderr
+    [message] = error_lines(result.stderr)
+    assert f"the report {report} does not exist" in message
+    assert "leave out --resume to start a new report" in message
+    assert list(tmp_path.iterdir()) == [source]  # no report, lock or sidecar was made
+    assert simulator.stats()["requests_total"] == 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 Each test gets a ``bulkstop simulate`` process of its own on 127.0.0.1 and drives
 ``bulkstop run`` in subprocesses against it: killed with SIGKILL at random moments and resumed,
 given a torn report, given the report of another input, interrupted once or twice, stopped by
-the failure threshold or the auth circuit breaker. The simulator's per-target counters say what
-was really sent, so the tests can check that a target the report calls ``stopped`` is never sent
-again.
+the failure threshold or the auth circuit breaker, contended by a second run on the same report.
+The simulator's per-target counters say what was really sent, so the tests can check that a
+target the report calls ``stopped`` is never sent again.
 
 Every subprocess runs under a timeout and the fixtures kill whatever is left over.
 """
@@ -20,6 +20,7 @@ import os
 import random
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ from typing import Any
 import pytest
 
 from bulkstop.models import Outcome, Result
-from bulkstop.report import LoadedReport, ReportWriter, inflight_path, load_report
+from bulkstop.report import LoadedReport, ReportWriter, inflight_path, load_report, lock_path
 
 pytestmark = pytest.mark.e2e
 
@@ -736,3 +737,42 @@ def test_auth_breaker_stops_a_run_whose_token_expires(
     records = one_record_per_row(report, rows)
     assert outcomes(records) == {Outcome.STOPPED, Outcome.UNAUTHORIZED, Outcome.ABORTED}
     assert len(keys_with(records, Outcome.STOPPED)) == 30
+
+
+# --------------------------------------------------------------------------------------------
+# 7. A report in use
+
+
+def test_a_second_run_on_a_report_in_use_is_refused_at_once_naming_the_first(
+    e2e: Harness, slow_simulator: SimulatorProcess, tmp_path: Path
+) -> None:
+    targets = tmp_path / "targets.csv"
+    rows = write_input(targets, TARGETS)
+    report = tmp_path / "report.csv"
+    # About 27 s of work at 0.3 s a call, 2 at once: it is still running, however slowly the
+    # second runs start, and it is interrupted once they have ended.
+    first = e2e.start_run(
+        targets, report, slow_simulator.url, "--rate", "200", "--concurrency", "2", "--grace", "5"
+    )
+    first.wait_until(markers_at_least(report, 1), "the first run sent a stop")
+
+    # A resume and a fresh start on the same report, both while the first run goes on.
+    contenders = [
+        e2e.start_run(targets, report, slow_simulator.url, *QUICK_PACE, *options)
+        for options in (("--resume",), ("--overwrite",))
+    ]
+
+    for contender in contenders:
+        assert contender.wait() == 2, contender.stderr
+        assert "Traceback" not in contender.stderr
+        [line] = contender.stderr.strip().splitlines()
+        assert line.startswith(f"bulkstop: error: the report {report} is in use by ")
+        assert f"process {first.process.pid} on {socket.gethostname()}" in line
+    assert first.process.poll() is None, "the second runs waited for the first to end"
+    first.send(signal.SIGINT)  # enough: the rest need not run to show nothing was sent twice
+    assert first.wait() == 130, first.stderr
+    records = one_record_per_row(report, rows)
+    sent = slow_simulator.stop_counts()
+    assert set(sent) == keys_with(records, Outcome.STOPPED)
+    assert set(sent.values()) == {1}
+    assert not lock_path(report).exists()

@@ -340,7 +340,7 @@ async def test_async_iterable_and_generator_inputs() -> None:
 
 
 async def test_carried_over_targets_are_not_sent() -> None:
-    earlier = Result(line=9, job_id=JOB, build_no="2", outcome=Outcome.STOPPED, run=1)
+    earlier = Result(line=2, job_id=JOB, build_no="2", outcome=Outcome.STOPPED, run=1)
     client = FakeClient(FakeClock(), always(OK))
     results = await run_all(
         client,
@@ -351,6 +351,22 @@ async def test_carried_over_targets_are_not_sent() -> None:
     assert by_build(results)["2"] is earlier
     assert sorted(b for _, b in client.calls) == [1, 3]
     assert {r.run for r in results if r.build_no != "2"} == {2}
+
+
+async def test_carried_over_record_takes_the_line_of_its_row_in_this_input() -> None:
+    earlier = Result(
+        line=9, job_id=JOB, build_no="2", outcome=Outcome.FAILED, http_status=503, attempts=4
+    )
+    rows = [(JOB, 3), (JOB, 2), (JOB, 1)]  # the report's run saw another order
+
+    results = await run_all(
+        FakeClient(FakeClock(), always(OK)),
+        rows,
+        settings=RunSettings(run=3),
+        carry_over={(JOB, "2"): earlier},
+    )
+
+    assert by_build(results)["2"] == earlier._replace(line=2)
 
 
 async def test_leaving_early_cancels_the_rest() -> None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -22,11 +23,13 @@ from bulkstop.report import (
     KeyFingerprint,
     LoadedReport,
     ReportFormat,
+    ReportLock,
     ReportWriter,
     check_report_matches,
     default_report_path,
     inflight_path,
     load_report,
+    lock_path,
     plan_resume,
     record_key,
     report_format,
@@ -704,6 +707,210 @@ def test_exception_in_the_context_leaves_a_resumable_journal(tmp_path: Path) -> 
         run_that_fails(ReportWriter(path))
     assert not path.read_text().rstrip().endswith("]")
     assert load_report(path).in_flight == {key(0)}
+
+
+# -- carried-over records at another line --------------------------------------------------------
+
+
+def test_carried_record_written_again_is_the_copy_finalize_keeps(path: Path) -> None:
+    write_run(path, [result(0), result(1)], finalize=True)  # lines 2 and 3
+    writer = ReportWriter(path, run=2, append=True)
+
+    writer.write_carried(result(0, line=3))  # the resumed input holds the two swapped
+    writer.write_carried(result(1, line=2))
+    writer.finalize()
+
+    assert [(r.line, r.key, r.run) for r in load_report(path).records] == [
+        (3, key(0), 1),
+        (2, key(1), 1),
+    ]
+
+
+# -- the files of a report: owner only, never through a link, one process at a time ---------------
+
+
+@pytest.fixture
+def no_umask() -> Iterator[None]:
+    """A umask of 0, so that a mode seen is the mode bulkstop asked for."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _new_report(path: Path) -> Path:
+    ReportWriter(path).close()
+    return path
+
+
+def _sidecar(path: Path) -> Path:
+    writer = ReportWriter(path)
+    writer.attempting(2, job(0), 1)
+    writer.close()
+    return inflight_path(path)
+
+
+def _overwritten_report(path: Path) -> Path:
+    path.write_text("an old report\n")
+    path.chmod(0o644)
+    ReportWriter(path, overwrite=True).close()
+    return path
+
+
+def _report_a_resume_starts(path: Path) -> Path:
+    ReportWriter(path, append=True).close()
+    return path
+
+
+@pytest.mark.usefixtures("no_umask")
+@pytest.mark.parametrize(
+    "make",
+    [_new_report, _sidecar, _overwritten_report, _report_a_resume_starts],
+    ids=["report", "sidecar", "overwritten-report", "report-started-by-resume"],
+)
+def test_report_files_are_created_readable_by_the_owner_only(
+    path: Path, make: Callable[[Path], Path]
+) -> None:
+    assert make(path).stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.usefixtures("no_umask")
+def test_lock_file_is_readable_by_the_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    with ReportLock.acquire(path):
+        assert lock_path(path).stat().st_mode & 0o777 == 0o600
+
+
+VICTIM = b"someone else's file, not a report"
+
+
+def _link_report(path: Path, victim: Path) -> None:
+    path.symlink_to(victim)
+
+
+def _link_sidecar(path: Path, victim: Path) -> None:
+    write_run(path, [result(0)])  # a run that died: its sidecar is kept
+    inflight_path(path).unlink(missing_ok=True)
+    inflight_path(path).symlink_to(victim)
+
+
+def _link_lock(path: Path, victim: Path) -> None:
+    lock_path(path).symlink_to(victim)
+
+
+@pytest.mark.parametrize(
+    ("plant", "options", "named"),
+    [
+        (_link_report, {"overwrite": True}, "the report"),
+        (_link_report, {"append": True}, "the report"),
+        (_link_sidecar, {"append": True, "run": 2}, "the in-flight sidecar"),
+        (_link_lock, {}, "the lock file"),
+    ],
+    ids=["report-overwrite", "report-append", "sidecar-append", "lock"],
+)
+def test_writer_refuses_a_symlink_where_a_report_file_belongs(
+    path: Path,
+    plant: Callable[[Path, Path], None],
+    options: dict[str, Any],
+    named: str,
+) -> None:
+    victim = path.with_name("victim.txt")
+    victim.write_bytes(VICTIM)
+    plant(path, victim)
+
+    with pytest.raises(UsageError, match=rf"^{named} .* is a symbolic link; bulkstop never"):
+        ReportWriter(path, **options)
+
+    assert victim.read_bytes() == VICTIM
+
+
+def test_opening_a_report_removes_only_the_temp_files_of_its_compactions(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    write_run(path, [result(0)])
+    leftover = tmp_path / ".r.csv.k2x_9abc.tmp"  # what a compaction killed mid-way leaves
+    leftover.write_text("half a report")
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(VICTIM)
+    kept = {
+        ".r.csv.linked01.tmp": lambda p: p.symlink_to(victim),
+        ".r.csv.notes.txt": lambda p: p.write_text("mine"),
+        ".other.csv.k2x_9abc.tmp": lambda p: p.write_text("another report's"),
+        ".r.csv.dir00000.tmp": lambda p: p.mkdir(),
+    }
+    for name, make in kept.items():
+        make(tmp_path / name)
+
+    ReportWriter(path, run=2, append=True).close()
+
+    assert not os.path.lexists(leftover)
+    assert {name for name in kept if os.path.lexists(tmp_path / name)} == set(kept)
+    assert victim.read_bytes() == VICTIM
+
+
+@pytest.mark.parametrize("second", [ReportLock.acquire, ReportWriter], ids=["lock", "writer"])
+def test_a_locked_report_refuses_another_holder_naming_the_first(
+    path: Path, second: Callable[[Path], object]
+) -> None:
+    with ReportLock.acquire(path):
+        with pytest.raises(UsageError) as caught:
+            second(path)
+
+    message = str(caught.value)
+    assert f"the report {path} is in use by process {os.getpid()} on {socket.gethostname()}" in (
+        message
+    )
+    assert "\n" not in message
+
+
+def test_lock_file_left_by_a_dead_process_blocks_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    stale = json.dumps({"pid": 4_194_303, "host": socket.gethostname(), "since": "then"})
+    lock_path(path).write_text(stale)  # its process was killed: the OS dropped its lock
+
+    with ReportLock.acquire(path) as lock:
+        assert lock.held
+        assert json.loads(lock_path(path).read_text())["pid"] == os.getpid()
+
+    assert not lock_path(path).exists()
+
+
+def _closed(writer: ReportWriter) -> None:
+    writer.close()
+
+
+def _finalized(writer: ReportWriter) -> None:
+    writer.finalize()
+
+
+@pytest.mark.parametrize("end", [_closed, _finalized], ids=["close", "finalize"])
+def test_writer_holds_its_own_lock_until_it_ends(
+    path: Path, end: Callable[[ReportWriter], None]
+) -> None:
+    writer = ReportWriter(path)
+    with pytest.raises(UsageError, match="is in use by"):
+        ReportLock.acquire(path)
+
+    end(writer)
+
+    ReportLock.acquire(path).release()
+    assert not lock_path(path).exists()
+
+
+def test_writer_that_cannot_open_releases_its_lock(path: Path) -> None:
+    write_run(path, [result(0)])
+    with pytest.raises(UsageError, match="already exists"):
+        ReportWriter(path)
+    ReportLock.acquire(path).release()
+
+
+def test_writer_leaves_a_lock_it_was_given_to_its_holder(path: Path) -> None:
+    write_run(path, [result(0)])
+    with ReportLock.acquire(path) as lock:
+        ReportWriter(path, run=2, append=True, lock=lock).finalize()
+        assert lock.held
+        with pytest.raises(UsageError, match="is in use by"):
+            ReportLock.acquire(path)
 
 
 # -- fsync cadence -------------------------------------------------------------------------------
