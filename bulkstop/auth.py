@@ -8,6 +8,8 @@ every concurrent caller waits for that same fetch (single flight), and a caller 
 signed with an older generation than the current one returns at once.
 
 Secrets live in :class:`Secret` so that no repr, log line or exception message can show them.
+A credential goes only where :func:`~bulkstop.transport.check_endpoint` allows (https, or http
+to loopback, or http when explicitly allowed).
 
 The modes: :class:`TokenAuth` (a fixed ``X-Auth-Token``), :class:`IamPasswordAuth` (a token
 fetched from IAM with a user's password and refreshed before it expires) and :class:`AkSkAuth`
@@ -31,6 +33,7 @@ from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import BulkstopError, CredentialsRejected, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import OutgoingRequest
+from bulkstop.transport import check_endpoint
 
 __all__ = ["AkSkAuth", "Auth", "IamPasswordAuth", "OutgoingRequest", "Secret", "TokenAuth"]
 
@@ -229,6 +232,10 @@ class IamPasswordAuth:
     IAM's own body, so local clock skew does not matter) counted from when the fetch started.
     After IAM refuses the password once, no further attempt is made: IAM locks a user after
     repeated failed logins, and a bulk run must not be what locks someone out.
+
+    ``iam_endpoint`` must be https, or http to loopback, or ``allow_insecure_http`` must be
+    given (:func:`~bulkstop.transport.check_endpoint`); otherwise the constructor raises
+    :class:`UsageError`.
     """
 
     __slots__ = (
@@ -272,14 +279,19 @@ class IamPasswordAuth:
         refresh_margin: float = 300.0,
         request_timeout: float = 30.0,
         wall_clock: Callable[[], datetime] = utcnow,
+        allow_insecure_http: bool = False,
     ) -> None:
+        # The password travels to this URL: the same rule as the CodeArts endpoint's.
+        iam = check_endpoint(
+            iam_endpoint, allow_insecure_http=allow_insecure_http, name="IAM endpoint"
+        )
         if not (project_id or project_name):
             raise ValueError("an IAM token needs a project: give project_id or project_name")
         secret = _as_secret(password)
         if not secret:
             raise ValueError("the IAM password is empty")
         self._session = session
-        self._tokens_url = URL(iam_endpoint.rstrip("/") + "/v3/auth/tokens")
+        self._tokens_url: URL = iam.joinpath("v3", "auth", "tokens")
         self._user = user
         self._password = secret
         self._domain = domain

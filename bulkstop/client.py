@@ -10,7 +10,6 @@ The engine talks to any object with the :class:`StopClient` shape, so tests can 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import ssl
 from pathlib import Path
@@ -25,6 +24,7 @@ from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.errors import UsageError
 from bulkstop.models import Reply, ReplyKind, Target
 from bulkstop.retry import THROTTLE_CODES, parse_retry_after
+from bulkstop.transport import check_endpoint
 
 __all__ = [
     "CodeArtsClient",
@@ -60,35 +60,6 @@ def resolve_endpoint(endpoint: str | None, region: str | None) -> str:
     if region:
         return region_endpoint(region)
     raise UsageError("no endpoint: give --endpoint URL (or CODEARTS_ENDPOINT) or --region NAME")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> URL:
-    """Parse and vet an endpoint: https, or http on loopback, or http when explicitly allowed."""
-    try:
-        url = URL(endpoint)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"endpoint: not a URL: {endpoint!r}") from exc
-    if url.scheme not in ("http", "https") or not url.host:
-        raise UsageError(f"endpoint: expected http(s)://host[:port], got {endpoint!r}")
-    if url.user or url.password:
-        raise UsageError("endpoint: credentials in the URL are not accepted")
-    if url.query_string or url.fragment:
-        raise UsageError(f"endpoint: must not carry a query or fragment: {endpoint!r}")
-    if url.scheme == "http" and not _is_loopback(url.host) and not allow_insecure_http:
-        raise UsageError(
-            f"endpoint: refusing plain http to {url.host} (credentials would travel unencrypted);"
-            " use https, or --insecure-http if you really mean it"
-        )
-    return url.with_path(url.path.rstrip("/") or "/")
 
 
 def _truncate(text: str) -> str:

@@ -600,6 +600,32 @@ async def test_iam_auth_refuses_incomplete_settings(
         IamPasswordAuth(session, "https://iam.example", USER, domain=DOMAIN, **arguments)
 
 
+# --- where the password may travel -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["http://iam.example.com", "http://192.0.2.1:8080"])
+async def test_plain_http_to_a_remote_iam_endpoint_is_refused_naming_the_flag(
+    make_auth: Callable[..., IamPasswordAuth], endpoint: str
+) -> None:
+    with pytest.raises(UsageError, match=r"IAM endpoint: refusing plain http.*--insecure-http"):
+        make_auth(iam_endpoint=endpoint)
+
+
+async def test_plain_http_to_a_remote_iam_endpoint_is_accepted_when_allowed(
+    make_auth: Callable[..., IamPasswordAuth],
+) -> None:
+    auth = make_auth(iam_endpoint="http://iam.example.com", allow_insecure_http=True)
+
+    assert "iam='http://iam.example.com'" in repr(auth)
+
+
+async def test_an_iam_endpoint_with_a_query_is_refused(
+    make_auth: Callable[..., IamPasswordAuth],
+) -> None:
+    with pytest.raises(UsageError, match="IAM endpoint: must not carry a query"):
+        make_auth(iam_endpoint="https://iam.example.com/?next=elsewhere")
+
+
 # --- logs and reprs never show a secret ------------------------------------------------------
 
 
