@@ -33,11 +33,14 @@ from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import BulkstopError, CredentialsRejected, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import OutgoingRequest
-from bulkstop.transport import check_endpoint
+from bulkstop.transport import check_endpoint, server_text
 
 __all__ = ["AkSkAuth", "Auth", "IamPasswordAuth", "OutgoingRequest", "Secret", "TokenAuth"]
 
 _log = get_logger(__name__)
+
+_MAX_IAM_CODE = 64
+_MAX_IAM_MESSAGE = 200
 
 
 class Secret:
@@ -246,6 +249,7 @@ class IamPasswordAuth:
         "_last_error",
         "_margin",
         "_password",
+        "_previous_token",
         "_project_id",
         "_project_name",
         "_refresh_due",
@@ -302,6 +306,8 @@ class IamPasswordAuth:
         self._request_timeout = request_timeout
         self._wall_clock = wall_clock
         self._token: Secret | None = None
+        #: the token before the current one: a request signed with it may still be answered
+        self._previous_token: Secret | None = None
         self._refresh_due = float("inf")  # on the clock's scale
         self._generation = 0
         self._flight: _Flight | None = None
@@ -447,6 +453,7 @@ class IamPasswordAuth:
         else:
             margin = min(self._margin, lifetime / 2)
             self._refresh_due = started + lifetime - margin
+        self._previous_token = self._token
         self._token = Secret(token)
         self._generation += 1
         _log.info(
@@ -491,29 +498,30 @@ class IamPasswordAuth:
         token = _json_object(raw).get("token")
         if isinstance(token, dict):
             value = token.get("expires_at")
-            return value if isinstance(value, str) else None
+            return server_text(value, _MAX_IAM_CODE) if isinstance(value, str) else None
         return None
 
     def _describe_error(self, status: int, raw: bytes) -> str:
-        """``HTTP 401, APIGW.0301: message`` from an IAM error body, without any secret."""
+        """``HTTP 401, APIGW.0301: message`` from an IAM error body: one capped line, without
+        any secret (IAM does not echo passwords, but the text is untrusted and is printed)."""
         body = _json_object(raw)
         nested = body.get("error")
         nested = nested if isinstance(nested, dict) else {}
         code = body.get("error_code") or nested.get("code")
         message = body.get("error_msg") or nested.get("message")
+        secrets = self.secret_values()
         text = f"HTTP {status}"
         if code:
-            text += f", {code}"
+            text += f", {server_text(str(code), _MAX_IAM_CODE, secrets)}"
         if message:
-            text += f": {str(message)[:200]}"
-        # IAM does not echo passwords, but the text is untrusted and will be printed.
-        password = self._password.reveal()
-        return text.replace(password, "***") if password else text
+            text += f": {server_text(str(message), _MAX_IAM_MESSAGE, secrets)}"
+        return text
 
     def secret_values(self) -> list[str]:
         values = [self._password.reveal()]
-        if self._token is not None:
-            values.append(self._token.reveal())
+        for token in (self._token, self._previous_token):
+            if token is not None:
+                values.append(token.reveal())
         return values
 
     def __repr__(self) -> str:

@@ -5,6 +5,10 @@ concurrency. It knows *how* to call (endpoint, stop API, auth, TLS, timeout) but
 to retry: every outcome, including a timeout or a reset, comes back as a ``Reply`` for the
 retry policy to judge. aiohttp's exceptions are mapped here, once.
 
+Every text the server chose (code, message, request id, headers quoted in a message) reaches
+the ``Reply`` as one capped line with the auth's live secrets scrubbed out
+(:func:`~bulkstop.transport.server_text`).
+
 The engine talks to any object with the :class:`StopClient` shape, so tests can pass a fake.
 """
 
@@ -24,7 +28,7 @@ from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.errors import UsageError
 from bulkstop.models import Reply, ReplyKind, Target
 from bulkstop.retry import THROTTLE_CODES, parse_retry_after
-from bulkstop.transport import check_endpoint
+from bulkstop.transport import check_endpoint, server_text
 
 __all__ = [
     "CodeArtsClient",
@@ -35,7 +39,13 @@ __all__ = [
 ]
 
 REGION_ENDPOINT = "https://cloudbuild-ext.{region}.myhuaweicloud.com"
+# Caps on what a server may put into one report cell. Real values are far shorter: codes like
+# CB.00060211 (11), request ids of 32-36; a message is what a person reads in the report.
 _MAX_MESSAGE = 300
+_MAX_CODE = 64
+_MAX_REQUEST_ID = 128
+#: How much of an unreadable 2xx body the message quotes.
+_MAX_QUOTE = 120
 
 
 class StopClient(Protocol):
@@ -63,8 +73,7 @@ def resolve_endpoint(endpoint: str | None, region: str | None) -> str:
 
 
 def _truncate(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    return server_text(text, _MAX_MESSAGE)
 
 
 class CodeArtsClient:
@@ -209,9 +218,17 @@ class CodeArtsClient:
                 credential_generation=generation,
             )
 
+    def _server_text(self, value: str, limit: int) -> str:
+        """Server-chosen text as one line of at most ``limit``, the live secrets scrubbed.
+
+        The secrets are asked for at each answer: an IAM token refreshed mid-run is one.
+        """
+        secrets = self._auth.secret_values() if self._auth is not None else ()
+        return server_text(value, limit, secrets)
+
     def _reply(self, response: aiohttp.ClientResponse, raw: bytes, generation: int) -> Reply:
         status = response.status
-        request_id = response.headers.get("X-Request-Id", "")
+        request_id = self._server_text(response.headers.get("X-Request-Id", ""), _MAX_REQUEST_ID)
         payload: Any = None
         try:
             # decoded here: json.loads would first sniff the encoding of bytes
@@ -221,10 +238,14 @@ class CodeArtsClient:
         if 200 <= status < 300:
             stopped = self.api.stopped(payload)
             if stopped is None:
+                # quoted from the whole text, so a secret is scrubbed before any cut
+                why = repr(self._server_text(raw.decode("utf-8", "replace"), _MAX_QUOTE))
                 return Reply(
                     kind=ReplyKind.BAD_BODY,
                     http_status=status,
-                    error_msg=_truncate(f"unreadable {self.api.name} answer: {raw[:120]!r}"),
+                    error_msg=self._server_text(
+                        f"unreadable {self.api.name} answer: {why}", _MAX_MESSAGE
+                    ),
                     request_id=request_id,
                     maybe_applied=True,
                     credential_generation=generation,
@@ -236,17 +257,18 @@ class CodeArtsClient:
                 credential_generation=generation,
             )
         code, message = parse_error_body(payload)
+        code = self._server_text(code, _MAX_CODE)
         if not code and not message:
             content_type = response.headers.get("Content-Type", "").split(";")[0] or "no"
             message = f"HTTP {status} with {content_type} body"
             if 300 <= status < 400:
-                location = response.headers.get("Location", "")
+                location = self._server_text(response.headers.get("Location", ""), _MAX_MESSAGE)
                 message = f"HTTP {status} redirect to {location!r} not followed"
         return Reply(
             kind=ReplyKind.HTTP_ERROR,
             http_status=status,
             error_code=code,
-            error_msg=_truncate(message),
+            error_msg=self._server_text(message, _MAX_MESSAGE),
             request_id=request_id,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             maybe_applied=status >= 500 and code not in THROTTLE_CODES,

@@ -460,6 +460,21 @@ async def test_iam_error_text_never_echoes_the_password(
     assert "bad password ***" in str(caught.value)
 
 
+async def test_iam_error_text_is_one_capped_line(
+    iam: IamStub, make_auth: Callable[..., IamPasswordAuth]
+) -> None:
+    iam.status = 403
+    iam.error_body = {"error_code": "IAM.\r\n" + "9" * 10_000, "error_msg": "no\n\x1b[2J" * 500}
+
+    with pytest.raises(CredentialsRejected) as caught:
+        await make_auth().prepare()
+
+    message = str(caught.value)
+    assert message.isprintable()  # no line break, no terminal control
+    assert "HTTP 403, IAM. 999" in message
+    assert len(message) < 500
+
+
 async def test_refused_password_is_never_tried_again(
     iam: IamStub, make_auth: Callable[..., IamPasswordAuth], clock: FakeClock
 ) -> None:
@@ -643,6 +658,30 @@ async def test_token_fetch_is_logged_without_secrets(
             "expires_at": "2026-11-29T12:00:00.000000Z",
         }
     ]
+
+
+async def test_a_hostile_expiry_is_logged_as_one_capped_line(
+    iam: IamStub, make_auth: Callable[..., IamPasswordAuth]
+) -> None:
+    iam.success_body = {"token": {"expires_at": "2026\n" + "x" * 10_000}}
+
+    with structlog.testing.capture_logs() as logs:
+        await make_auth().prepare()
+
+    [fetched] = logs
+    assert len(fetched["expires_at"]) == 64
+    assert fetched["expires_at"].startswith("2026 xxx")
+
+
+async def test_secret_values_keep_the_token_before_a_refresh(
+    iam: IamStub, make_auth: Callable[..., IamPasswordAuth]
+) -> None:
+    auth = make_auth()
+    await auth.prepare()
+    await auth.refresh(1)
+
+    # a request signed with tok-1 just before the refresh may still be answered, echoing it
+    assert auth.secret_values() == [PASSWORD, "tok-2", "tok-1"]
 
 
 async def test_iam_auth_repr_shows_no_secret(
