@@ -9,7 +9,7 @@ signed with an older generation than the current one returns at once.
 
 Secrets live in :class:`Secret` so that no repr, log line or exception message can show them.
 A credential goes only where :func:`~bulkstop.transport.check_endpoint` allows (https, or http
-to loopback, or http when explicitly allowed).
+to loopback, or http when explicitly allowed), and IAM's answers are read within a bound.
 
 The modes: :class:`TokenAuth` (a fixed ``X-Auth-Token``), :class:`IamPasswordAuth` (a token
 fetched from IAM with a user's password and refreshed before it expires) and :class:`AkSkAuth`
@@ -33,12 +33,16 @@ from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import BulkstopError, CredentialsRejected, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import OutgoingRequest
-from bulkstop.transport import check_endpoint, server_text
+from bulkstop.transport import ACCEPT_ENCODING, Body, check_endpoint, read_body, server_text
 
 __all__ = ["AkSkAuth", "Auth", "IamPasswordAuth", "OutgoingRequest", "Secret", "TokenAuth"]
 
 _log = get_logger(__name__)
 
+#: The most of an IAM answer that is read. Larger than a stop answer's cap: a token's body
+#: lists its roles and the service catalog, tens of KiB; and there is one such answer per
+#: token lifetime, not one per target, so the cap is never multiplied by the concurrency.
+IAM_MAX_BODY = 1024 * 1024
 _MAX_IAM_CODE = 64
 _MAX_IAM_MESSAGE = 200
 
@@ -238,7 +242,8 @@ class IamPasswordAuth:
 
     ``iam_endpoint`` must be https, or http to loopback, or ``allow_insecure_http`` must be
     given (:func:`~bulkstop.transport.check_endpoint`); otherwise the constructor raises
-    :class:`UsageError`.
+    :class:`UsageError`. IAM's answer is read within :data:`IAM_MAX_BODY` bytes: a larger body
+    still yields the token of its header, with its lifetime unknown.
     """
 
     __slots__ = (
@@ -424,13 +429,17 @@ class IamPasswordAuth:
             async with self._session.post(
                 self._tokens_url,
                 data=self._request_body(),
-                headers={"Content-Type": "application/json;charset=utf8"},
+                headers={
+                    "Content-Type": "application/json;charset=utf8",
+                    "Accept-Encoding": ACCEPT_ENCODING,
+                },
                 allow_redirects=False,  # a password is never re-sent to where a redirect points
                 timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+                auto_decompress=False,  # read_body decompresses, within its bound
             ) as response:
                 status = response.status
                 token = response.headers.get("X-Subject-Token", "")
-                raw = await response.read()
+                body = await read_body(response, IAM_MAX_BODY)
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = type(exc).__name__
             raise _TransientIamError(f"{where} could not be reached ({reason})") from exc
@@ -438,15 +447,22 @@ class IamPasswordAuth:
         if status in (401, 403):
             raise CredentialsRejected(
                 f"{where} refused the login of user {self._user!r} in domain "
-                f"{self._domain!r}: {self._describe_error(status, raw)}"
+                f"{self._domain!r}: {self._describe_error(status, body)}"
             )
         if status == 429 or status >= 500:
-            raise _TransientIamError(f"{where} failed: {self._describe_error(status, raw)}")
+            raise _TransientIamError(f"{where} failed: {self._describe_error(status, body)}")
         if not 200 <= status < 300:
-            raise UsageError(f"{where} did not issue a token: {self._describe_error(status, raw)}")
+            raise UsageError(f"{where} did not issue a token: {self._describe_error(status, body)}")
         if not token:
             raise UsageError(f"{where} answered HTTP {status} without an X-Subject-Token header")
 
+        raw = body.data
+        if body.problem:  # the token is in its header; only its lifetime goes unknown
+            _log.warning(
+                "auth.token_body_unread",
+                endpoint=str(self._tokens_url.origin()),
+                reason=body.problem,
+            )
         lifetime = self._token_lifetime(raw)
         if lifetime is None:
             self._refresh_due = float("inf")  # rely on the service calling it stale
@@ -501,20 +517,22 @@ class IamPasswordAuth:
             return server_text(value, _MAX_IAM_CODE) if isinstance(value, str) else None
         return None
 
-    def _describe_error(self, status: int, raw: bytes) -> str:
+    def _describe_error(self, status: int, body: Body) -> str:
         """``HTTP 401, APIGW.0301: message`` from an IAM error body: one capped line, without
         any secret (IAM does not echo passwords, but the text is untrusted and is printed)."""
-        body = _json_object(raw)
-        nested = body.get("error")
+        parsed = _json_object(body.data)
+        nested = parsed.get("error")
         nested = nested if isinstance(nested, dict) else {}
-        code = body.get("error_code") or nested.get("code")
-        message = body.get("error_msg") or nested.get("message")
+        code = parsed.get("error_code") or nested.get("code")
+        message = parsed.get("error_msg") or nested.get("message")
         secrets = self.secret_values()
         text = f"HTTP {status}"
         if code:
             text += f", {server_text(str(code), _MAX_IAM_CODE, secrets)}"
         if message:
             text += f": {server_text(str(message), _MAX_IAM_MESSAGE, secrets)}"
+        elif body.problem:
+            text += f" ({body.problem})"
         return text
 
     def secret_values(self) -> list[str]:

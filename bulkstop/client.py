@@ -5,9 +5,12 @@ concurrency. It knows *how* to call (endpoint, stop API, auth, TLS, timeout) but
 to retry: every outcome, including a timeout or a reset, comes back as a ``Reply`` for the
 retry policy to judge. aiohttp's exceptions are mapped here, once.
 
-Every text the server chose (code, message, request id, headers quoted in a message) reaches
-the ``Reply`` as one capped line with the auth's live secrets scrubbed out
-(:func:`~bulkstop.transport.server_text`).
+Every answer is hostile until read: its body is read and decompressed within
+:data:`~bulkstop.transport.MAX_BODY` bytes (:func:`~bulkstop.transport.read_body`), and every
+text the server chose (code, message, request id, headers quoted in a message) reaches the
+``Reply`` as one capped line with the auth's live secrets scrubbed out
+(:func:`~bulkstop.transport.server_text`). An answer too large or in an encoding not asked for
+is an unreadable answer, judged like any other.
 
 The engine talks to any object with the :class:`StopClient` shape, so tests can pass a fake.
 """
@@ -28,7 +31,7 @@ from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.errors import UsageError
 from bulkstop.models import Reply, ReplyKind, Target
 from bulkstop.retry import THROTTLE_CODES, parse_retry_after
-from bulkstop.transport import check_endpoint, server_text
+from bulkstop.transport import ACCEPT_ENCODING, Body, check_endpoint, read_body, server_text
 
 __all__ = [
     "CodeArtsClient",
@@ -187,12 +190,14 @@ class CodeArtsClient:
                 request.method,
                 request.url,
                 data=request.body,
-                headers=request.headers,
+                # Not signed: a proxy may rewrite it, and the SDK does not sign it either.
+                headers={**request.headers, "Accept-Encoding": ACCEPT_ENCODING},
                 allow_redirects=False,  # never follow a redirect with credentials attached
                 timeout=self._request_timeout,
+                auto_decompress=False,  # read_body decompresses, within its bound
             ) as response:
-                raw = await response.read()
-                return self._reply(response, raw, generation)
+                body = await read_body(response)
+                return self._reply(response, body, generation)
         except TimeoutError:
             return Reply(
                 kind=ReplyKind.TIMEOUT,
@@ -226,9 +231,10 @@ class CodeArtsClient:
         secrets = self._auth.secret_values() if self._auth is not None else ()
         return server_text(value, limit, secrets)
 
-    def _reply(self, response: aiohttp.ClientResponse, raw: bytes, generation: int) -> Reply:
+    def _reply(self, response: aiohttp.ClientResponse, body: Body, generation: int) -> Reply:
         status = response.status
         request_id = self._server_text(response.headers.get("X-Request-Id", ""), _MAX_REQUEST_ID)
+        raw = body.data
         payload: Any = None
         try:
             # decoded here: json.loads would first sniff the encoding of bytes
@@ -238,8 +244,10 @@ class CodeArtsClient:
         if 200 <= status < 300:
             stopped = self.api.stopped(payload)
             if stopped is None:
-                # quoted from the whole text, so a secret is scrubbed before any cut
-                why = repr(self._server_text(raw.decode("utf-8", "replace"), _MAX_QUOTE))
+                if body.problem:
+                    why = body.problem
+                else:  # quoted from the whole text, so a secret is scrubbed before any cut
+                    why = repr(self._server_text(raw.decode("utf-8", "replace"), _MAX_QUOTE))
                 return Reply(
                     kind=ReplyKind.BAD_BODY,
                     http_status=status,
@@ -261,6 +269,8 @@ class CodeArtsClient:
         if not code and not message:
             content_type = response.headers.get("Content-Type", "").split(";")[0] or "no"
             message = f"HTTP {status} with {content_type} body"
+            if body.problem:
+                message = f"HTTP {status}: {body.problem}"
             if 300 <= status < 400:
                 location = self._server_text(response.headers.get("Location", ""), _MAX_MESSAGE)
                 message = f"HTTP {status} redirect to {location!r} not followed"

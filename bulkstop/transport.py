@@ -1,10 +1,15 @@
 """The HTTP edge shared by the CodeArts client and IAM login: where a credential may go, and
-what of a server's text is believed.
+how much of an answer is believed.
 
 Everything a server sends is data for one target, never a reason to crash or to grow:
 
 - :func:`check_endpoint`: a URL that carries a credential is ``https``, or ``http`` to a
   loopback host, or ``http`` when the caller explicitly allows it (``--insecure-http``).
+- :func:`read_body`: an answer is read within a byte limit and decompressed (``gzip`` or
+  ``deflate`` only, the encodings :data:`ACCEPT_ENCODING` asks for) within the same limit.
+  Anything else — too large, an encoding not asked for, a corrupt stream — comes back as a
+  :class:`Body` with a ``problem``, which callers treat as an unreadable answer. Requests
+  must be sent with ``auto_decompress=False`` so that aiohttp hands over the raw bytes.
 - :func:`server_text`: text a server chose (a code, a message, a header) becomes one short line
   without control characters, with every live secret replaced by ``***``.
 """
@@ -13,19 +18,49 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import zlib
 from collections.abc import Iterable
+from typing import NamedTuple
 
+import aiohttp
 from yarl import URL
 
 from bulkstop.errors import UsageError
 
-__all__ = ["CUT_MARK", "check_endpoint", "server_text"]
+__all__ = [
+    "ACCEPT_ENCODING",
+    "CUT_MARK",
+    "MAX_BODY",
+    "Body",
+    "check_endpoint",
+    "read_body",
+    "server_text",
+]
 
+#: The most of a CodeArts answer that is read, compressed or not. A stop answer is a few dozen
+#: bytes and a gateway's HTML error page a few KiB; 64 KiB holds any real one with room to
+#: spare, while keeping a run's worst case at concurrency × 64 KiB (32 MiB at the maximum of
+#: 512 calls in flight) however large an answer a server claims or sends.
+MAX_BODY = 64 * 1024
+#: What requests ask for. Pinned rather than left to aiohttp, which also offers ``br`` and
+#: ``zstd`` whenever an optional package for them happens to be installed: only these two can
+#: be decompressed here within a bound (:mod:`zlib`'s ``max_length``).
+ACCEPT_ENCODING = "gzip, deflate"
 #: How a text cut to its length limit ends, so a reader knows it is not the whole text.
 CUT_MARK = "…[cut]"
 #: Secrets shorter than this are not scrubbed: replacing every "ab" would garble the text
 #: and hide nothing (the logs' redactor uses the same floor).
 _MIN_SECRET = 4
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_ENCODINGS: dict[str, tuple[int, ...]] = {
+    "": (),
+    "identity": (),
+    "gzip": (_GZIP_WBITS,),
+    "x-gzip": (_GZIP_WBITS,),
+    # RFC 9110 deflate is zlib-wrapped; some servers send a raw deflate stream instead.
+    "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS),
+}
 #: Characters that would break a line or drive a terminal: C0 and C1 controls, DEL and the
 #: Unicode line and paragraph separators. Lone surrogates (from undecodable header bytes or
 #: ``\\ud800`` escapes in JSON) are replaced on their own: UTF-8 cannot hold them.
@@ -63,6 +98,61 @@ def check_endpoint(
             " use https, or --insecure-http if you really mean it"
         )
     return url.with_path(url.path.rstrip("/") or "/")
+
+
+class Body(NamedTuple):
+    """An answer's body as read: its bytes, or why they were not read (``problem``)."""
+
+    data: bytes = b""
+    #: empty when ``data`` is the whole body; else a short phrase, e.g. ``answer over 65536
+    #: bytes, not read``
+    problem: str = ""
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> Body:
+    """Read ``response``'s body, never holding more than ``limit`` bytes of it or of what it
+    decompresses to. The request must have been sent with ``auto_decompress=False``."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    decoders = _ENCODINGS.get(encoding)
+    if decoders is None:
+        shown = server_text(encoding, 40)
+        return Body(problem=f"answer in content encoding {shown!r}, which was not asked for")
+    declared = response.headers.get("Content-Length", "").strip()
+    # Refused before a byte is read, so a false claim costs nothing. A length of more digits
+    # than any body could have is refused unparsed: int() refuses thousands of digits.
+    if declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+        return Body(problem=f"answer over {limit} bytes, not read")
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await response.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        return Body(problem=f"answer over {limit} bytes, not read")
+    data = b"".join(chunks)
+    if not decoders or not data:
+        return Body(data)
+    return _decompressed(data, decoders, limit)
+
+
+def _decompressed(data: bytes, decoders: tuple[int, ...], limit: int) -> Body:
+    """``data`` decompressed with the first ``zlib`` window that reads it, within ``limit``."""
+    for wbits in decoders:
+        decoder = zlib.decompressobj(wbits)
+        try:
+            # max_length bounds what is produced: a bomb stops at limit + 1 bytes.
+            plain = decoder.decompress(data, limit + 1)
+        except zlib.error:
+            continue
+        if len(plain) > limit:
+            return Body(problem=f"answer decompresses to over {limit} bytes, not read")
+        if not decoder.eof:
+            return Body(problem="compressed answer cut short")
+        return Body(plain)
+    return Body(problem="compressed answer is corrupt")
 
 
 def server_text(value: str, limit: int, secrets: Iterable[str] = ()) -> str:

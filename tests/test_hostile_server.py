@@ -1,22 +1,30 @@
-"""A hostile server on 127.0.0.1: echoed credentials, oversized and multi-line fields. Each is
-data for one target, never a leak into the report or a broken report line.
+"""A hostile server on 127.0.0.1: answers too large, compression bombs, lying lengths, echoed
+credentials. Each is data for one target (a ``Reply``), never a crash or a memory spike.
 
 The servers are real aiohttp applications on loopback, so the client's own session, parser and
-reading path are what is tested.
+reading path are what is tested. "Memory stays bounded" is measured as the peak of what Python
+allocated while the call ran (:mod:`tracemalloc`, a count, not a timing): reading a 50 MB
+answer whole would need 50 MB at least; the bound below is a small fraction of that.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from fakeclock import FakeClock
+from yarl import URL
 
 from bulkstop import (
     AkSkAuth,
@@ -25,21 +33,42 @@ from bulkstop import (
     IamPasswordAuth,
     Outcome,
     Pacer,
+    ReplyKind,
     RetryPolicy,
     RunSettings,
     Secret,
     Stopper,
+    Target,
     TokenAuth,
 )
+from bulkstop.auth import IAM_MAX_BODY, OutgoingRequest
+from bulkstop.errors import CredentialsRejected
 from bulkstop.report import ReportWriter, load_report
-from bulkstop.transport import CUT_MARK
+from bulkstop.transport import ACCEPT_ENCODING, CUT_MARK, MAX_BODY
 
 pytestmark = pytest.mark.anyio
 
 JOB_ID = "f9d6c8466d614a9788e9a0acf6c15f46"
+TARGET = Target(JOB_ID, 20)
+HUGE = 50 * 1024 * 1024
+CHUNK = b" " * (64 * 1024)
+#: Peak Python allocation allowed during one hostile call: far below the 50 MB the answer is.
+MEMORY_BOUND = 8 * 1024 * 1024
 TIMEOUT = 10.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _bomb(wbits: int) -> bytes:
+    """50 MB of zeros compressed to about 50 KB: under the read cap, far over it decompressed."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    zeros = bytes(1024 * 1024)
+    parts = [packer.compress(zeros) for _ in range(HUGE // len(zeros))]
+    return b"".join([*parts, packer.flush()])
+
+
+GZIP_BOMB = _bomb(16 + zlib.MAX_WBITS)
+DEFLATE_BOMB = _bomb(zlib.MAX_WBITS)
 
 
 @asynccontextmanager
@@ -49,6 +78,234 @@ async def serving(handler: Handler) -> AsyncIterator[str]:
     app.router.add_route("*", "/{tail:.*}", handler)
     async with TestServer(app, host="127.0.0.1") as server:
         yield str(server.make_url("")).rstrip("/")
+
+
+@contextmanager
+def traced() -> Iterator[Callable[[], int]]:
+    """Trace Python allocations; the yielded function gives the peak so far, in bytes."""
+    tracemalloc.start()
+    try:
+        yield lambda: tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def streaming(
+    *, declared: bool, status: int = 200, headers: dict[str, str] | None = None
+) -> Handler:
+    """An answer of ``HUGE`` bytes written 64 KiB at a time, chunked or with its length."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_type = "application/json"
+        if declared:
+            response.content_length = HUGE
+        await response.prepare(request)
+        try:
+            for _ in range(HUGE // len(CHUNK)):
+                await response.write(CHUNK)
+        except ConnectionError:  # the client went away, as it should
+            pass
+        return response
+
+    return handle
+
+
+def fixed(
+    body: bytes,
+    *,
+    status: int = 200,
+    encoding: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Handler:
+    """An answer of exactly ``body``, sent as it is (aiohttp does not compress it again)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        sent = dict(headers or {})
+        if encoding:
+            sent["Content-Encoding"] = encoding
+        return web.Response(body=body, status=status, headers=sent, content_type="application/json")
+
+    return handle
+
+
+async def stop_once(url: str, auth: Auth | None = None) -> Any:
+    async with CodeArtsClient(url, auth or TokenAuth("tok-hostile-0001"), timeout=TIMEOUT) as c:
+        return await c.stop(TARGET)
+
+
+# --- size -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_50_mb_answer_is_unreadable_and_never_read_whole(declared: bool) -> None:
+    async with serving(streaming(declared=declared)) as url:
+        with traced() as peak:
+            reply = await stop_once(url)
+            used = peak()
+
+    assert (reply.kind, reply.http_status) == (ReplyKind.BAD_BODY, 200)
+    assert f"over {MAX_BODY} bytes" in reply.error_msg
+    assert used < MEMORY_BOUND
+
+
+async def test_a_50_mb_error_answer_is_an_http_error_judged_by_its_status() -> None:
+    async with serving(streaming(declared=False, status=503)) as url:
+        reply = await stop_once(url)
+
+    assert (reply.kind, reply.http_status, reply.error_code) == (ReplyKind.HTTP_ERROR, 503, "")
+    assert reply.error_msg == f"HTTP 503: answer over {MAX_BODY} bytes, not read"
+    assert reply.maybe_applied is True  # a 5xx, as for any other 5xx answer
+
+
+async def test_a_content_length_over_the_cap_is_refused_without_waiting_for_the_body() -> None:
+    release = anyio.Event()
+
+    async def lying(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = 10**8  # claims 100 MB, sends a few bytes, then stalls
+        await response.prepare(request)
+        await response.write(b'{"result": true}')
+        await release.wait()
+        return response
+
+    async with serving(lying) as url:
+        try:
+            async with CodeArtsClient(url, TokenAuth("tok-hostile-0001"), timeout=2.0) as client:
+                reply = await client.stop(TARGET)
+        finally:
+            release.set()
+
+    assert reply.kind is ReplyKind.BAD_BODY  # not a timeout: no byte of it was waited for
+    assert f"over {MAX_BODY} bytes" in reply.error_msg
+
+
+# --- compression ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bomb"), [("gzip", GZIP_BOMB), ("deflate", DEFLATE_BOMB)], ids=["gzip", "deflate"]
+)
+@pytest.mark.parametrize(
+    ("status", "kind"), [(200, ReplyKind.BAD_BODY), (500, ReplyKind.HTTP_ERROR)], ids=["200", "500"]
+)
+async def test_a_compression_bomb_is_unreadable_and_never_inflated(
+    encoding: str, bomb: bytes, status: int, kind: ReplyKind
+) -> None:
+    assert len(bomb) < MAX_BODY  # only the decompression bound can stop it
+
+    async with serving(fixed(bomb, status=status, encoding=encoding)) as url:
+        with traced() as peak:
+            reply = await stop_once(url)
+            used = peak()
+
+    assert (reply.kind, reply.http_status) == (kind, status)
+    assert f"decompresses to over {MAX_BODY} bytes" in reply.error_msg
+    assert used < MEMORY_BOUND
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", gzip.compress(b'{"result": true}')),
+        ("x-gzip", gzip.compress(b'{"result": true}')),
+        ("deflate", zlib.compress(b'{"result": true}')),
+        ("deflate", zlib.compress(b'{"result": true}')[2:-4]),  # raw deflate, as some send
+        ("identity", b'{"result": true}'),
+    ],
+    ids=["gzip", "x-gzip", "deflate-zlib", "deflate-raw", "identity"],
+)
+async def test_a_compressed_answer_within_the_cap_is_read(encoding: str, body: bytes) -> None:
+    async with serving(fixed(body, encoding=encoding)) as url:
+        reply = await stop_once(url)
+
+    assert reply.kind is ReplyKind.STOPPED
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "says"),
+    [
+        ("br", b"\x0b\x02\x80{}\x03", "content encoding 'br'"),
+        ("zstd", b"(\xb5/\xfd\x00X\x11\x00\x00{}", "content encoding 'zstd'"),
+        ("gzip, br", b"{}", "content encoding 'gzip, br'"),
+        ("gzip", b"\x1f\x8b\x08\x00not gzip at all", "corrupt"),
+        ("gzip", gzip.compress(b'{"result": true}')[:-12], "cut short"),
+    ],
+    ids=["br", "zstd", "stacked", "corrupt", "cut-short"],
+)
+async def test_an_answer_that_cannot_be_decompressed_here_is_unreadable(
+    encoding: str, body: bytes, says: str
+) -> None:
+    async with serving(fixed(body, encoding=encoding)) as url:
+        reply = await stop_once(url)
+
+    assert (reply.kind, reply.http_status, reply.maybe_applied) == (ReplyKind.BAD_BODY, 200, True)
+    assert says in reply.error_msg
+
+
+async def test_requests_ask_only_for_encodings_read_here() -> None:
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Accept-Encoding", ""))
+        return web.json_response({"result": True})
+
+    async with serving(record) as url:
+        await stop_once(url)
+
+    assert seen == [ACCEPT_ENCODING]
+
+
+# --- IAM answers ----------------------------------------------------------------------------------
+
+IAM_TOKEN = {"X-Subject-Token": "tok-from-iam-01"}
+
+
+def iam_auth(session: aiohttp.ClientSession, url: str) -> IamPasswordAuth:
+    return IamPasswordAuth(
+        session,
+        url,
+        "alice",
+        Secret("pa55-w0rd-hostile"),
+        "acme",
+        project_id="0123456789abcdef0123456789abcdef",
+        clock=FakeClock(),
+    )
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        streaming(declared=False, status=201, headers=IAM_TOKEN),
+        fixed(GZIP_BOMB, status=201, encoding="gzip", headers=IAM_TOKEN),
+    ],
+    ids=["50-mb", "gzip-bomb"],
+)
+async def test_an_oversized_iam_answer_is_not_read_and_its_token_still_serves(
+    handler: Handler,
+) -> None:
+    request = OutgoingRequest(method="POST", url=URL("https://cloudbuild.example/v3/jobs/stop"))
+    async with serving(handler) as url, aiohttp.ClientSession() as session:
+        auth = iam_auth(session, url)
+        with traced() as peak:
+            await auth.prepare()
+            used = peak()
+        await auth.sign(request)
+
+    assert request.headers["X-Auth-Token"] == IAM_TOKEN["X-Subject-Token"]
+    assert used < MEMORY_BOUND
+
+
+async def test_an_oversized_iam_refusal_is_described_without_its_body() -> None:
+    async with serving(streaming(declared=False, status=401)) as url:
+        async with aiohttp.ClientSession() as session:
+            with traced() as peak:
+                with pytest.raises(CredentialsRejected) as caught:
+                    await iam_auth(session, url).prepare()
+                used = peak()
+
+    assert f"HTTP 401 (answer over {IAM_MAX_BODY} bytes, not read)" in str(caught.value)
+    assert used < MEMORY_BOUND
 
 
 # --- whole runs: engine + client + report ---------------------------------------------------------
@@ -177,3 +434,26 @@ async def test_server_chosen_fields_reach_the_report_capped_and_on_one_line(
         assert record.error_code.endswith(CUT_MARK)
         assert len(record.request_id) == 128
         assert record.error_msg == "line one line two [31m red sep \ufffd half a pair"
+
+
+@pytest.mark.e2e
+async def test_a_bomb_for_one_target_fails_that_target_alone(tmp_path: Path) -> None:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if (await request.json())["build_no"] == "2":
+            return await fixed(GZIP_BOMB, encoding="gzip")(request)
+        return web.json_response({"result": True})
+
+    report = tmp_path / "report.csv"
+    async with serving(answer) as url:
+        with traced() as peak:
+            await run_to_report(url, AUTHS["token"], report)
+            used = peak()
+
+    records = {r.build_no: r for r in load_report(report).records}
+    assert {n: r.outcome for n, r in records.items()} == {
+        "1": Outcome.STOPPED,
+        "2": Outcome.FAILED,
+        "3": Outcome.STOPPED,
+    }
+    assert f"decompresses to over {MAX_BODY} bytes" in records["2"].error_msg
+    assert used < MEMORY_BOUND
