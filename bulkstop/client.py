@@ -75,10 +75,6 @@ def resolve_endpoint(endpoint: str | None, region: str | None) -> str:
     raise UsageError("no endpoint: give --endpoint URL (or CODEARTS_ENDPOINT) or --region NAME")
 
 
-def _truncate(text: str) -> str:
-    return server_text(text, _MAX_MESSAGE)
-
-
 class CodeArtsClient:
     """Calls one CodeArts stop API. Use as an async context manager (it owns the session).
 
@@ -209,15 +205,17 @@ class CodeArtsClient:
             # Never connected: the request cannot have reached the service.
             return Reply(
                 kind=ReplyKind.CONNECTION,
-                error_msg=_truncate(f"cannot connect: {exc.os_error or exc}"),
+                error_msg=self._server_text(f"cannot connect: {exc.os_error or exc}", _MAX_MESSAGE),
                 maybe_applied=False,
                 credential_generation=generation,
             )
         except (aiohttp.ClientError, OSError) as exc:
             return Reply(
                 kind=ReplyKind.CONNECTION,
-                error_msg=_truncate(
-                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                # aiohttp quotes a malformed header line of the answer here: server text
+                error_msg=self._server_text(
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    _MAX_MESSAGE,
                 ),
                 maybe_applied=True,
                 credential_generation=generation,

@@ -9,6 +9,7 @@ answer whole would need 50 MB at least; the bound below is a small fraction of t
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import tracemalloc
@@ -254,6 +255,27 @@ async def test_requests_ask_only_for_encodings_read_here() -> None:
         await stop_once(url)
 
     assert seen == [ACCEPT_ENCODING]
+
+
+async def test_a_token_echoed_in_a_malformed_header_line_is_scrubbed() -> None:
+    # aiohttp's web server cannot send a broken header, so this one speaks raw HTTP.
+    token = "tok-hostile-header-5b7d"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nEcho " + token.encode() + b"\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        reply = await stop_once(f"http://127.0.0.1:{port}", TokenAuth(token))
+
+    assert reply.kind is ReplyKind.CONNECTION  # a broken answer, as any other
+    assert token not in repr(reply)
 
 
 # --- IAM answers ----------------------------------------------------------------------------------
