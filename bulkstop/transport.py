@@ -108,6 +108,10 @@ class Body(NamedTuple):
     #: bytes, not read``
     problem: str = ""
 
+    def __repr__(self) -> str:
+        # The bytes are the server's and may echo a credential: their size only.
+        return f"Body(<{len(self.data)} bytes>, problem={self.problem!r})"
+
 
 async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> Body:
     """Read ``response``'s body, never holding more than ``limit`` bytes of it or of what it

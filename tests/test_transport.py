@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bulkstop.transport import CUT_MARK, server_text
+from bulkstop.transport import CUT_MARK, Body, server_text
 
 
 def test_overlapping_secrets_are_scrubbed_longest_first() -> None:
@@ -26,3 +26,7 @@ def test_a_cut_text_is_exactly_the_limit_long_and_ends_in_the_mark(limit: int) -
 
 def test_text_within_the_limit_is_kept_whole() -> None:
     assert server_text("  CB.00060211  ", 64) == "CB.00060211"
+
+
+def test_a_body_repr_shows_its_size_not_its_bytes() -> None:
+    assert repr(Body(b"echo tok-SENTINEL-7f3a9c1e5b")) == "Body(<28 bytes>, problem='')"
