@@ -17,7 +17,6 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import anyio
@@ -34,6 +33,7 @@ from bulkstop import (
     IamPasswordAuth,
     Outcome,
     Pacer,
+    Reply,
     ReplyKind,
     RetryPolicy,
     RunSettings,
@@ -130,9 +130,11 @@ def fixed(
     return handle
 
 
-async def stop_once(url: str, auth: Auth | None = None) -> Any:
-    async with CodeArtsClient(url, auth or TokenAuth("tok-hostile-0001"), timeout=TIMEOUT) as c:
-        return await c.stop(TARGET)
+async def stop_once(url: str, auth: Auth | None = None) -> Reply:
+    """One stop call to ``url`` with a fresh client."""
+    credential = auth or TokenAuth("tok-hostile-0001")
+    async with CodeArtsClient(url, credential, timeout=TIMEOUT) as client:
+        return await client.stop(TARGET)
 
 
 # --- size -----------------------------------------------------------------------------------------
