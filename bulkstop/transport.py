@@ -115,7 +115,11 @@ class Body(NamedTuple):
 
 async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> Body:
     """Read ``response``'s body, never holding more than ``limit`` bytes of it or of what it
-    decompresses to. The request must have been sent with ``auto_decompress=False``."""
+    decompresses to. The request must have been sent with ``auto_decompress=False``.
+
+    Hand-written because aiohttp offers no bound here: ``read()`` takes the whole body, and
+    its transparent decompression inflates without a limit.
+    """
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
     decoders = _ENCODINGS.get(encoding)
     if decoders is None:
@@ -124,7 +128,7 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> 
     declared = response.headers.get("Content-Length", "").strip()
     # Refused before a byte is read, so a false claim costs nothing. A length of more digits
     # than any body could have is refused unparsed: int() refuses thousands of digits.
-    if declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         return Body(problem=f"answer over {limit} bytes, not read")
     chunks: list[bytes] = []
     size = 0
