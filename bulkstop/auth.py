@@ -8,6 +8,8 @@ every concurrent caller waits for that same fetch (single flight), and a caller 
 signed with an older generation than the current one returns at once.
 
 Secrets live in :class:`Secret` so that no repr, log line or exception message can show them.
+A credential goes only where :func:`~bulkstop.transport.check_endpoint` allows (https, or http
+to loopback, or http when explicitly allowed), and IAM's answers are read within a bound.
 
 The modes: :class:`TokenAuth` (a fixed ``X-Auth-Token``), :class:`IamPasswordAuth` (a token
 fetched from IAM with a user's password and refreshed before it expires) and :class:`AkSkAuth`
@@ -31,10 +33,18 @@ from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import BulkstopError, CredentialsRejected, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import OutgoingRequest
+from bulkstop.transport import ACCEPT_ENCODING, Body, check_endpoint, read_body, server_text
 
 __all__ = ["AkSkAuth", "Auth", "IamPasswordAuth", "OutgoingRequest", "Secret", "TokenAuth"]
 
 _log = get_logger(__name__)
+
+#: The most of an IAM answer that is read. Larger than a stop answer's cap: a token's body
+#: lists its roles and the service catalog, tens of KiB; and there is one such answer per
+#: token lifetime, not one per target, so the cap is never multiplied by the concurrency.
+IAM_MAX_BODY = 1024 * 1024
+_MAX_IAM_CODE = 64
+_MAX_IAM_MESSAGE = 200
 
 
 class Secret:
@@ -229,6 +239,11 @@ class IamPasswordAuth:
     IAM's own body, so local clock skew does not matter) counted from when the fetch started.
     After IAM refuses the password once, no further attempt is made: IAM locks a user after
     repeated failed logins, and a bulk run must not be what locks someone out.
+
+    ``iam_endpoint`` must be https, or http to loopback, or ``allow_insecure_http`` must be
+    given (:func:`~bulkstop.transport.check_endpoint`); otherwise the constructor raises
+    :class:`UsageError`. IAM's answer is read within :data:`IAM_MAX_BODY` bytes: a larger body
+    still yields the token of its header, with its lifetime unknown.
     """
 
     __slots__ = (
@@ -239,6 +254,7 @@ class IamPasswordAuth:
         "_last_error",
         "_margin",
         "_password",
+        "_previous_token",
         "_project_id",
         "_project_name",
         "_refresh_due",
@@ -272,14 +288,19 @@ class IamPasswordAuth:
         refresh_margin: float = 300.0,
         request_timeout: float = 30.0,
         wall_clock: Callable[[], datetime] = utcnow,
+        allow_insecure_http: bool = False,
     ) -> None:
+        # The password travels to this URL: the same rule as the CodeArts endpoint's.
+        iam = check_endpoint(
+            iam_endpoint, allow_insecure_http=allow_insecure_http, name="IAM endpoint"
+        )
         if not (project_id or project_name):
             raise ValueError("an IAM token needs a project: give project_id or project_name")
         secret = _as_secret(password)
         if not secret:
             raise ValueError("the IAM password is empty")
         self._session = session
-        self._tokens_url = URL(iam_endpoint.rstrip("/") + "/v3/auth/tokens")
+        self._tokens_url: URL = iam.joinpath("v3", "auth", "tokens")
         self._user = user
         self._password = secret
         self._domain = domain
@@ -290,6 +311,8 @@ class IamPasswordAuth:
         self._request_timeout = request_timeout
         self._wall_clock = wall_clock
         self._token: Secret | None = None
+        #: the token before the current one: a request signed with it may still be answered
+        self._previous_token: Secret | None = None
         self._refresh_due = float("inf")  # on the clock's scale
         self._generation = 0
         self._flight: _Flight | None = None
@@ -406,13 +429,17 @@ class IamPasswordAuth:
             async with self._session.post(
                 self._tokens_url,
                 data=self._request_body(),
-                headers={"Content-Type": "application/json;charset=utf8"},
+                headers={
+                    "Content-Type": "application/json;charset=utf8",
+                    "Accept-Encoding": ACCEPT_ENCODING,
+                },
                 allow_redirects=False,  # a password is never re-sent to where a redirect points
                 timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+                auto_decompress=False,  # read_body decompresses, within its bound
             ) as response:
                 status = response.status
                 token = response.headers.get("X-Subject-Token", "")
-                raw = await response.read()
+                body = await read_body(response, IAM_MAX_BODY)
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = type(exc).__name__
             raise _TransientIamError(f"{where} could not be reached ({reason})") from exc
@@ -420,21 +447,29 @@ class IamPasswordAuth:
         if status in (401, 403):
             raise CredentialsRejected(
                 f"{where} refused the login of user {self._user!r} in domain "
-                f"{self._domain!r}: {self._describe_error(status, raw)}"
+                f"{self._domain!r}: {self._describe_error(status, body)}"
             )
         if status == 429 or status >= 500:
-            raise _TransientIamError(f"{where} failed: {self._describe_error(status, raw)}")
+            raise _TransientIamError(f"{where} failed: {self._describe_error(status, body)}")
         if not 200 <= status < 300:
-            raise UsageError(f"{where} did not issue a token: {self._describe_error(status, raw)}")
+            raise UsageError(f"{where} did not issue a token: {self._describe_error(status, body)}")
         if not token:
             raise UsageError(f"{where} answered HTTP {status} without an X-Subject-Token header")
 
+        raw = body.data
+        if body.problem:  # the token is in its header; only its lifetime goes unknown
+            _log.warning(
+                "auth.token_body_unread",
+                endpoint=str(self._tokens_url.origin()),
+                reason=body.problem,
+            )
         lifetime = self._token_lifetime(raw)
         if lifetime is None:
             self._refresh_due = float("inf")  # rely on the service calling it stale
         else:
             margin = min(self._margin, lifetime / 2)
             self._refresh_due = started + lifetime - margin
+        self._previous_token = self._token
         self._token = Secret(token)
         self._generation += 1
         _log.info(
@@ -479,29 +514,32 @@ class IamPasswordAuth:
         token = _json_object(raw).get("token")
         if isinstance(token, dict):
             value = token.get("expires_at")
-            return value if isinstance(value, str) else None
+            return server_text(value, _MAX_IAM_CODE) if isinstance(value, str) else None
         return None
 
-    def _describe_error(self, status: int, raw: bytes) -> str:
-        """``HTTP 401, APIGW.0301: message`` from an IAM error body, without any secret."""
-        body = _json_object(raw)
-        nested = body.get("error")
+    def _describe_error(self, status: int, body: Body) -> str:
+        """``HTTP 401, APIGW.0301: message`` from an IAM error body: one capped line, without
+        any secret (IAM does not echo passwords, but the text is untrusted and is printed)."""
+        parsed = _json_object(body.data)
+        nested = parsed.get("error")
         nested = nested if isinstance(nested, dict) else {}
-        code = body.get("error_code") or nested.get("code")
-        message = body.get("error_msg") or nested.get("message")
+        code = parsed.get("error_code") or nested.get("code")
+        message = parsed.get("error_msg") or nested.get("message")
+        secrets = self.secret_values()
         text = f"HTTP {status}"
         if code:
-            text += f", {code}"
+            text += f", {server_text(str(code), _MAX_IAM_CODE, secrets)}"
         if message:
-            text += f": {str(message)[:200]}"
-        # IAM does not echo passwords, but the text is untrusted and will be printed.
-        password = self._password.reveal()
-        return text.replace(password, "***") if password else text
+            text += f": {server_text(str(message), _MAX_IAM_MESSAGE, secrets)}"
+        elif body.problem:
+            text += f" ({body.problem})"
+        return text
 
     def secret_values(self) -> list[str]:
         values = [self._password.reveal()]
-        if self._token is not None:
-            values.append(self._token.reveal())
+        for token in (self._token, self._previous_token):
+            if token is not None:
+                values.append(token.reveal())
         return values
 
     def __repr__(self) -> str:

@@ -190,7 +190,7 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option(
     "--insecure-http",
     is_flag=True,
-    help="INSECURE: allow plain http:// to a non-loopback endpoint.",
+    help="INSECURE: allow plain http:// to a non-loopback endpoint (CodeArts or IAM).",
 )
 @click.option(
     "--concurrency",
@@ -376,6 +376,7 @@ async def _run_main(options: RunOptions) -> int:
                 project_name=options.project_name,
                 region=options.region,
                 iam_endpoint=options.iam_endpoint,
+                allow_insecure_http=options.insecure_http,
             )
             auth, description = resolve_auth(
                 credential_options, os.environ, session=client.session, clock=MonotonicClock()

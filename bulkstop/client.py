@@ -5,12 +5,18 @@ concurrency. It knows *how* to call (endpoint, stop API, auth, TLS, timeout) but
 to retry: every outcome, including a timeout or a reset, comes back as a ``Reply`` for the
 retry policy to judge. aiohttp's exceptions are mapped here, once.
 
+Every answer is hostile until read: its body is read and decompressed within
+:data:`~bulkstop.transport.MAX_BODY` bytes (:func:`~bulkstop.transport.read_body`), and every
+text the server chose (code, message, request id, headers quoted in a message) reaches the
+``Reply`` as one capped line with the auth's live secrets scrubbed out
+(:func:`~bulkstop.transport.server_text`). An answer too large or in an encoding not asked for
+is an unreadable answer, judged like any other.
+
 The engine talks to any object with the :class:`StopClient` shape, so tests can pass a fake.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import ssl
 from pathlib import Path
@@ -25,6 +31,7 @@ from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.errors import UsageError
 from bulkstop.models import Reply, ReplyKind, Target
 from bulkstop.retry import THROTTLE_CODES, parse_retry_after
+from bulkstop.transport import ACCEPT_ENCODING, Body, check_endpoint, read_body, server_text
 
 __all__ = [
     "CodeArtsClient",
@@ -35,7 +42,13 @@ __all__ = [
 ]
 
 REGION_ENDPOINT = "https://cloudbuild-ext.{region}.myhuaweicloud.com"
+# Caps on what a server may put into one report cell. Real values are far shorter: codes like
+# CB.00060211 (11), request ids of 32-36; a message is what a person reads in the report.
 _MAX_MESSAGE = 300
+_MAX_CODE = 64
+_MAX_REQUEST_ID = 128
+#: How much of an unreadable 2xx body the message quotes.
+_MAX_QUOTE = 120
 
 
 class StopClient(Protocol):
@@ -60,40 +73,6 @@ def resolve_endpoint(endpoint: str | None, region: str | None) -> str:
     if region:
         return region_endpoint(region)
     raise UsageError("no endpoint: give --endpoint URL (or CODEARTS_ENDPOINT) or --region NAME")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> URL:
-    """Parse and vet an endpoint: https, or http on loopback, or http when explicitly allowed."""
-    try:
-        url = URL(endpoint)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"endpoint: not a URL: {endpoint!r}") from exc
-    if url.scheme not in ("http", "https") or not url.host:
-        raise UsageError(f"endpoint: expected http(s)://host[:port], got {endpoint!r}")
-    if url.user or url.password:
-        raise UsageError("endpoint: credentials in the URL are not accepted")
-    if url.query_string or url.fragment:
-        raise UsageError(f"endpoint: must not carry a query or fragment: {endpoint!r}")
-    if url.scheme == "http" and not _is_loopback(url.host) and not allow_insecure_http:
-        raise UsageError(
-            f"endpoint: refusing plain http to {url.host} (credentials would travel unencrypted);"
-            " use https, or --insecure-http if you really mean it"
-        )
-    return url.with_path(url.path.rstrip("/") or "/")
-
-
-def _truncate(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
 class CodeArtsClient:
@@ -207,12 +186,14 @@ class CodeArtsClient:
                 request.method,
                 request.url,
                 data=request.body,
-                headers=request.headers,
+                # Not signed: a proxy may rewrite it, and the SDK does not sign it either.
+                headers={**request.headers, "Accept-Encoding": ACCEPT_ENCODING},
                 allow_redirects=False,  # never follow a redirect with credentials attached
                 timeout=self._request_timeout,
+                auto_decompress=False,  # read_body decompresses, within its bound
             ) as response:
-                raw = await response.read()
-                return self._reply(response, raw, generation)
+                body = await read_body(response)
+                return self._reply(response, body, generation)
         except TimeoutError:
             return Reply(
                 kind=ReplyKind.TIMEOUT,
@@ -224,23 +205,34 @@ class CodeArtsClient:
             # Never connected: the request cannot have reached the service.
             return Reply(
                 kind=ReplyKind.CONNECTION,
-                error_msg=_truncate(f"cannot connect: {exc.os_error or exc}"),
+                error_msg=self._server_text(f"cannot connect: {exc.os_error or exc}", _MAX_MESSAGE),
                 maybe_applied=False,
                 credential_generation=generation,
             )
         except (aiohttp.ClientError, OSError) as exc:
             return Reply(
                 kind=ReplyKind.CONNECTION,
-                error_msg=_truncate(
-                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                # aiohttp quotes a malformed header line of the answer here: server text
+                error_msg=self._server_text(
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    _MAX_MESSAGE,
                 ),
                 maybe_applied=True,
                 credential_generation=generation,
             )
 
-    def _reply(self, response: aiohttp.ClientResponse, raw: bytes, generation: int) -> Reply:
+    def _server_text(self, value: str, limit: int) -> str:
+        """Server-chosen text as one line of at most ``limit``, the live secrets scrubbed.
+
+        The secrets are asked for at each answer: an IAM token refreshed mid-run is one.
+        """
+        secrets = self._auth.secret_values() if self._auth is not None else ()
+        return server_text(value, limit, secrets)
+
+    def _reply(self, response: aiohttp.ClientResponse, body: Body, generation: int) -> Reply:
         status = response.status
-        request_id = response.headers.get("X-Request-Id", "")
+        request_id = self._server_text(response.headers.get("X-Request-Id", ""), _MAX_REQUEST_ID)
+        raw = body.data
         payload: Any = None
         try:
             # decoded here: json.loads would first sniff the encoding of bytes
@@ -250,10 +242,16 @@ class CodeArtsClient:
         if 200 <= status < 300:
             stopped = self.api.stopped(payload)
             if stopped is None:
+                if body.problem:
+                    why = body.problem
+                else:  # quoted from the whole text, so a secret is scrubbed before any cut
+                    why = repr(self._server_text(raw.decode("utf-8", "replace"), _MAX_QUOTE))
                 return Reply(
                     kind=ReplyKind.BAD_BODY,
                     http_status=status,
-                    error_msg=_truncate(f"unreadable {self.api.name} answer: {raw[:120]!r}"),
+                    error_msg=self._server_text(
+                        f"unreadable {self.api.name} answer: {why}", _MAX_MESSAGE
+                    ),
                     request_id=request_id,
                     maybe_applied=True,
                     credential_generation=generation,
@@ -265,17 +263,20 @@ class CodeArtsClient:
                 credential_generation=generation,
             )
         code, message = parse_error_body(payload)
+        code = self._server_text(code, _MAX_CODE)
         if not code and not message:
             content_type = response.headers.get("Content-Type", "").split(";")[0] or "no"
             message = f"HTTP {status} with {content_type} body"
+            if body.problem:
+                message = f"HTTP {status}: {body.problem}"
             if 300 <= status < 400:
-                location = response.headers.get("Location", "")
+                location = self._server_text(response.headers.get("Location", ""), _MAX_MESSAGE)
                 message = f"HTTP {status} redirect to {location!r} not followed"
         return Reply(
             kind=ReplyKind.HTTP_ERROR,
             http_status=status,
             error_code=code,
-            error_msg=_truncate(message),
+            error_msg=self._server_text(message, _MAX_MESSAGE),
             request_id=request_id,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             maybe_applied=status >= 500 and code not in THROTTLE_CODES,

@@ -22,6 +22,8 @@ that names the variables and options involved, never their values. Rules a user 
 - Within the token way, ``--token-file`` beats ``CODEARTS_TOKEN``: an explicit file is the more
   deliberate choice, and the chosen source says the variable was ignored.
 - Within AK/SK, ``--project-id`` beats ``HUAWEICLOUD_SDK_PROJECT_ID`` for the same reason.
+- The IAM endpoint follows the CodeArts endpoint's transport rule (the password travels to it):
+  https, or http to loopback, or http with ``--insecure-http``.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class CredentialOptions:
     project_name: str | None = None
     region: str | None = None
     iam_endpoint: str | None = None
+    #: accept plain ``http://`` to a non-loopback IAM endpoint (``--insecure-http``)
+    allow_insecure_http: bool = False
 
 
 class ResolvedAuth(NamedTuple):
@@ -210,6 +214,7 @@ def _iam_password(
         project_id=options.project_id,
         project_name=project_name,
         clock=clock,
+        allow_insecure_http=options.allow_insecure_http,
     )
     project = options.project_id or project_name
     return ResolvedAuth(

@@ -6,7 +6,10 @@ to while the run goes on and read back, line by line, after the process was kill
 Formats (from the report path's extension, any case)
     ``.csv``               a header row (:data:`~bulkstop.models.REPORT_FIELDS`), then one
                            record per line. ``\\r`` and ``\\n`` inside text become a space, so a
-                           record is exactly one line; an empty field means "none".
+                           record is exactly one line; an empty field means "none". A text
+                           cell that a spreadsheet would run as a formula (first character
+                           ``=``, ``+``, ``-``, ``@`` or a tab) or that starts with ``'`` is
+                           written with one leading ``'``, which reading strips again.
     ``.jsonl``/``.ndjson`` one JSON object per line, ``null`` for "none".
     ``.json``              a JSON array with one element per line::
 
@@ -80,7 +83,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Final, Literal, Protocol, TypeVar
+from typing import Any, BinaryIO, Final, Literal, Protocol, TypeVar, get_type_hints
 
 from pydantic import ValidationError
 
@@ -150,6 +153,15 @@ _KNOWN: Final = frozenset(REPORT_FIELDS)
 #: Required text columns: there an empty CSV field is the empty string (an invalid row whose
 #: job_id or build_no cell was empty), not "none".
 _EMPTY_IS_TEXT: Final = frozenset({"job_id", "build_no"})
+#: Columns that hold text (as opposed to numbers, flags, times, outcomes): the CSV cells whose
+#: leading ``'`` reading strips (see :data:`_FORMULA_LEADS`).
+_TEXT_COLUMNS: Final = frozenset(
+    name for name, hint in get_type_hints(Result).items() if hint is str
+)
+#: First characters that make a spreadsheet run a cell as a formula (OWASP's list: = + - @,
+#: tab, carriage return), and the apostrophe that escapes them: a text cell starting with any
+#: of these is written behind one more ``'``, so that every written ``'`` lead is ours.
+_FORMULA_LEADS: Final = frozenset("=+-@\t\r'")
 _CSV_HEADER: Final = ",".join(REPORT_FIELDS)
 #: How a record line of ours begins (first field first), to tell a torn line of ours from a file
 #: that is not a report at all.
@@ -286,9 +298,13 @@ def _csv_text(value: Any) -> str:
         return ""
     if type(plain) is bool:
         return "true" if plain else "false"  # as JSON spells it
-    text = plain if type(plain) is str else str(plain)
+    if type(plain) is not str:
+        return str(plain)  # a number stays a number, even a negative one
+    text: str = plain
     if "\n" in text or "\r" in text:
         text = _NEWLINES.sub(" ", text)
+    if text and text[0] in _FORMULA_LEADS:
+        text = "'" + text
     return text
 
 
@@ -532,10 +548,11 @@ class _ReportReader:
             return None
         if len(fields) != len(self.columns):
             raise _BadLine(f"{len(fields)} fields where the header has {len(self.columns)}")
-        # An empty field is "none": the model's default applies (None, 0, "", run 1).
+        # An empty field is "none": the model's default applies (None, 0, "", run 1). A text
+        # cell's leading "'" is the one _csv_text added.
         return _validated(
             {
-                name: value
+                name: value[1:] if name in _TEXT_COLUMNS and value.startswith("'") else value
                 for name, value in zip(self.columns, fields, strict=True)
                 if value or name in _EMPTY_IS_TEXT
             }

@@ -460,6 +460,21 @@ async def test_iam_error_text_never_echoes_the_password(
     assert "bad password ***" in str(caught.value)
 
 
+async def test_iam_error_text_is_one_capped_line(
+    iam: IamStub, make_auth: Callable[..., IamPasswordAuth]
+) -> None:
+    iam.status = 403
+    iam.error_body = {"error_code": "IAM.\r\n" + "9" * 10_000, "error_msg": "no\n\x1b[2J" * 500}
+
+    with pytest.raises(CredentialsRejected) as caught:
+        await make_auth().prepare()
+
+    message = str(caught.value)
+    assert message.isprintable()  # no line break, no terminal control
+    assert "HTTP 403, IAM. 999" in message
+    assert len(message) < 500
+
+
 async def test_refused_password_is_never_tried_again(
     iam: IamStub, make_auth: Callable[..., IamPasswordAuth], clock: FakeClock
 ) -> None:
@@ -600,6 +615,32 @@ async def test_iam_auth_refuses_incomplete_settings(
         IamPasswordAuth(session, "https://iam.example", USER, domain=DOMAIN, **arguments)
 
 
+# --- where the password may travel -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["http://iam.example.com", "http://192.0.2.1:8080"])
+async def test_plain_http_to_a_remote_iam_endpoint_is_refused_naming_the_flag(
+    make_auth: Callable[..., IamPasswordAuth], endpoint: str
+) -> None:
+    with pytest.raises(UsageError, match=r"IAM endpoint: refusing plain http.*--insecure-http"):
+        make_auth(iam_endpoint=endpoint)
+
+
+async def test_plain_http_to_a_remote_iam_endpoint_is_accepted_when_allowed(
+    make_auth: Callable[..., IamPasswordAuth],
+) -> None:
+    auth = make_auth(iam_endpoint="http://iam.example.com", allow_insecure_http=True)
+
+    assert "iam='http://iam.example.com'" in repr(auth)
+
+
+async def test_an_iam_endpoint_with_a_query_is_refused(
+    make_auth: Callable[..., IamPasswordAuth],
+) -> None:
+    with pytest.raises(UsageError, match="IAM endpoint: must not carry a query"):
+        make_auth(iam_endpoint="https://iam.example.com/?next=elsewhere")
+
+
 # --- logs and reprs never show a secret ------------------------------------------------------
 
 
@@ -617,6 +658,30 @@ async def test_token_fetch_is_logged_without_secrets(
             "expires_at": "2026-11-29T12:00:00.000000Z",
         }
     ]
+
+
+async def test_a_hostile_expiry_is_logged_as_one_capped_line(
+    iam: IamStub, make_auth: Callable[..., IamPasswordAuth]
+) -> None:
+    iam.success_body = {"token": {"expires_at": "2026\n" + "x" * 10_000}}
+
+    with structlog.testing.capture_logs() as logs:
+        await make_auth().prepare()
+
+    [fetched] = logs
+    assert len(fetched["expires_at"]) == 64
+    assert fetched["expires_at"].startswith("2026 xxx")
+
+
+async def test_secret_values_keep_the_token_before_a_refresh(
+    iam: IamStub, make_auth: Callable[..., IamPasswordAuth]
+) -> None:
+    auth = make_auth()
+    await auth.prepare()
+    await auth.refresh(1)
+
+    # a request signed with tok-1 just before the refresh may still be answered, echoing it
+    assert auth.secret_values() == [PASSWORD, "tok-2", "tok-1"]
 
 
 async def test_iam_auth_repr_shows_no_secret(

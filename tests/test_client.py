@@ -22,6 +22,7 @@ from bulkstop.client import CodeArtsClient, check_endpoint, region_endpoint, res
 from bulkstop.errors import UsageError
 from bulkstop.models import Outcome, Reply, ReplyKind, Target
 from bulkstop.retry import Decision, Verdict, classify, parse_retry_after
+from bulkstop.transport import CUT_MARK
 
 TOKEN = "tok-SENTINEL-7f3a9c1e5b"  # distinctive, so a leak is easy to spot
 JOB_ID = "f9d6c8466d614a9788e9a0acf6c15f46"
@@ -288,13 +289,72 @@ async def test_error_body_nested_too_deep_for_json_still_gives_a_reply(
 
 
 @pytest.mark.anyio
-async def test_long_error_message_is_collapsed_and_truncated(mocked: aioresponses) -> None:
+async def test_long_error_message_is_collapsed_and_cut_with_a_mark(mocked: aioresponses) -> None:
     message = "too\n  many\twords " * 100
     reply = await error_reply(mocked, 400, payload={"error_code": "X", "error_msg": message})
 
     assert len(reply.error_msg) == 300
     assert reply.error_msg.startswith("too many words too many words")
-    assert reply.error_msg.endswith("...")
+    assert reply.error_msg.endswith(CUT_MARK)
+
+
+HOSTILE_TEXT = "a\r\nb\x00c\x1b[2Jd\x85e\u2028f\ud800g\x7f"
+HOSTILE_LINE = "a b c [2Jd e f\ufffdg"
+HOSTILE_HEADER = HOSTILE_TEXT.replace("\ud800", "")
+
+
+def _field(reply: Reply, field: str) -> str:
+    value: str = getattr(reply, field)
+    return value
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("response", "field", "limit"),
+    [
+        ({"payload": {"error_code": "C" * 50_000, "error_msg": "m"}}, "error_code", 64),
+        ({"payload": {"error_code": "C", "error_msg": "m" * 50_000}}, "error_msg", 300),
+        (
+            {"payload": {"error_code": "C"}, "headers": {"X-Request-Id": "r" * 8000}},
+            "request_id",
+            128,
+        ),
+        ({"status": 302, "headers": {"Location": "https://x/" + "l" * 8000}}, "error_msg", 300),
+    ],
+    ids=["error_code", "error_msg", "request_id", "location"],
+)
+async def test_every_server_chosen_field_is_capped_with_a_mark(
+    mocked: aioresponses, response: dict[str, Any], field: str, limit: int
+) -> None:
+    mocked.post(LEGACY_URL, **{"status": 400, "body": "", **response})
+
+    value = _field(await stop_once(), field)
+
+    assert len(value) == limit
+    assert value.endswith(CUT_MARK)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("response", "field", "expected"),
+    [
+        ({"payload": {"error_code": HOSTILE_TEXT, "error_msg": "m"}}, "error_code", HOSTILE_LINE),
+        ({"payload": {"error_code": "C", "error_msg": HOSTILE_TEXT}}, "error_msg", HOSTILE_LINE),
+        # no surrogate in a header here: the mock encodes header values as UTF-8
+        (
+            {"payload": {"error_code": "C"}, "headers": {"X-Request-Id": HOSTILE_HEADER}},
+            "request_id",
+            "a b c [2Jd e fg",
+        ),
+    ],
+    ids=["error_code", "error_msg", "request_id"],
+)
+async def test_control_characters_and_lone_surrogates_never_reach_a_reply(
+    mocked: aioresponses, response: dict[str, Any], field: str, expected: str
+) -> None:
+    mocked.post(LEGACY_URL, **{"status": 400, **response})
+
+    assert _field(await stop_once(), field) == expected
 
 
 @pytest.mark.anyio
@@ -543,6 +603,36 @@ async def test_reply_never_carries_the_token(
 
     assert TOKEN not in reply.error_msg
     assert TOKEN not in repr(reply)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "response",
+    [
+        {
+            "status": 401,
+            "payload": {"error_code": f"E{TOKEN}", "error_msg": f"bad token {TOKEN}"},
+            "headers": {"X-Request-Id": f"req-{TOKEN}"},
+        },
+        # the token straddles where the message is cut
+        {"status": 400, "payload": {"error_code": "E", "error_msg": "m" * 290 + TOKEN}},
+        # ... and where the quote of an unreadable 200 ends
+        {"status": 200, "body": "x" * 110 + TOKEN + "x" * 50, "content_type": "text/plain"},
+        {"status": 302, "body": "", "headers": {"Location": f"https://x/?t={TOKEN}"}},
+        {"status": 502, "body": "", "content_type": f"text/{TOKEN}"},
+    ],
+    ids=["every-field", "at-the-message-cut", "at-the-quote-cut", "location", "content-type"],
+)
+async def test_a_token_the_server_echoes_is_scrubbed_from_the_reply(
+    mocked: aioresponses, response: dict[str, Any]
+) -> None:
+    mocked.post(LEGACY_URL, **response)
+
+    reply = await stop_once()
+
+    shown = repr(reply)
+    assert TOKEN[:8] not in shown  # not even the part before a cut
+    assert "***" in shown
 
 
 # --- endpoints ----------------------------------------------------------------------------------

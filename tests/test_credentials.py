@@ -322,6 +322,27 @@ async def test_incomplete_iam_options_are_refused(
     _assert_no_secret(str(caught.value))
 
 
+async def test_plain_http_iam_endpoint_off_loopback_is_refused(resolve: Resolve) -> None:
+    with pytest.raises(UsageError, match="--insecure-http") as caught:
+        resolve(IAM_ENV, iam_endpoint="http://iam.example.com", project_id=PROJECT_ID)
+
+    assert str(caught.value).startswith("IAM endpoint: refusing plain http to iam.example.com")
+    _assert_no_secret(str(caught.value))
+
+
+async def test_plain_http_iam_endpoint_off_loopback_is_accepted_when_allowed(
+    resolve: Resolve,
+) -> None:
+    resolved = resolve(
+        IAM_ENV,
+        iam_endpoint="http://iam.example.com",
+        project_id=PROJECT_ID,
+        allow_insecure_http=True,
+    )
+
+    assert isinstance(resolved.auth, IamPasswordAuth)
+
+
 # --- AK/SK -----------------------------------------------------------------------------------
 
 

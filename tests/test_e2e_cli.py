@@ -719,6 +719,33 @@ def test_plain_http_to_another_host_needs_insecure_http(tmp_path: Path) -> None:
     assert "--insecure-http" in message
 
 
+def test_plain_http_to_a_remote_iam_endpoint_needs_insecure_http(
+    tmp_path: Path, simulator: ThreadedSimulator
+) -> None:
+    source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1)])
+    iam = {
+        "HUAWEICLOUD_USERNAME": "alice",
+        "HUAWEICLOUD_PASSWORD": "pa55-w0rd-cli",
+        "HUAWEICLOUD_DOMAIN": "acme",
+    }
+    result = invoke(
+        [
+            str(source),
+            *("--endpoint", simulator.url, "--iam-endpoint", "http://192.0.2.1:8080"),
+            *("--project-id", "0123456789abcdef0123456789abcdef"),
+            *("--report", str(tmp_path / "r.csv"), *FAST),
+        ],
+        env=iam,
+    )
+
+    assert result.exit_code == 2
+    [message] = error_lines(result.stderr)
+    assert "IAM endpoint: refusing plain http to 192.0.2.1" in message
+    assert "--insecure-http" in message
+    assert "pa55-w0rd-cli" not in result.stderr
+    assert simulator.stats()["requests_total"] == 0
+
+
 def test_no_endpoint_as_a_process_exits_2_naming_the_flags(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1)])
     done = run_process(["run", str(source), *FAST], env={"CODEARTS_TOKEN": TOKEN}, cwd=tmp_path)

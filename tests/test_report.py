@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import csv
 import json
+import operator
 import os
 import re
 import socket
@@ -233,6 +235,75 @@ def test_any_text_survives_a_round_trip(fmt_: ReportFormat, text: str) -> None:
 def test_lone_surrogates_are_replaced_not_fatal(path: Path) -> None:
     write_run(path, [result(0, error_msg="bad \udc80 byte")])
     assert load_report(path).records[0].error_msg == "bad ? byte"
+
+
+# -- spreadsheet formulas in CSV ---------------------------------------------------------------
+
+#: OWASP's formula leads, and the apostrophe that escapes them.
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+TEXT_COLUMNS = ("job_id", "build_no", "error_code", "error_msg", "request_id", "detail")
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The report's cells as a spreadsheet sees them (the stdlib reader, nothing of ours)."""
+    with path.open(encoding="utf-8", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.mark.parametrize("column", TEXT_COLUMNS)
+@pytest.mark.parametrize(
+    "value", ['=HYPERLINK("https://evil.example","x")', "+1", "-2+3", "@SUM(A1)", "\tx", "'x"]
+)
+def test_a_csv_text_cell_that_would_run_as_a_formula_gets_one_leading_apostrophe(
+    tmp_path: Path, column: str, value: str
+) -> None:
+    path = tmp_path / "r.csv"
+    record = result(0, Outcome.INVALID, **{column: value})
+    write_run(path, [record])
+
+    [row] = csv_rows(path)
+    assert row[column] == "'" + value
+    assert load_report(path).records == [record]
+
+
+def test_numbers_in_csv_stay_numbers_even_when_negative(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    write_run(path, [result(0, elapsed_ms=-5)])
+
+    [row] = csv_rows(path)
+    assert (row["elapsed_ms"], row["line"]) == ("-5", "2")
+    assert load_report(path).records[0].elapsed_ms == -5
+
+
+@pytest.mark.parametrize("fmt_", ["jsonl", "json"])
+def test_json_reports_hold_formula_like_text_as_it_is(tmp_path: Path, fmt_: ReportFormat) -> None:
+    path = tmp_path / f"r.{fmt_}"
+    write_run(path, [result(0, error_msg="=1+1")])
+
+    assert '"error_msg":"=1+1"' in path.read_text(encoding="utf-8")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.one_of(
+        st.text(),
+        st.builds(operator.add, st.sampled_from([*FORMULA_LEADS, "'"]), st.text()),
+    )
+)
+def test_csv_text_cells_never_start_a_formula_and_read_back_unchanged(text: str) -> None:
+    fields = {name: text for name in ("error_code", "error_msg", "request_id", "detail")}
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "r.csv"
+        write_run(path, [result(0, **fields)])
+        [row] = csv_rows(path)
+        loaded = load_report(path).records[0]
+
+    expected = report._NEWLINES.sub(" ", text)  # line breaks become spaces, as before
+    escaped = "'" + expected if expected.startswith((*FORMULA_LEADS, "'")) else expected
+    for name in fields:
+        assert not row[name].startswith(FORMULA_LEADS)
+        assert row[name] == escaped
+        assert getattr(loaded, name) == expected
 
 
 def test_writer_stamps_its_run_on_every_record(path: Path) -> None:
