@@ -79,6 +79,9 @@ Extending it
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from bulkstop.simulator.config import (
     FaultConfig,
     ReadConfig,
@@ -86,9 +89,11 @@ from bulkstop.simulator.config import (
     ThrottleConfig,
     WorldConfig,
 )
-from bulkstop.simulator.server import Simulator, serve_forever
 from bulkstop.simulator.stats import SimulatorStats, SlidingWindowMax
 from bulkstop.simulator.world import World
+
+if TYPE_CHECKING:
+    from bulkstop.simulator.server import Simulator, serve_forever
 
 __all__ = [
     "FaultConfig",
@@ -102,3 +107,16 @@ __all__ = [
     "WorldConfig",
     "serve_forever",
 ]
+
+#: Imported on first use: the server pulls in aiohttp's web side, which ``bulkstop --help`` and
+#: the configuration classes do not need.
+_LAZY = {"Simulator": "bulkstop.simulator.server", "serve_forever": "bulkstop.simulator.server"}
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value
