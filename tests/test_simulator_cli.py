@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from bulkstop.cli import main
 from bulkstop.simulator import ReadConfig, SimulatorConfig, ThrottleConfig, WorldConfig
-from bulkstop.simulator.cli import simulate_command, simulator_config
+from bulkstop.simulator.cli import ready_lines, simulate_command, simulator_config
+from bulkstop.simulator.world import derive_project_id
 
 JOB = "f9d6c8466d614a9788e9a0acf6c15f46"
 OTHER = "0123456789abcdef0123456789abcdef"
@@ -185,6 +186,31 @@ def test_simulate_help_shows_the_world_and_read_options() -> None:
     assert result.exit_code == 0
     for flag in ("--project", "--jobs", "--stop-delay", "--ignore-stop-ratio", "--read-throttle"):
         assert flag in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "world_line"),
+    [
+        ((), f"world: project {derive_project_id(0)}, 50 jobs (state: URL/_sim/world)"),
+        (
+            ("--project", PROJECT, "--jobs", "3", "--timer-job-interval", "5"),
+            f"world: project {PROJECT}, 3 jobs and a runaway timer job (state: URL/_sim/world)",
+        ),
+    ],
+)
+def test_the_ready_lines_name_the_url_then_the_world(
+    args: tuple[str, ...], world_line: str
+) -> None:
+    assert ready_lines(config(*args), "URL") == [
+        "bulkstop simulator listening on URL (stats: URL/_sim/stats)",
+        world_line,
+    ]
+
+
+def test_without_a_world_only_the_url_is_printed() -> None:
+    assert ready_lines(config("--jobs", "0"), "URL") == [
+        "bulkstop simulator listening on URL (stats: URL/_sim/stats)"
+    ]
 
 
 def test_bulkstop_help_does_not_load_the_simulators_server() -> None:

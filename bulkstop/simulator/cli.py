@@ -29,7 +29,7 @@ from bulkstop.simulator.config import (
 )
 from bulkstop.simulator.world import derive_project_id
 
-__all__ = ["simulate_command", "simulator_config"]
+__all__ = ["ready_lines", "simulate_command", "simulator_config"]
 
 #: Where ``bulkstop simulate`` reads the secrets it accepts (never from its command line).
 _SIM_IAM_PASSWORD_ENV = "BULKSTOP_SIM_IAM_PASSWORD"  # noqa: S105 - a variable name
@@ -377,11 +377,8 @@ def simulate_command(log_level: str, **kwargs: Any) -> None:
     port = kwargs["port"]
 
     def ready(url: str) -> None:
-        click.echo(f"bulkstop simulator listening on {url} (stats: {url}/_sim/stats)")
-        world = config.world
-        if world is not None:
-            project = world.project_id or derive_project_id(config.seed)
-            click.echo(f"world: project {project}, {world.jobs} jobs (state: {url}/_sim/world)")
+        for line in ready_lines(config, url):
+            click.echo(line)
         sys.stdout.flush()
 
     try:
@@ -390,6 +387,22 @@ def simulate_command(log_level: str, **kwargs: Any) -> None:
         pass
     except OSError as exc:
         _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
+
+
+def ready_lines(config: SimulatorConfig, url: str) -> list[str]:
+    """What ``bulkstop simulate`` prints once it listens.
+
+    The first line is read by scripts (the URL is its fifth word) and does not change.
+    """
+    lines = [f"bulkstop simulator listening on {url} (stats: {url}/_sim/stats)"]
+    world = config.world
+    if world is not None:
+        project = world.project_id or derive_project_id(config.seed)
+        timer = " and a runaway timer job" if world.timer_interval is not None else ""
+        lines.append(
+            f"world: project {project}, {world.jobs} jobs{timer} (state: {url}/_sim/world)"
+        )
+    return lines
 
 
 def simulator_config(**kwargs: Any) -> SimulatorConfig:
