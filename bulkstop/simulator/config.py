@@ -188,8 +188,9 @@ class ReadConfig:
     """How the read APIs (job lists, build records, one build) answer.
 
     ``throttle`` limits the read calls, counted apart from the stop calls' limit (the gateway
-    binds its own per-minute policies to them): one window shared by every read API, or one
-    window per API with ``throttle_per_api``.
+    binds its own per-minute policies to them; ``ThrottleConfig(limit=50, window=60.0)`` is such
+    a policy, and ``bulkstop simulate --read-throttle`` defaults to a minute): one window shared
+    by every read API, or one window per API with ``throttle_per_api``.
 
     ``jobs_shape`` picks the body of ``GET /v1/job/{project_id}/list``: ``live`` is what the
     service sends (``{"result": {"job_list", "total"}, "status"}``), ``sdk`` the SDK's model
