@@ -14,13 +14,14 @@ Exit codes (also in the README):
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import secrets
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -38,7 +39,7 @@ from bulkstop.errors import BulkstopError, CredentialsRejected, RunAborted, Usag
 from bulkstop.guards import FailureThreshold
 from bulkstop.log import get_logger
 from bulkstop.logconfig import LEVELS, configure_logging, redactor
-from bulkstop.models import ACCEPTABLE, Outcome, Result, parse_target
+from bulkstop.models import ACCEPTABLE, Outcome, Result
 from bulkstop.pacing import Pacer
 from bulkstop.progress import ProgressDisplay
 from bulkstop.report import (
@@ -62,17 +63,45 @@ log = get_logger(__name__)
 
 EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-#: Where ``bulkstop simulate`` reads the secrets it accepts (never from its command line).
-_SIM_IAM_PASSWORD_ENV = "BULKSTOP_SIM_IAM_PASSWORD"  # noqa: S105 - a variable name
-_SIM_SK_ENV = "BULKSTOP_SIM_SK"
-
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"bulkstop: error: {redactor.scrub(message)}", err=True)
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """A group whose commands named in ``lazy_commands`` are imported when first asked for.
+
+    Click's documented way to load subcommands lazily. ``bulkstop simulate`` lives with the
+    simulator (``bulkstop.simulator.cli``), and ``bulkstop run`` should not pay for importing it.
+    ``bulkstop --help`` does import the command to show its short help, which is why that module
+    keeps the simulator's server out of its imports.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: command name → ``"module:attribute"``
+        self.lazy_commands = dict(lazy_commands)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = self.lazy_commands.get(cmd_name)
+        if where is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attribute = where.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{where} is not a click command")
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    lazy_commands={"simulate": "bulkstop.simulator.cli:simulate_command"},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="bulkstop")
 def main() -> None:
     """Stop many CodeArts Build runs at once, safely, as fast as the server allows."""
@@ -614,221 +643,3 @@ def _summary(
         lines.append(f"  to continue: {resume}")
     for line in lines:
         click.echo(redactor.scrub(line), err=True)
-
-
-# -- the simulator --------------------------------------------------------------------------
-
-
-@main.command("simulate")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8080,
-    show_default=True,
-    help="Port on 127.0.0.1 (0: any free port).",
-)
-@click.option(
-    "--token", default=None, help="Token the simulator accepts (default: any non-empty token)."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--finished-ratio",
-    type=click.FloatRange(0, 1),
-    default=0.1,
-    show_default=True,
-    help="Share of builds that already finished (stop answers 'not stopped').",
-)
-@click.option(
-    "--unknown-ratio",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of jobs that do not exist (404).",
-)
-@click.option(
-    "--forbidden-ratio",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of jobs the caller may not touch (403).",
-)
-@click.option(
-    "--latency",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Seconds added to every stop call.",
-)
-@click.option(
-    "--throttle",
-    "throttle_limit",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Allow N stop calls per --throttle-window across all clients.",
-)
-@click.option("--throttle-window", type=click.FloatRange(min=0.001), default=1.0, show_default=True)
-@click.option(
-    "--throttle-style",
-    type=click.Choice(["apig429", "cb400", "cb500"]),
-    default="apig429",
-    show_default=True,
-)
-@click.option(
-    "--throttle-retry-after",
-    type=click.Choice(["none", "seconds", "http-date"]),
-    default="none",
-    show_default=True,
-)
-@click.option("--fault-500", type=click.FloatRange(0, 1), default=0.0)
-@click.option("--fault-502", type=click.FloatRange(0, 1), default=0.0)
-@click.option("--fault-503", type=click.FloatRange(0, 1), default=0.0)
-@click.option("--fault-reset", type=click.FloatRange(0, 1), default=0.0)
-@click.option("--fault-hang", type=click.FloatRange(0, 1), default=0.0)
-@click.option("--fault-bad-json", type=click.FloatRange(0, 1), default=0.0)
-@click.option(
-    "--fault-after-stop",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="Share of faults that happen after the stop took effect.",
-)
-@click.option("--hang-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True)
-@click.option(
-    "--token-ttl",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Tokens expire after this many requests (401 APIG.0307).",
-)
-@click.option(
-    "--unknown-job",
-    "unknown_jobs",
-    multiple=True,
-    metavar="JOB_ID",
-    help="A job that does not exist (404); repeatable.",
-)
-@click.option(
-    "--forbidden-job",
-    "forbidden_jobs",
-    multiple=True,
-    metavar="JOB_ID",
-    help="A job the caller may not touch (403); repeatable.",
-)
-@click.option(
-    "--finished-build",
-    "finished_builds",
-    multiple=True,
-    metavar="JOB_ID:BUILD_NO",
-    help="A build that already finished (stop answers 'not stopped'); repeatable.",
-)
-@click.option(
-    "--iam-user",
-    default=None,
-    help=f"Serve IAM password login for this user (password from ${_SIM_IAM_PASSWORD_ENV}).",
-)
-@click.option("--iam-domain", default=None, help="The IAM user's domain (account) name.")
-@click.option(
-    "--ak",
-    default=None,
-    help=f"Accept AK/SK signing with this access key (secret key from ${_SIM_SK_ENV}).",
-)
-@click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
-def simulate_command(log_level: str, **kwargs: Any) -> None:
-    """Serve the built-in CodeArts Build simulator on 127.0.0.1 until interrupted."""
-    from bulkstop.simulator import serve_forever
-
-    configure_logging(log_level, "console")
-    try:
-        config = simulator_config(**kwargs)
-    except ValueError as exc:
-        _fail(f"simulate: {exc}")
-    port = kwargs["port"]
-
-    def ready(url: str) -> None:
-        click.echo(f"bulkstop simulator listening on {url} (stats: {url}/_sim/stats)")
-        sys.stdout.flush()
-
-    try:
-        anyio.run(serve_forever, config, "127.0.0.1", port, ready)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
-
-
-def simulator_config(**kwargs: Any) -> Any:
-    """Build a SimulatorConfig from the ``simulate`` command's options."""
-    from bulkstop.simulator import FaultConfig, SimulatorConfig, ThrottleConfig
-
-    throttle = None
-    if kwargs.get("throttle_limit"):
-        throttle = ThrottleConfig(
-            limit=kwargs["throttle_limit"],
-            window=kwargs["throttle_window"],
-            style=kwargs["throttle_style"],
-            retry_after=kwargs["throttle_retry_after"],
-        )
-    faults = FaultConfig(
-        error_500=kwargs["fault_500"],
-        html_502=kwargs["fault_502"],
-        unavailable_503=kwargs["fault_503"],
-        reset=kwargs["fault_reset"],
-        hang=kwargs["fault_hang"],
-        bad_json_200=kwargs["fault_bad_json"],
-        after_stop=kwargs["fault_after_stop"],
-        hang_seconds=kwargs["hang_seconds"],
-    )
-    iam_user, iam_domain, ak = kwargs["iam_user"], kwargs["iam_domain"], kwargs["ak"]
-    iam_password = None
-    if iam_user is not None or iam_domain is not None:
-        if not (iam_user and iam_domain):
-            raise ValueError("--iam-user and --iam-domain go together")
-        iam_password = os.environ.get(_SIM_IAM_PASSWORD_ENV, "")
-        if not iam_password:
-            raise ValueError(f"--iam-user needs the password in ${_SIM_IAM_PASSWORD_ENV}")
-    aksk = None
-    if ak is not None:
-        sk = os.environ.get(_SIM_SK_ENV, "")
-        if not (ak and sk):
-            raise ValueError(
-                f"--ak needs a non-empty access key and the secret key in ${_SIM_SK_ENV}"
-            )
-        aksk = (ak, sk)
-    return SimulatorConfig(
-        token=kwargs["token"],
-        seed=kwargs["seed"],
-        finished_ratio=kwargs["finished_ratio"],
-        unknown_job_ratio=kwargs["unknown_ratio"],
-        forbidden_job_ratio=kwargs["forbidden_ratio"],
-        latency=kwargs["latency"],
-        throttle=throttle,
-        faults=faults,
-        token_ttl_requests=kwargs["token_ttl"],
-        unknown_jobs=frozenset(_job_ids("--unknown-job", kwargs["unknown_jobs"])),
-        forbidden_jobs=frozenset(_job_ids("--forbidden-job", kwargs["forbidden_jobs"])),
-        finished_builds=frozenset(_builds(kwargs["finished_builds"])),
-        iam_user=iam_user,
-        iam_password=iam_password,
-        iam_domain=iam_domain,
-        aksk=aksk,
-    )
-
-
-def _job_ids(option: str, values: Iterable[str]) -> list[str]:
-    jobs = []
-    for value in values:
-        parsed = parse_target(value, 1)
-        if isinstance(parsed, str):
-            raise ValueError(f"{option}: {parsed}")
-        jobs.append(parsed.job_id)
-    return jobs
-
-
-def _builds(values: Iterable[str]) -> list[tuple[str, int]]:
-    builds = []
-    for value in values:
-        job_id, colon, build_no = value.rpartition(":")
-        parsed = parse_target(job_id, build_no) if colon else "expected JOB_ID:BUILD_NO"
-        if isinstance(parsed, str):
-            raise ValueError(f"--finished-build {value!r}: {parsed}")
-        builds.append(parsed.key)
-    return builds

@@ -33,6 +33,7 @@ from bulkstop.simulator import (
 )
 from bulkstop.simulator.faults import FaultPlan
 from bulkstop.simulator.model import BuildModel, SeededHash, unit_hashes
+from bulkstop.simulator.stats import READ_API_NAMES
 
 pytestmark = pytest.mark.anyio
 
@@ -377,8 +378,8 @@ async def test_record_info_follows_the_build(start: Start, http: aiohttp.ClientS
     assert status == 200
     assert body["success"] is True
     assert body["result"]["status"] == "ABORTED"
-    assert body["result"]["finish_time"] == "2026-11-28 12:00:00"
-    assert await build_status(http, sim, 9) in ("SUCCESS", "FAILED")
+    assert body["result"]["finish_time"] == "2026-11-28T12:00:00.000+00:00"
+    assert await build_status(http, sim, 9) in ("SUCCESS", "FAILURE")
 
 
 async def test_running_status_reports_the_last_build(
@@ -392,7 +393,7 @@ async def test_running_status_reports_the_last_build(
         "result": {
             "last_job_id": JOB,
             "last_build_no": "500",
-            "last_build_status": "ABORTED",
+            "last_build_status": "Finished",
             "is_running": False,
         },
         "error": None,
@@ -691,11 +692,15 @@ async def test_stats_count_exactly(start: Start, http: aiohttp.ClientSession) ->
         "stop_requests": 6,
         "by_status": {"200": 4, "401": 1, "404": 1, "429": 1},
         "by_api": {"legacy": 4, "v3": 1, "v1": 1},
-        "status_requests": {"record_info": 0, "running_status": 0},
+        "reads": 0,
+        "read_requests": dict.fromkeys(READ_API_NAMES, 0),
         "effective_stops": 2,
         "repeat_stops": 1,
         "already_finished": 1,
+        "ignored_stops": 0,
+        "unknown_builds": 0,
         "throttled": 1,
+        "read_throttled": 0,
         "faults": {
             "error_500": 0,
             "html_502": 0,

@@ -1,17 +1,28 @@
 """What a simulated CodeArts Build service looks like: frozen settings, checked on creation.
 
-:class:`SimulatorConfig` holds everything; :class:`ThrottleConfig` and :class:`FaultConfig` are
-its two policy parts. All three are frozen, keyword-only dataclasses so that a configuration can
-be shared between tests and handed across threads without copying.
+:class:`SimulatorConfig` holds everything. Its parts: :class:`ThrottleConfig` (a server-side rate
+limit, used for the stop calls and, separately, for the read calls), :class:`FaultConfig`
+(injected failures), :class:`WorldConfig` (a CodeArts project of jobs whose builds start, run and
+finish over time) and :class:`ReadConfig` (how the read APIs answer). All are frozen,
+keyword-only dataclasses so that a configuration can be shared between tests and handed across
+threads without copying.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["FAULT_KINDS", "FaultConfig", "SimulatorConfig", "ThrottleConfig"]
+__all__ = [
+    "FAULT_KINDS",
+    "FaultConfig",
+    "ReadConfig",
+    "SimulatorConfig",
+    "ThrottleConfig",
+    "WorldConfig",
+]
 
 #: The fault kinds of :class:`FaultConfig`, in the order their probability bands are laid out.
 FAULT_KINDS: tuple[str, ...] = (
@@ -24,9 +35,24 @@ FAULT_KINDS: tuple[str, ...] = (
 )
 
 
+_PROJECT_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def _check_probability(name: str, value: float) -> None:
     if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+
+def _check_count(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+
+
+def _check_seconds(name: str, value: float, *, zero: bool = False) -> None:
+    ok = isinstance(value, int | float) and math.isfinite(value)
+    if not (ok and (value >= 0 if zero else value > 0)):
+        bound = "≥ 0" if zero else "> 0"
+        raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,8 +60,9 @@ class ThrottleConfig:
     """A server-side rate limit: ``limit`` requests per ``window`` seconds.
 
     Windows are fixed and aligned to the moment the simulator started; the count is shared by
-    all clients and all three stop APIs. Only admitted requests use up the window, as API
-    gateways count them.
+    all clients. As ``SimulatorConfig.throttle`` it counts the three stop APIs together; as
+    ``ReadConfig.throttle`` the read APIs, apart from the stops. Only admitted requests use up
+    the window, as API gateways count them.
 
     ``style`` picks how a rejection looks: ``apig429`` is the API gateway's
     ``429 APIG.0308``; ``cb400``/``cb500`` are CodeArts' own ``CB.00060211`` with the two statuses
@@ -96,6 +123,96 @@ class FaultConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WorldConfig:
+    """A CodeArts project of jobs whose builds start, run for a while and finish by themselves.
+
+    The world is laid out when the simulator is created (its *start*, the wall clock then): each
+    of ``jobs`` jobs has ``builds_per_job`` builds behind it, spread over the hours and days
+    before, one every ``build_interval`` seconds on average. Exactly ``round(running_ratio ×
+    jobs)`` jobs have a build running at the start; of those, ``round(older_running_ratio ×
+    running jobs)`` run an *older* build while their last build, which started after it, has
+    already finished (what a filter on the last build's status misses). After the start every job
+    keeps starting a new build every ``build_interval`` seconds on average; builds run between
+    ``min_build_time`` and ``max_build_time`` seconds and end ``SUCCESS`` or ``FAILURE``.
+
+    ``round(forbidden_ratio × jobs)`` jobs are listed but may not be read or stopped (403).
+
+    A stop of a running build answers "stopped" and takes effect ``stop_delay`` seconds later
+    (until then the build is ``ABORTING``, still running; then ``ABORTED``). A share
+    ``ignore_stop_ratio`` of the stop calls is acknowledged ("stopped") but does nothing: the
+    build keeps running. Everything is seeded: the same seed and the same clock give the same
+    world, whatever the order of the requests.
+
+    ``timer_interval`` adds one more job, a runaway timer: it has started a build every
+    ``timer_interval`` seconds (the last one at the world's start) and goes on doing so; each
+    of its builds runs ``timer_build_time`` seconds, so they pile up.
+
+    ``project_id``: the project's 32-hex-digit id (``None``: derived from the seed).
+    """
+
+    project_id: str | None = None
+    jobs: int = 50
+    builds_per_job: int = 30
+    running_ratio: float = 0.3
+    older_running_ratio: float = 0.2
+    forbidden_ratio: float = 0.0
+    build_interval: float = 3600.0
+    min_build_time: float = 60.0
+    max_build_time: float = 1200.0
+    stop_delay: float = 2.0
+    ignore_stop_ratio: float = 0.05
+    timer_interval: float | None = None
+    timer_build_time: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.project_id is not None and _PROJECT_ID.fullmatch(self.project_id) is None:
+            raise ValueError(
+                f"project_id must be 32 lowercase hexadecimal digits, got {self.project_id!r}"
+            )
+        _check_count("jobs", self.jobs, 1, 100_000)
+        _check_count("builds_per_job", self.builds_per_job, 1, 10_000)
+        for name in ("running_ratio", "older_running_ratio", "forbidden_ratio"):
+            _check_probability(name, getattr(self, name))
+        _check_probability("ignore_stop_ratio", self.ignore_stop_ratio)
+        for name in ("build_interval", "min_build_time", "max_build_time", "timer_build_time"):
+            _check_seconds(name, getattr(self, name))
+        if self.min_build_time > self.max_build_time:
+            raise ValueError("min_build_time must not exceed max_build_time")
+        _check_seconds("stop_delay", self.stop_delay, zero=True)
+        if self.timer_interval is not None:
+            _check_seconds("timer_interval", self.timer_interval)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadConfig:
+    """How the read APIs (job lists, build records, one build) answer.
+
+    ``throttle`` limits the read calls, counted apart from the stop calls' limit (the gateway
+    binds its own per-minute policies to them; ``ThrottleConfig(limit=50, window=60.0)`` is such
+    a policy, and ``bulkstop simulate --read-throttle`` defaults to a minute): one window shared
+    by every read API, or one window per API with ``throttle_per_api``.
+
+    ``jobs_shape`` picks the body of ``GET /v1/job/{project_id}/list``: ``live`` is what the
+    service sends (``{"result": {"job_list", "total"}, "status"}``), ``sdk`` the SDK's model
+    (``{"jobs", "total"}``).
+
+    Realism knobs, off by default: ``repeat_first_page`` answers a page index past the end with
+    the first page again (as the CodeArts notes warn the service may); ``total_as_string``
+    sends the job lists' and the history's ``total`` as a string.
+    """
+
+    throttle: ThrottleConfig | None = None
+    throttle_per_api: bool = False
+    jobs_shape: Literal["live", "sdk"] = "live"
+    repeat_first_page: bool = False
+    total_as_string: bool = False
+
+    def __post_init__(self) -> None:
+        if self.jobs_shape not in ("live", "sdk"):
+            raise ValueError(f"unknown jobs_shape {self.jobs_shape!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SimulatorConfig:
     """Everything a :class:`~bulkstop.simulator.Simulator` needs to know.
 
@@ -111,6 +228,11 @@ class SimulatorConfig:
     every token expire (401 ``APIG.0307``) after that many authenticated requests. After
     ``aksk_lockout_after`` signature failures in a row the AK is refused for
     ``aksk_lockout_seconds``, as the gateway does (0 turns the lockout off).
+
+    World: ``world`` adds a CodeArts project of jobs with build histories (see
+    :class:`WorldConfig`); its jobs exist whatever the ratios above say, and their builds follow
+    the world's rules. Every other job id keeps the rules above. ``reads`` shapes and limits the
+    read APIs (see :class:`ReadConfig`).
     """
 
     token: str | None = field(default=None, repr=False)
@@ -132,6 +254,8 @@ class SimulatorConfig:
     max_clock_skew: float = 900.0
     aksk_lockout_after: int = 5
     aksk_lockout_seconds: float = 300.0
+    world: WorldConfig | None = None
+    reads: ReadConfig = field(default_factory=ReadConfig)
 
     def __post_init__(self) -> None:
         if self.token is not None and not self.token.strip():

@@ -6,11 +6,18 @@ A stop request goes through the same steps as at the real service, gateway first
     → validation (400) → job access (404/403) → build model (200) → fault after the stop
 
 The target is read before throttling only so that per-target statistics see throttled requests
-too; its validation error is answered in its place in the order above. Build-status and IAM
-requests are authenticated (status) but neither throttled nor faulted.
+too; its validation error is answered in its place in the order above. A read request (job
+lists, build records, one build: :mod:`bulkstop.simulator.reads`) goes
 
-Adding an API: a ``_target_*`` reader for its parameters, its success/failure bodies in
-``_STOP_BODIES``, a handler and a route in :meth:`Simulator._build_app`.
+    arrival (stats) → auth (401) → read throttle (its own windows) → validation (400)
+    → job or project access (404/403) → answer (200)
+
+and is not faulted. IAM requests are neither throttled nor faulted.
+
+Adding a stop API: a ``_target_*`` reader for its parameters, its success/failure bodies in
+``_STOP_BODIES``, a handler and a route in :meth:`Simulator._build_app`. Adding a read API: its
+name and route in :data:`~bulkstop.simulator.reads.READ_APIS` and its answer in
+:class:`~bulkstop.simulator.reads.ReadAnswers` (routes and counters follow from the first).
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from bulkstop.simulator.codes import ErrorReply
 from bulkstop.simulator.config import SimulatorConfig
 from bulkstop.simulator.faults import HTML_502, HTML_503, HTML_504, TRUNCATED_JSON, Fault, FaultPlan
 from bulkstop.simulator.model import BuildModel, JobAccess, StopOutcome
+from bulkstop.simulator.reads import READ_APIS, ReadAnswers
 from bulkstop.simulator.stats import SimulatorStats
 from bulkstop.simulator.throttle import FixedWindowThrottle, ThrottleReply
+from bulkstop.simulator.world import World
 
 __all__ = ["Simulator", "serve_forever"]
 
@@ -172,8 +181,13 @@ class Simulator:
 
     ``async with Simulator(config) as sim:`` starts it on 127.0.0.1 with a free port
     (``sim.url``) and stops it on exit. ``sim.stats`` is live; ``sim.stats.snapshot()`` is a
-    JSON-able copy. ``monotonic`` and ``wall`` replace the clocks (tests drive the throttle
-    windows and the AK/SK date check with them).
+    JSON-able copy. ``monotonic`` and ``wall`` replace the clocks: ``monotonic`` drives the
+    throttle windows and the AK lockout, ``wall`` (a ``now()`` callable for epoch seconds) the
+    world's time, build timestamps and the AK/SK date check.
+
+    With a world configured, ``sim.world`` is it, :meth:`running_builds` lists its builds
+    running right now and :meth:`ignored_stops` those whose stop was ignored (the same as
+    ``GET /_sim/world``).
     """
 
     def __init__(
@@ -188,7 +202,12 @@ class Simulator:
         self.url = ""
         self._monotonic = monotonic
         self._wall = wall
-        self._model = BuildModel(config, wall_start=wall())
+        wall_start = wall()
+        self.world: World | None = None
+        if config.world is not None:
+            self.world = World(config.world, seed=config.seed, start=wall_start)
+        self._model = BuildModel(config, wall_start=wall_start, world=self.world)
+        self._reads = ReadAnswers(config.reads, self._model)
         self._auth = Authenticator(config, monotonic=monotonic, wall=wall)
         self._faults = FaultPlan(config.faults, seed=config.seed)
         self._throttle: FixedWindowThrottle | None = None
@@ -196,6 +215,15 @@ class Simulator:
         if config.throttle is not None:
             self._throttle = FixedWindowThrottle(config.throttle, start=monotonic())
             self._throttle_reply = ThrottleReply(config.throttle)
+        # Read calls have their own windows: one shared, or one per read API.
+        self._read_throttles: dict[str, FixedWindowThrottle] = {}
+        self._read_throttle_reply: ThrottleReply | None = None
+        read_throttle = config.reads.throttle
+        if read_throttle is not None:
+            self._read_throttle_reply = ThrottleReply(read_throttle)
+            scopes = [name for name, _ in READ_APIS] if config.reads.throttle_per_api else ["*"]
+            for scope in scopes:
+                self._read_throttles[scope] = FixedWindowThrottle(read_throttle, start=monotonic())
         self._latency = config.latency
         self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count(1)
@@ -234,8 +262,11 @@ class Simulator:
             raise
         self._runner = runner
         # Windows and rates count from the moment the simulator can be reached.
+        started = self._monotonic()
         if self._throttle is not None:
-            self._throttle.start = self._monotonic()
+            self._throttle.start = started
+        for throttle in self._read_throttles.values():
+            throttle.start = started
         bound_host, bound_port = runner.addresses[0][:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
@@ -271,16 +302,40 @@ class Simulator:
     def __repr__(self) -> str:
         return f"Simulator(url={self.url!r}, seed={self.config.seed})"
 
+    # --- the world, as the simulator knows it --------------------------------------------------
+
+    def running_builds(self) -> list[tuple[str, int]]:
+        """The world's builds running right now (aborting ones too), as ``(job_id, build_no)``.
+
+        Empty without a world: builds outside it are not enumerable.
+        """
+        if self.world is None:
+            return []
+        return [(b.job.job_id, b.number) for b in self.world.running_builds(self._wall())]
+
+    def ignored_stops(self) -> list[tuple[str, int]]:
+        """The world's builds that had a stop call ignored, as ``(job_id, build_no)``."""
+        if self.world is None:
+            return []
+        return [(b.job.job_id, b.number) for b in self.world.ignored_builds()]
+
+    def world_snapshot(self) -> dict[str, Any]:
+        """What ``GET /_sim/world`` answers: the world's jobs, running and ignored builds."""
+        if self.world is None:
+            return {"project_id": None, "jobs": [], "running": [], "ignored_stops": []}
+        return self.world.snapshot(self._wall())
+
     def _build_app(self) -> web.Application:
         app = web.Application()
         router = app.router
         router.add_post("/v3/jobs/stop", self._legacy)
         router.add_post("/v3/jobs/{job_id}/{build_no}/stop", self._v3)
         router.add_post("/v1/job/{job_id}/stop", self._v1)
-        router.add_get("/v3/jobs/{job_id}/{build_no}/record-info", self._record_info)
-        router.add_get("/v1/job/{job_id}/running-status", self._running_status)
+        for api, route in READ_APIS:
+            router.add_get(route, self._read_handler(api))
         router.add_post("/v3/auth/tokens", self._iam_tokens)
         router.add_get("/_sim/stats", self._stats)
+        router.add_get("/_sim/world", self._world)
         # Last: anything else is "URL not found", whatever the method.
         router.add_route("*", "/{tail:.*}", self._not_found)
         return app
@@ -401,6 +456,12 @@ class Simulator:
         if outcome is StopOutcome.STOPPED:
             self.stats.stopped((job_id, build_no))
             return 200, stopped_body
+        if outcome is StopOutcome.IGNORED:
+            self.stats.ignored_stops += 1
+            return 200, stopped_body
+        if outcome is StopOutcome.NO_SUCH_BUILD:
+            self.stats.unknown_builds += 1
+            return codes.BUILD_NOT_FOUND.status, codes.BUILD_NOT_FOUND.body
         if outcome is StopOutcome.REPEAT:
             self.stats.repeat_stops += 1
         else:
@@ -433,46 +494,41 @@ class Simulator:
         _reset(request)
         return web.Response()
 
-    # --- build status --------------------------------------------------------------------------
+    # --- read APIs ----------------------------------------------------------------------------
 
-    async def _status_checks(
-        self, request: web.Request, kind: str, target: _Target | ErrorReply
-    ) -> _Target | web.Response:
-        """Count, authenticate, validate and check access for a status request.
+    def _read_handler(self, api: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            return await self._read(request, api)
 
-        Returns the target when the request may be answered, else the response that refuses it.
-        """
-        self.stats.requests_total += 1
-        self.stats.status_requests[kind] += 1
+        return handler
+
+    async def _read(self, request: web.Request, api: str) -> web.Response:
+        stats = self.stats
+        stats.requests_total += 1
+        stats.read_requests[api] += 1
         denial = self._authenticate(request, await request.read())
         if denial is not None:
             return self._error(denial)
-        if isinstance(target, ErrorReply):
-            return self._error(target)
-        access = self._model.access(target[0])
-        if access is JobAccess.UNKNOWN:
-            return self._error(codes.JOB_NOT_FOUND)
-        if access is JobAccess.FORBIDDEN:
-            return self._error(codes.JOB_FORBIDDEN)
-        return target
-
-    async def _record_info(self, request: web.Request) -> web.Response:
-        checked = await self._status_checks(request, "record_info", _target_v3(request, b""))
-        if isinstance(checked, web.Response):
-            return checked
-        result = self._model.record_info(*checked)
-        body = {"success": True, "message": "", "err_code": "", "result": result}
-        return self._respond(200, json.dumps(body).encode())
-
-    async def _running_status(self, request: web.Request) -> web.Response:
-        # Only the job matters here: build number 1 stands in for the shared validation.
-        target = _target(request.match_info["job_id"], 1)
-        checked = await self._status_checks(request, "running_status", target)
-        if isinstance(checked, web.Response):
-            return checked
-        result = self._model.running_status(checked[0])
-        body = {"result": result, "error": None, "status": "success"}
-        return self._respond(200, json.dumps(body).encode())
+        throttles = self._read_throttles
+        if throttles:
+            throttle = throttles.get(api) or throttles["*"]
+            wait = throttle.admit(self._monotonic())
+            if wait is not None:
+                reply = self._read_throttle_reply
+                assert reply is not None
+                stats.read_throttled += 1
+                return self._respond(
+                    reply.status, reply.body, extra=reply.headers(wait, self._wall())
+                )
+        answer = self._reads.answer(api, request.match_info, request.query, self._wall())
+        if isinstance(answer, ErrorReply):
+            response = self._error(answer)
+        else:
+            status, body = answer
+            response = self._respond(status, json.dumps(body).encode())
+        if self._debug:
+            log.debug("sim.read", api=api, path=request.path, status=response.status)
+        return response
 
     # --- IAM, statistics, everything else -----------------------------------------------------
 
@@ -490,6 +546,11 @@ class Simulator:
     async def _stats(self, request: web.Request) -> web.Response:
         targets = request.query.get("targets", "") not in ("", "0", "false")
         body = json.dumps(self.stats.snapshot(targets=targets)).encode()
+        headers = {"X-Request-Id": f"{self._id_prefix}{next(self._ids):016x}"}
+        return web.Response(body=body, content_type=_JSON, headers=headers)
+
+    async def _world(self, request: web.Request) -> web.Response:
+        body = json.dumps(self.world_snapshot()).encode()
         headers = {"X-Request-Id": f"{self._id_prefix}{next(self._ids):016x}"}
         return web.Response(body=body, content_type=_JSON, headers=headers)
 

@@ -11,11 +11,16 @@ from collections import deque
 from typing import Any
 
 from bulkstop.simulator.config import FAULT_KINDS
+from bulkstop.simulator.reads import READ_APIS
 
-__all__ = ["STOP_APIS", "SimulatorStats", "SlidingWindowMax"]
+__all__ = ["READ_API_NAMES", "STOP_APIS", "SimulatorStats", "SlidingWindowMax"]
 
 #: The stop APIs the simulator serves, as named in ``by_api``.
 STOP_APIS: tuple[str, ...] = ("legacy", "v3", "v1")
+
+#: The read APIs, as named in ``read_requests``: the official SDK's method names, in the order of
+#: :data:`bulkstop.simulator.reads.READ_APIS` (which also holds their routes).
+READ_API_NAMES: tuple[str, ...] = tuple(name for name, _ in READ_APIS)
 
 
 class SlidingWindowMax:
@@ -63,12 +68,15 @@ class SimulatorStats:
         requests_total: every request except the simulator's own ``/_sim/`` endpoints.
         by_status: responses actually sent, by HTTP status (a reset sends none).
         by_api: stop requests per API (``legacy``, ``v3``, ``v1``), counted on arrival.
-        status_requests: build-status requests (``record_info``, ``running_status``).
+        read_requests: read requests per read API (:data:`READ_API_NAMES`), counted on arrival.
         effective_stops: stop calls that turned a running build into a stopped one (also when a
-            fault then hid the answer).
+            fault then hid the answer); for a world build, one that will stop after the delay.
         repeat_stops: stop calls for a build an earlier call had already stopped.
-        already_finished: stop calls for a build that had finished before the simulator started.
-        throttled: requests refused by the rate limit.
+        already_finished: stop calls for a build that had already ended.
+        ignored_stops: stop calls of world builds answered "stopped" that changed nothing.
+        unknown_builds: stop calls for a build number a world job has not reached (404).
+        throttled: stop requests refused by the stop calls' rate limit.
+        read_throttled: read requests refused by the read calls' rate limit.
         faults: injected faults by kind; ``faults_after_stop`` counts those that came after the
             stop took effect.
         iam_token_requests: calls of ``POST /v3/auth/tokens``.
@@ -89,23 +97,29 @@ class SimulatorStats:
         "faults",
         "faults_after_stop",
         "iam_token_requests",
+        "ignored_stops",
+        "read_requests",
+        "read_throttled",
         "repeat_stops",
         "requests_total",
         "security_token_requests",
-        "status_requests",
         "stop_requests_per_target",
         "throttled",
+        "unknown_builds",
     )
 
     def __init__(self) -> None:
         self.requests_total = 0
         self._by_status: dict[int, int] = {}
         self.by_api: dict[str, int] = dict.fromkeys(STOP_APIS, 0)
-        self.status_requests: dict[str, int] = {"record_info": 0, "running_status": 0}
+        self.read_requests: dict[str, int] = dict.fromkeys(READ_API_NAMES, 0)
         self.effective_stops = 0
         self.repeat_stops = 0
         self.already_finished = 0
+        self.ignored_stops = 0
+        self.unknown_builds = 0
         self.throttled = 0
+        self.read_throttled = 0
         self.faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self.faults_after_stop = 0
         self.iam_token_requests = 0
@@ -160,18 +174,27 @@ class SimulatorStats:
         """All stop requests, every API."""
         return sum(self.by_api.values())
 
+    @property
+    def reads(self) -> int:
+        """All read requests, every read API."""
+        return sum(self.read_requests.values())
+
     def snapshot(self, *, targets: bool = False) -> dict[str, Any]:
         """A JSON-able copy; ``targets=True`` adds the per-target counters (``"job:build"``)."""
         data: dict[str, Any] = {
             "requests_total": self.requests_total,
             "stop_requests": self.stop_requests,
+            "reads": self.reads,
             "by_status": self.by_status,
             "by_api": dict(self.by_api),
-            "status_requests": dict(self.status_requests),
+            "read_requests": dict(self.read_requests),
             "effective_stops": self.effective_stops,
             "repeat_stops": self.repeat_stops,
             "already_finished": self.already_finished,
+            "ignored_stops": self.ignored_stops,
+            "unknown_builds": self.unknown_builds,
             "throttled": self.throttled,
+            "read_throttled": self.read_throttled,
             "faults": dict(self.faults),
             "faults_after_stop": self.faults_after_stop,
             "max_requests_in_1s": self.max_requests_in_1s,
