@@ -26,9 +26,9 @@ from bulkstop.errors import (
     UsageError,
 )
 from bulkstop.guards import FailureThreshold
-from bulkstop.models import InputRow, Outcome, Reply, ReplyKind, Result, Target
+from bulkstop.models import InputRow, Outcome, Reply, ReplyKind, Result, Target, TransportFailure
 from bulkstop.pacing import Pacer
-from bulkstop.retry import RetryPolicy
+from bulkstop.retry import RetryPolicy, SystematicFault
 
 __version__ = "0.1.0"
 
@@ -59,8 +59,10 @@ __all__ = [
     "StopClient",
     "StopRun",
     "Stopper",
+    "SystematicFault",
     "Target",
     "TokenAuth",
+    "TransportFailure",
     "UsageError",
     "__version__",
 ]

@@ -3,8 +3,10 @@
 Three pieces, all free of I/O so they are tested without sleeping:
 
 * :func:`classify` turns one :class:`~bulkstop.models.Reply` into a :class:`Decision`:
-  a final outcome, or a reason to retry (transient, throttled, stale credential).
-  This is the one place that knows which CodeArts codes mean what.
+  a final outcome, or a reason to retry (transient, throttled, stale credential), and whether
+  the answer shows that the call itself is wrong (a :class:`SystematicFault`: the stop API is
+  not served there, the host does not resolve, nothing listens, the certificate is not
+  trusted). This is the one place that knows which CodeArts codes mean what.
 * :class:`RetryPolicy` is a small frozen value (attempts, backoff, deadline) and
   :func:`compute_backoff` the pure exponential-backoff-with-full-jitter function.
 * :class:`RetryBudget` is shared by a whole run, so a dying server is not hammered:
@@ -25,14 +27,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from bulkstop.models import Outcome, Reply, ReplyKind
+from bulkstop.models import Outcome, Reply, ReplyKind, TransportFailure
 
 __all__ = [
     "THROTTLE_CODES",
     "TOKEN_EXPIRED_CODE",
+    "URL_NOT_FOUND_CODE",
     "Decision",
     "RetryBudget",
     "RetryPolicy",
+    "SystematicFault",
     "Verdict",
     "classify",
     "compute_backoff",
@@ -43,6 +47,8 @@ __all__ = [
 THROTTLE_CODES: frozenset[str] = frozenset({"APIG.0308", "CB.00060211"})
 #: "The token must be updated." — refresh the credential once, then retry.
 TOKEN_EXPIRED_CODE = "APIG.0307"  # noqa: S105 - an error code, not a secret
+#: 404 "URL not found": the route, not the job, is unknown (the stop API is not served there).
+URL_NOT_FOUND_CODE = "CB.00060214"
 
 
 class Verdict(enum.Enum):
@@ -52,10 +58,25 @@ class Verdict(enum.Enum):
     STALE_CREDENTIAL = "stale_credential"  #: refresh the credential once, then retry
 
 
+class SystematicFault(enum.StrEnum):
+    """An answer that says the call itself is wrong, not something about one target.
+
+    Whether it ends the run is for :class:`bulkstop.guards.SystematicFaultGuard` to say: only
+    when the run's first answers all show the same one.
+    """
+
+    API_NOT_SERVED = "api_not_served"  #: 404 CB.00060214, or a 404 without a CodeArts error code
+    DNS = "dns"  #: the endpoint's host does not resolve
+    REFUSED = "refused"  #: nothing listens at the endpoint
+    CERTIFICATE = "certificate"  #: the server's TLS certificate is not trusted
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     verdict: Verdict
     outcome: Outcome | None = None
+    #: set when the answer shows the call itself is wrong (see :class:`SystematicFault`)
+    fault: SystematicFault | None = None
 
     @property
     def retryable(self) -> bool:
@@ -73,6 +94,16 @@ _NOT_STOPPED = Decision(Verdict.FINAL, Outcome.NOT_STOPPED)
 _TRANSIENT = Decision(Verdict.TRANSIENT)
 _THROTTLED = Decision(Verdict.THROTTLED)
 _STALE = Decision(Verdict.STALE_CREDENTIAL)
+_API_NOT_SERVED = Decision(Verdict.FINAL, Outcome.NOT_FOUND, SystematicFault.API_NOT_SERVED)
+_BY_TRANSPORT_FAILURE: dict[TransportFailure, Decision] = {
+    # A name that does not resolve or a port nobody listens on can be a passing hiccup: retried.
+    TransportFailure.DNS: Decision(Verdict.TRANSIENT, fault=SystematicFault.DNS),
+    TransportFailure.REFUSED: Decision(Verdict.TRANSIENT, fault=SystematicFault.REFUSED),
+    # An untrusted certificate stays untrusted: never retried.
+    TransportFailure.CERTIFICATE: Decision(
+        Verdict.FINAL, Outcome.FAILED, SystematicFault.CERTIFICATE
+    ),
+}
 
 
 def classify(reply: Reply) -> Decision:
@@ -83,6 +114,8 @@ def classify(reply: Reply) -> Decision:
     if kind is ReplyKind.NOT_STOPPED:
         return _NOT_STOPPED
     if kind is not ReplyKind.HTTP_ERROR:
+        if reply.transport_failure is not None:
+            return _BY_TRANSPORT_FAILURE[reply.transport_failure]
         return _TRANSIENT  # timeout, connection, unreadable 2xx
     status = reply.http_status or 0
     if reply.error_code in THROTTLE_CODES or status == 429:
@@ -91,6 +124,10 @@ def classify(reply: Reply) -> Decision:
         return _STALE
     if status >= 500 or status == 408:
         return _TRANSIENT
+    if status == 404 and reply.error_code in (URL_NOT_FOUND_CODE, ""):
+        # CodeArts names an unknown job with its own code; "URL not found", or a 404 that is
+        # not CodeArts' at all (a gateway's page), is about the route the call took.
+        return _API_NOT_SERVED
     outcome = _FINAL_BY_STATUS.get(status, Outcome.REJECTED)
     return Decision(Verdict.FINAL, outcome)
 

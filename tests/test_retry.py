@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bulkstop.models import Outcome, Reply, ReplyKind
-from bulkstop.retry import RetryBudget, RetryPolicy, Verdict, classify, compute_backoff
+from bulkstop.models import Outcome, Reply, ReplyKind, TransportFailure
+from bulkstop.retry import (
+    Decision,
+    RetryBudget,
+    RetryPolicy,
+    SystematicFault,
+    Verdict,
+    classify,
+    compute_backoff,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +78,49 @@ def test_classify(reply: Reply, verdict: Verdict, outcome: Outcome | None) -> No
     decision = classify(reply)
     assert decision.verdict is verdict
     assert decision.outcome is outcome
+
+
+def _cannot_connect(failure: TransportFailure) -> Reply:
+    return Reply(kind=ReplyKind.CONNECTION, transport_failure=failure)
+
+
+@pytest.mark.parametrize(
+    ("reply", "decision"),
+    [
+        (
+            _http(404, "CB.00060214"),
+            Decision(Verdict.FINAL, Outcome.NOT_FOUND, SystematicFault.API_NOT_SERVED),
+        ),
+        (_http(404), Decision(Verdict.FINAL, Outcome.NOT_FOUND, SystematicFault.API_NOT_SERVED)),
+        (_http(404, "CB.00060404"), Decision(Verdict.FINAL, Outcome.NOT_FOUND)),  # unknown job
+        (
+            _cannot_connect(TransportFailure.DNS),
+            Decision(Verdict.TRANSIENT, fault=SystematicFault.DNS),
+        ),
+        (
+            _cannot_connect(TransportFailure.REFUSED),
+            Decision(Verdict.TRANSIENT, fault=SystematicFault.REFUSED),
+        ),
+        (
+            _cannot_connect(TransportFailure.CERTIFICATE),
+            Decision(Verdict.FINAL, Outcome.FAILED, SystematicFault.CERTIFICATE),
+        ),
+        (Reply(kind=ReplyKind.CONNECTION), Decision(Verdict.TRANSIENT)),  # a reset: no fault
+    ],
+    ids=[
+        "url-not-found",
+        "404-not-codearts",
+        "unknown-job",
+        "dns",
+        "refused",
+        "certificate",
+        "reset",
+    ],
+)
+def test_classify_names_the_answers_that_show_the_call_itself_is_wrong(
+    reply: Reply, decision: Decision
+) -> None:
+    assert classify(reply) == decision
 
 
 def test_budget_starts_with_reserve_and_refuses_when_spent() -> None:
