@@ -23,6 +23,7 @@ from bulkstop.errors import (
     InputError,
     ReportMismatchError,
     RunAborted,
+    ServerFailing,
     UsageError,
 )
 from bulkstop.guards import FailureThreshold
@@ -56,6 +57,7 @@ __all__ = [
     "RunSettings",
     "RunStats",
     "Secret",
+    "ServerFailing",
     "StopClient",
     "StopRun",
     "Stopper",

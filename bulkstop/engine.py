@@ -7,10 +7,13 @@
 
 Each worker takes a target and drives it to a final outcome: wait for the :class:`Pacer`,
 call the client, let :func:`~bulkstop.retry.classify` judge the reply, and retry, refresh the
-credential or give up as the :class:`~bulkstop.retry.RetryPolicy` and the run-wide
-:class:`~bulkstop.retry.RetryBudget` allow. One target's failure never stops the others; no
-row is ever dropped: when the run is stopped early (:meth:`StopRun.drain`, a failure threshold,
-the auth breaker), the remaining rows still come out, as ``aborted``.
+credential or give up as the :class:`~bulkstop.retry.RetryPolicy` allows. A target ends
+``failed`` only by its own attempts or its own deadline; the run-wide
+:class:`~bulkstop.retry.RetryBudget` only makes retries wait (and the pacer slow down), and no
+wait — backoff, ``Retry-After``, budget or a throttling pause — carries a target past its
+deadline. One target's failure never stops the others; no row is ever dropped: when the run is
+stopped early (:meth:`StopRun.drain`, a failure threshold, the auth breaker, a failing
+server), the remaining rows still come out, as ``aborted``.
 
 The public shape: a :class:`Stopper` holds the configuration and its ``run(rows)`` is an async
 context manager that owns the task group and hands out a receive stream of results (the task
@@ -39,8 +42,8 @@ import anyio
 
 from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
-from bulkstop.errors import CredentialsRejected, RunAborted
-from bulkstop.guards import AuthBreaker, FailureThreshold
+from bulkstop.errors import CredentialsRejected, RunAborted, ServerFailing
+from bulkstop.guards import AuthBreaker, FailingServerGuard, FailureThreshold
 from bulkstop.log import get_logger
 from bulkstop.models import (
     ACCEPTABLE,
@@ -50,6 +53,7 @@ from bulkstop.models import (
     ReplyKind,
     Result,
     Target,
+    TransportFailure,
     parse_target,
 )
 from bulkstop.pacing import Pacer
@@ -82,10 +86,15 @@ class RunSettings:
     Attributes:
         concurrency: targets in flight at once.
         retry: the per-target retry policy.
-        budget_ratio / budget_reserve: the run-wide retry budget (see RetryBudget).
+        budget_ratio / budget_reserve / budget_refill: the run-wide retry budget (see
+            RetryBudget): tokens per first attempt, tokens at the start (and most kept), and
+            tokens per second (``None``: ``budget_ratio`` × the pacer's rate ceiling).
         max_failures: abort the run when exceeded (``None``: never).
         auth_breaker: abort after this many authentication failures in a row (0: never); an
             expired token (401 APIG.0307) counts only when it could not be refreshed.
+        failing_server_window / failing_server_share: abort when the server failed at least
+            that share of the calls answered in the last that many seconds (window 0: never;
+            see FailingServerGuard).
         run: the number stamped on this run's results (resumes count up).
         seed: seed of the jitter draws (``None``: unpredictable).
     """
@@ -94,29 +103,42 @@ class RunSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     budget_ratio: float = 0.2
     budget_reserve: float = 20.0
+    budget_refill: float | None = None
     max_failures: FailureThreshold | None = None
     auth_breaker: int = 5
+    failing_server_window: float = 30.0
+    failing_server_share: float = 0.95
     run: int = 1
     seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be ≥ 1")
+        if self.budget_refill is not None and not self.budget_refill > 0:
+            raise ValueError("budget_refill must be > 0 tokens a second")
 
 
 @dataclass(slots=True)
 class RunStats:
-    """Live counters of one run (read them any time, e.g. for a progress display)."""
+    """Live counters of one run (read them any time, e.g. for a progress display).
+
+    ``ended_early`` says why the run stopped before its input did (the reason given to
+    :meth:`StopRun.drain`, or a guard's message), ``aborted_by`` which guard ended it.
+    """
 
     rows: int = 0
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    #: retries that found the retry budget spent and waited for it
+    budget_waits: int = 0
     carried_over: int = 0
     in_flight: int = 0
     started: float = 0.0
     finished: float | None = None
+    ended_early: str | None = None
+    aborted_by: RunAborted | None = None
 
     @property
     def done(self) -> int:
@@ -173,6 +195,13 @@ def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str =
     )
 
 
+_TRANSPORT_TEXT: dict[TransportFailure, str] = {
+    TransportFailure.DNS: "host not resolved",
+    TransportFailure.REFUSED: "connection refused",
+    TransportFailure.CERTIFICATE: "certificate not trusted",
+}
+
+
 def _describe_reply(reply: Reply) -> str:
     if reply.kind is ReplyKind.HTTP_ERROR:
         text = f"HTTP {reply.http_status}"
@@ -181,6 +210,8 @@ def _describe_reply(reply: Reply) -> str:
         return text
     if reply.kind is ReplyKind.BAD_BODY:
         return f"an unreadable HTTP {reply.http_status} answer"
+    if reply.transport_failure is not None:
+        return _TRANSPORT_TEXT[reply.transport_failure]
     return reply.kind.value  # timeout / connection
 
 
@@ -345,8 +376,19 @@ class StopRun(anyio.AsyncContextManagerMixin):
         settings = stopper.settings
         self.settings = settings
         self.stats = RunStats()
-        self.budget = RetryBudget(ratio=settings.budget_ratio, reserve=settings.budget_reserve)
+        refill = settings.budget_refill
+        if refill is None:
+            refill = settings.budget_ratio * stopper.pacer.control.max_rate
+        self.budget = RetryBudget(
+            ratio=settings.budget_ratio,
+            reserve=settings.budget_reserve,
+            refill=refill,
+            now=stopper.clock.now(),
+        )
         self.breaker = AuthBreaker(settings.auth_breaker)
+        self.server_health = FailingServerGuard(
+            settings.failing_server_window, share=settings.failing_server_share
+        )
         self.abort_error: RunAborted | None = None
         self._stop_reason: str | None = None
         self._random = random.Random(settings.seed)  # noqa: S311 - jitter, not security
@@ -366,6 +408,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         """Start no new attempt; let calls in flight finish; the rest ends ``aborted``."""
         if self._stop_reason is None:
             self._stop_reason = reason
+            self.stats.ended_early = reason
             log.info("run.draining", reason=reason)
         for scope in list(self._waiting):
             scope.cancel()
@@ -379,6 +422,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
     def _abort(self, error: RunAborted) -> None:
         if self.abort_error is None:
             self.abort_error = error
+            self.stats.aborted_by = error
             log.error("run.aborted", reason=str(error))
         self.drain(str(error))
 
@@ -621,12 +665,15 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 )
             )
 
-    async def _acquire(self, pacer: Pacer) -> float | None:
-        """Wait for the pacer where :meth:`drain` can interrupt; ``None`` when it did."""
+    async def _acquire(self, pacer: Pacer, until: float | None) -> float | None:
+        """Wait for the pacer where :meth:`drain` can interrupt; ``None`` when it did, or when
+        no slot can be had by ``until`` (a target's deadline)."""
         with anyio.CancelScope() as scope:
             self._waiting.add(scope)
             try:
-                return await pacer.acquire()
+                if until is None:
+                    return await pacer.acquire()
+                return await pacer.acquire(until)
             finally:
                 self._waiting.discard(scope)
         return None
@@ -653,15 +700,20 @@ class StopRun(anyio.AsyncContextManagerMixin):
         while True:
             if self.stopping:
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
-            started = pacer.try_acquire()
+            until = None  # a retry must start within the target's deadline, or not at all
+            if policy.deadline is not None and item.started_mono is not None:
+                until = item.started_mono + policy.deadline
+            started = pacer.try_acquire() if until is None else None
             if started is None:
-                started = await self._acquire(pacer)
-            if started is None or self.stopping:
+                started = await self._acquire(pacer, until)
+            if self.stopping or (started is None and until is None):
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
+            if started is None:  # no slot before the deadline: a pause or a queue ends later
+                return self._give_up(item, self._deadline_text(policy))
             if item.attempts == 0:
                 item.started_at = utcnow()
                 item.started_mono = started
-                self.budget.deposit()
+                self.budget.deposit(started)
                 if stopper.observer is not None:
                     stopper.observer.attempting(item.line, target.job_id, target.build_no)
             else:
@@ -696,12 +748,18 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     build_no=target.build_no,
                     pause=round(pause, 3),
                 )
+            elif verdict is Verdict.TRANSIENT:
+                pacer.on_failed(started)
             else:
                 pacer.on_accepted(started)
             # An expired token is judged after the refresh: every worker in flight sees the
             # expiry at once, and a renewed token means the credentials are fine.
             if verdict is not Verdict.STALE_CREDENTIAL:
                 self._record_auth(reply, target.job_id)
+            if verdict is not Verdict.THROTTLED and verdict is not Verdict.STALE_CREDENTIAL:
+                self._record_health(
+                    verdict is Verdict.TRANSIENT or decision.outcome is Outcome.FAILED
+                )
 
             if verdict is Verdict.FINAL:
                 outcome = decision.outcome or Outcome.FAILED
@@ -712,6 +770,10 @@ class StopRun(anyio.AsyncContextManagerMixin):
                         f"said 'not stopped', but {item.ambiguity or 'an earlier run'} may "
                         "already have stopped it; check the build"
                     )
+                elif outcome is Outcome.FAILED:  # a permanent transport failure
+                    detail = f"{_describe_reply(reply)}: permanent, not retried"
+                    if item.maybe_applied:
+                        detail += f"; {item.ambiguity} may have stopped it"
                 return _result(item, outcome, run, clock, detail)
 
             if reply.maybe_applied:
@@ -720,6 +782,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     item.ambiguity = f"attempt {item.attempts} ({_describe_reply(reply)})"
 
             wait = 0.0
+            took_budget = False
             if verdict is Verdict.STALE_CREDENTIAL:
                 refreshes += 1
                 if refreshes > 2 or not await client.refresh_credentials(
@@ -743,19 +806,24 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 transient += 1
                 if transient >= policy.max_attempts:
                     return self._give_up(item, f"gave up after {transient} failed attempts")
-                if not self.budget.try_withdraw():
-                    return self._give_up(
-                        item,
-                        "retry budget of the run exhausted (the server is failing many "
-                        "requests); not retried",
-                    )
                 wait = compute_backoff(policy, transient, self._random.random())
                 if retry_after is not None:
                     wait = max(wait, retry_after)
+                budget = self.budget.withdraw(clock.now())
+                took_budget = True
+                if budget.wait > 0:
+                    # Backpressure, not a verdict: wait for the budget, and slow the run.
+                    stats.budget_waits += 1
+                    wait = max(wait, budget.wait)
+                    if budget.slow_down:
+                        self._slow_down(pacer, started, budget.wait)
             if policy.deadline is not None and item.started_mono is not None:
-                spent = clock.now() + wait - item.started_mono
-                if spent > policy.deadline:
-                    return self._give_up(item, f"deadline of {policy.deadline:g} s reached")
+                now = clock.now()
+                resume = max(now + wait, pacer.gate.until)  # a throttling pause holds it too
+                if resume - item.started_mono > policy.deadline:
+                    if took_budget:
+                        self.budget.refund(now)
+                    return self._give_up(item, self._deadline_text(policy))
             log.info(
                 "stop.retry_scheduled",
                 job_id=target.job_id,
@@ -766,6 +834,28 @@ class StopRun(anyio.AsyncContextManagerMixin):
             )
             if wait > 0 and not await self._wait(wait):
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
+
+    @staticmethod
+    def _deadline_text(policy: RetryPolicy) -> str:
+        return f"deadline of {policy.deadline:g} s reached before the next attempt could start"
+
+    def _slow_down(self, pacer: Pacer, started: float, budget_wait: float) -> None:
+        """The retry budget is spent: tell the pacer (rule 5 of :mod:`bulkstop.pacing`)."""
+        before = pacer.rate
+        if pacer.slow_down(started):
+            log.info(
+                "pacing.slowed_down",
+                reason="retry budget spent",
+                rate=round(pacer.rate, 2),
+                previous=round(before, 2),
+                budget_wait=round(budget_wait, 3),
+            )
+
+    def _record_health(self, failed: bool) -> None:
+        """Feed the failing-server guard one answer; abort the run when it trips."""
+        health = self.server_health
+        if health.enabled and health.record(self._stopper.clock.now(), failed):
+            self._abort(ServerFailing(health.describe()))
 
     def _record_auth(self, reply: Reply, job_id: str) -> None:
         """Feed the auth breaker one answer; abort the run when it trips."""

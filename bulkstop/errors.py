@@ -7,8 +7,12 @@ Per-target failures are never exceptions: they are :class:`bulkstop.Result` reco
     ├── UsageError            the run cannot start: bad flags, missing credentials  (exit 2)
     │   └── InputError        the input cannot be read as a whole: file, format, header (exit 2)
     │       └── ReportMismatchError  --resume given a report of another input          (exit 2)
-    └── RunAborted            the run stopped early on purpose: threshold or breaker (exit 3)
-        └── CredentialsRejected   the auth circuit breaker tripped                    (exit 3)
+    └── RunAborted            the run stopped early on purpose; the rest is ``aborted``  (exit 3)
+        ├── CredentialsRejected   the auth circuit breaker tripped                    (exit 3)
+        └── ServerFailing         the server failed (nearly) every call for a while   (exit 3)
+
+Every ``RunAborted`` is raised when the run's ``async with`` block is left, after every row's
+result was handed out: the rows not finished are ``aborted``, and ``--resume`` runs them.
 
 Lower-level errors (aiohttp, OSError, json, csv) are mapped to these once, where they occur,
 with ``raise ... from exc``; messages never carry a secret.
@@ -22,6 +26,7 @@ __all__ = [
     "InputError",
     "ReportMismatchError",
     "RunAborted",
+    "ServerFailing",
     "UsageError",
 ]
 
@@ -51,3 +56,7 @@ class RunAborted(BulkstopError):
 
 class CredentialsRejected(RunAborted):
     """Consecutive authentication failures tripped the circuit breaker."""
+
+
+class ServerFailing(RunAborted):
+    """The server failed (nearly) every call for a sustained time (see FailingServerGuard)."""

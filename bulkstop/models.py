@@ -56,7 +56,7 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"  #: 400 other than throttling: invalid parameter or job id
     UNAUTHORIZED = "unauthorized"  #: 401: bad or expired credential
     FORBIDDEN = "forbidden"  #: 403: no permission on that job
-    FAILED = "failed"  #: transient errors until attempts, deadline or budget ran out; bad cert
+    FAILED = "failed"  #: transient errors until attempts or deadline ran out, or a bad certificate
     INVALID = "invalid"  #: the input row itself is unusable; never sent
     DUPLICATE = "duplicate"  #: an earlier row named the same (job_id, build_no); never sent
     ABORTED = "aborted"  #: the run ended (interrupt, threshold, breaker) before this row finished

@@ -9,8 +9,29 @@ Three pieces, all free of I/O so they are tested without sleeping:
   trusted). This is the one place that knows which CodeArts codes mean what.
 * :class:`RetryPolicy` is a small frozen value (attempts, backoff, deadline) and
   :func:`compute_backoff` the pure exponential-backoff-with-full-jitter function.
-* :class:`RetryBudget` is shared by a whole run, so a dying server is not hammered:
-  every first attempt deposits ``ratio`` tokens, every transient retry withdraws one.
+* :class:`RetryBudget` is shared by a whole run, so a failing server is not hammered. It is
+  backpressure, never a verdict: a target ends ``failed`` only by its own attempts or its own
+  deadline. The law:
+
+  1. The budget holds at most ``capacity`` tokens (it starts full, at ``reserve``). Every first
+     attempt adds ``ratio`` tokens and time adds ``refill`` tokens a second.
+  2. A transient retry takes one token. When one is there it goes after its backoff as usual.
+     When none is, it takes one on credit (the balance goes below zero) and waits until time
+     has paid its debt: ``wait = -balance / refill``, after which it goes (its backoff and any
+     ``Retry-After`` still apply if longer).
+  3. While the debt deepens — a retry takes credit and the debt is then deeper than when the
+     run was last told to slow down (or it is the first credit since the budget was last out of
+     debt) — the engine tells the pacer to slow down (:mod:`bulkstop.pacing`, rule 5), so
+     first attempts come slower too. A debt that holds or shrinks says the last slow-down is
+     working: the rate is not cut again for it.
+  4. So retries never run above ``ratio`` × the first attempts + ``refill`` a second, and a
+     failing server sees its request rate drop; yet no retry waits for ever: every worker holds
+     at most one token on credit, so the debt never exceeds the number of workers and a wait
+     never exceeds ``concurrency / refill`` seconds, whatever the others do — all workers
+     waiting for budget still make progress, paid by time alone.
+
+  A run whose server fails (nearly) everything for long is ended as a whole by
+  :class:`bulkstop.guards.FailingServerGuard`, not one target at a time by the budget.
 
 Throttled answers are treated apart from transient failures: the gateway said "not now",
 not "broken". They are paced by :mod:`bulkstop.pacing` (a run-wide pause and a lower rate),
@@ -26,6 +47,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 from bulkstop.models import Outcome, Reply, ReplyKind, TransportFailure
 
@@ -38,6 +60,7 @@ __all__ = [
     "RetryPolicy",
     "SystematicFault",
     "Verdict",
+    "Withdrawal",
     "classify",
     "compute_backoff",
     "parse_retry_after",
@@ -206,45 +229,82 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - reference).total_seconds())
 
 
-class RetryBudget:
-    """A run-wide allowance of transient retries (after Finagle's RetryBudget).
+class Withdrawal(NamedTuple):
+    """What :meth:`RetryBudget.withdraw` says to one retry."""
 
-    Starts with ``reserve`` tokens; every first attempt deposits ``ratio``; every transient
-    retry withdraws 1 and is refused when less than 1 is left. With the defaults a run of N
-    targets against a server that fails everything makes at most ``reserve + 0.2 × N`` retries
-    instead of ``(max_attempts - 1) × N``.
+    #: seconds until its token is there (0.0: at once)
+    wait: float = 0.0
+    #: the debt deepened: tell the pacer to slow down (rule 3 of the law)
+    slow_down: bool = False
+
+
+_NO_WAIT = Withdrawal()
+
+
+class RetryBudget:
+    """The run-wide allowance of transient retries: it slows retries down, never refuses one.
+
+    The law is in the module docstring. All methods take the clock's ``now``; nothing here
+    waits: :meth:`withdraw` says how long the caller must, and whether to slow the run.
 
     Attributes:
-        ratio: tokens deposited per first attempt.
-        reserve: tokens at the start, so small runs can retry at all.
-        balance: tokens left now.
-        refused: retries refused so far.
+        ratio: tokens each first attempt earns.
+        refill: tokens time earns per second (> 0: what guarantees progress).
+        capacity: most tokens kept; the budget starts full.
+        balance: tokens as of ``updated``; below zero while retries wait on credit.
+        updated: the clock time ``balance`` was brought up to.
+        debt_at_slowdown: the debt when the run was last told to slow down (0 once repaid).
+        waits: retries so far that found no token and had to wait for one.
     """
 
-    __slots__ = ("balance", "ratio", "refused", "reserve")
+    __slots__ = ("balance", "capacity", "debt_at_slowdown", "ratio", "refill", "updated", "waits")
 
-    def __init__(self, *, ratio: float = 0.2, reserve: float = 20.0) -> None:
+    def __init__(
+        self, *, ratio: float = 0.2, reserve: float = 20.0, refill: float = 2.0, now: float = 0.0
+    ) -> None:
         if ratio < 0 or reserve < 0:
             raise ValueError("ratio and reserve must be ≥ 0")
+        if not (refill > 0 and math.isfinite(refill)):
+            raise ValueError(f"refill must be a positive number of tokens a second, got {refill!r}")
         self.ratio = ratio
-        self.reserve = reserve
-        self.balance = reserve
-        self.refused = 0
+        self.refill = refill
+        self.capacity = float(reserve)
+        self.balance = float(reserve)
+        self.updated = now
+        self.debt_at_slowdown = 0.0
+        self.waits = 0
 
-    def deposit(self) -> None:
+    def _credit(self, now: float, tokens: float) -> None:
+        if now > self.updated:
+            tokens += self.refill * (now - self.updated)
+            self.updated = now
+        self.balance = min(self.capacity, self.balance + tokens)
+        if self.balance >= 0:
+            self.debt_at_slowdown = 0.0
+
+    def deposit(self, now: float) -> None:
         """Credit one first attempt."""
-        self.balance += self.ratio
+        self._credit(now, self.ratio)
 
-    def try_withdraw(self) -> bool:
-        """Take one retry; ``False`` when the budget is spent."""
-        if self.balance >= 1.0 - 1e-9:  # tolerate float drift of many 0.2 deposits
-            self.balance -= 1.0
-            return True
-        self.refused += 1
-        return False
+    def withdraw(self, now: float) -> Withdrawal:
+        """Take one token for a retry: how long to wait for it, and whether to slow the run."""
+        self._credit(now, 0.0)
+        self.balance -= 1.0
+        if self.balance >= -1e-9:  # tolerate float drift of many 0.2 deposits
+            return _NO_WAIT
+        self.waits += 1
+        debt = -self.balance
+        deeper = debt > self.debt_at_slowdown + 1e-9
+        if deeper:
+            self.debt_at_slowdown = debt
+        return Withdrawal(debt / self.refill, deeper)
+
+    def refund(self, now: float) -> None:
+        """Give back a token taken for a retry that will not be sent (its deadline came first)."""
+        self._credit(now, 1.0)
 
     def __repr__(self) -> str:
         return (
-            f"RetryBudget(balance={self.balance:.1f}, ratio={self.ratio}, "
-            f"reserve={self.reserve}, refused={self.refused})"
+            f"RetryBudget(balance={self.balance:.2f}, capacity={self.capacity:g}, "
+            f"ratio={self.ratio:g}, refill={self.refill:g}/s, waits={self.waits})"
         )

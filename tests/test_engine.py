@@ -20,6 +20,7 @@ from bulkstop import (
     RetryPolicy,
     RunAborted,
     RunSettings,
+    ServerFailing,
     Stopper,
     Target,
 )
@@ -169,15 +170,90 @@ async def test_throttling_pauses_and_does_not_consume_transient_attempts() -> No
     assert results[0].attempts == 7
 
 
-async def test_retry_budget_exhaustion_fails_fast_with_reason() -> None:
-    client = FakeClient(FakeClock(), always(E500))
+async def test_a_spent_retry_budget_makes_retries_wait_for_time_never_fail() -> None:
+    """Four workers whose retries all find the budget empty: each waits for the budget to be
+    refilled by time alone (one token a second), and all four still get their retry."""
+    clock = FakeClock()
+    client = FakeClient(clock, lambda t, n: E500 if n == 1 else OK)
     settings = RunSettings(
-        concurrency=2, budget_reserve=2, budget_ratio=0.0, retry=RetryPolicy(max_attempts=5)
+        concurrency=4,
+        retry=RetryPolicy(jitter=False, initial_backoff=0.0),
+        budget_reserve=0,
+        budget_ratio=0.0,
+        budget_refill=1.0,
     )
-    results = await run_all(client, targets(4), settings=settings)
-    assert {r.outcome for r in results} == {Outcome.FAILED}
-    assert len(client.calls) == 4 + 2  # four first attempts, two retries from the reserve
-    assert sum("retry budget" in r.detail for r in results) >= 2
+    stopper = Stopper(client, pacer=Pacer(rate=1000, clock=clock), settings=settings, clock=clock)
+    async with clock.autojump():
+        run = stopper.run(targets(4))
+        async with run as results:
+            out = [result async for result in results]
+    # first attempts at 0, 1, 2, 3 ms fail 10 ms later; the retries come one a second
+    retries = [t for t, _ in client.calls[4:]]
+    assert retries == pytest.approx([1.01, 2.01, 3.01, 4.01])
+    assert [(r.outcome, r.attempts) for r in out] == [(Outcome.STOPPED, 2)] * 4
+    assert run.stats.budget_waits == 4
+    assert stopper.pacer.rate < 1000  # and the pacer was told to slow down
+
+
+async def test_the_request_rate_under_a_failing_server_drops() -> None:
+    """Every call fails (and the failing-server guard is off, so the run goes on): the
+    retries soon find the budget spent and wait, the pacer is told to slow down while the
+    debt deepens, and the server sees a fraction of the requests it saw at first."""
+    clock = FakeClock()
+    client = FakeClient(clock, always(E500))
+    settings = RunSettings(concurrency=8, seed=7, failing_server_window=0)
+    pacer = Pacer(rate=10, clock=clock)
+    stopper = Stopper(client, pacer=pacer, settings=settings, clock=clock)
+    run = stopper.run(targets(1000))
+
+    async def stop_after_a_minute() -> None:
+        await clock.sleep(60.0)
+        run.drain("enough")
+
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        tg.start_soon(stop_after_a_minute)
+        async with run as results:
+            out = [result async for result in results]
+
+    def requests_between(start: float, end: float) -> int:
+        return sum(start <= t < end for t, _ in client.calls)
+
+    assert requests_between(0.0, 1.0) == 11  # 10/s, and the reserve pays the first retries
+    # five cuts of 30 % while the debt deepened (defaults: reserve 20, 0.2 a first attempt,
+    # refill 2 tokens a second); then the debt held, and failures never raise the rate
+    assert pacer.control.cuts == 5
+    assert pacer.rate == pytest.approx(10 * 0.7**5)
+    assert requests_between(50.0, 60.0) == 16  # every attempt is paced: ≤ 10 s × 1.68/s + 1
+    assert run.stats.budget_waits == 40
+    failed = [r for r in out if r.outcome is Outcome.FAILED]
+    assert failed  # and each by its own attempts only
+    assert {r.attempts for r in failed} == {RetryPolicy().max_attempts}
+
+
+async def test_a_failing_server_ends_the_run_and_leaves_the_rest_to_resume() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(E500))
+    settings = RunSettings(concurrency=4, seed=7, failing_server_window=10.0)
+    stopper = Stopper(client, pacer=Pacer(rate=10, clock=clock), settings=settings, clock=clock)
+    out: list[Result] = []
+    async with clock.autojump():
+        run = stopper.run(targets(200))
+        with pytest.raises(
+            ServerFailing, match=r"^the server failed 100 % of calls for the last 10 s"
+        ):
+            async with run as results:
+                async for result in results:
+                    out.append(result)
+    assert len(out) == 200
+    # the first answer came at 0.01; the first one 10 s later (to the call sent at 10.41)
+    # ended the run, and nothing was sent after it
+    assert client.calls[-1][0] == pytest.approx(10.41)
+    counts = Counter(r.outcome for r in out)
+    assert set(counts) == {Outcome.FAILED, Outcome.ABORTED}
+    assert all(r.attempts == 5 for r in out if r.outcome is Outcome.FAILED)
+    assert counts[Outcome.ABORTED] > 150  # left unsent, for --resume
+    assert isinstance(run.stats.aborted_by, ServerFailing)
+    assert run.stats.ended_early == str(run.stats.aborted_by)
 
 
 async def test_deadline_stops_retrying() -> None:
@@ -442,3 +518,36 @@ async def test_unrefreshable_expired_token_trips_the_auth_breaker() -> None:
                     out.append(result)
     assert len(out) == 30
     assert len(client.calls) <= 3 + 2
+
+
+# -- a deadline is never passed by a wait ------------------------------------------------------
+
+
+async def test_a_retry_after_longer_than_the_deadline_ends_the_target_at_once() -> None:
+    throttled = T429._replace(retry_after=60.0)  # "come back in a minute"
+    client = FakeClient(FakeClock(), lambda t, n: throttled if n == 1 else OK)
+    policy = RetryPolicy(deadline=10.0)
+    results = await run_all(client, targets(1), settings=RunSettings(retry=policy))
+    assert [t for t, _ in client.calls] == [0.0]  # never sent again
+    result = results[0]
+    assert (result.outcome, result.attempts, result.elapsed_ms) == (Outcome.FAILED, 1, 10)
+    assert result.detail == "deadline of 10 s reached before the next attempt could start"
+
+
+async def test_a_throttling_pause_of_another_target_never_carries_a_target_past_its_deadline() -> (
+    None
+):
+    throttled = T429._replace(retry_after=60.0)
+    script: dict[int, Script] = {
+        1: lambda t, n: throttled if n == 1 else OK,  # pauses the whole run for 60 s
+        2: lambda t, n: E500 if n == 1 else OK,  # wants a retry after a 0.5 s backoff
+    }
+    client = FakeClient(FakeClock(), lambda t, n: script[t.build_no](t, n))
+    policy = RetryPolicy(deadline=10.0, jitter=False, initial_backoff=0.5)
+    results = by_build(await run_all(client, targets(2), settings=RunSettings(retry=policy)))
+    assert len(client.calls) == 2
+    assert {b: (r.outcome, r.attempts) for b, r in results.items()} == {
+        "1": (Outcome.FAILED, 1),
+        "2": (Outcome.FAILED, 1),
+    }
+    assert results["2"].elapsed_ms == 10  # settled at its answer, not after the pause
