@@ -24,6 +24,7 @@ from bulkstop.errors import (
     ReportMismatchError,
     RunAborted,
     ServerFailing,
+    SystematicFailure,
     UsageError,
 )
 from bulkstop.guards import FailureThreshold
@@ -61,6 +62,7 @@ __all__ = [
     "StopClient",
     "StopRun",
     "Stopper",
+    "SystematicFailure",
     "SystematicFault",
     "Target",
     "TokenAuth",

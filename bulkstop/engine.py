@@ -12,8 +12,17 @@ credential or give up as the :class:`~bulkstop.retry.RetryPolicy` allows. A targ
 :class:`~bulkstop.retry.RetryBudget` only makes retries wait (and the pacer slow down), and no
 wait — backoff, ``Retry-After``, budget or a throttling pause — carries a target past its
 deadline. One target's failure never stops the others; no row is ever dropped: when the run is
-stopped early (:meth:`StopRun.drain`, a failure threshold, the auth breaker, a failing
-server), the remaining rows still come out, as ``aborted``.
+stopped early (:meth:`StopRun.drain`, a failure threshold, the auth breaker, a failing server,
+first answers that show the call itself is wrong), the remaining rows still come out, as
+``aborted``.
+
+The run's first answered targets are judged by a
+:class:`~bulkstop.guards.SystematicFaultGuard`: a target whose first answer shows a systematic
+fault (the stop API not served, a host that does not resolve, a refused connection, an
+untrusted certificate) is held — neither settled nor retried — until the guard clears (then it
+goes on as usual) or trips (then it ends ``aborted`` with the rest, so that ``--resume`` sends
+it again once the call is fixed). Holding never deadlocks: when every live worker holds a
+target, nothing more can be learnt and the guard concludes on what it saw.
 
 The public shape: a :class:`Stopper` holds the configuration and its ``run(rows)`` is an async
 context manager that owns the task group and hands out a receive stream of results (the task
@@ -42,8 +51,13 @@ import anyio
 
 from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
-from bulkstop.errors import CredentialsRejected, RunAborted, ServerFailing
-from bulkstop.guards import AuthBreaker, FailingServerGuard, FailureThreshold
+from bulkstop.errors import CredentialsRejected, RunAborted, ServerFailing, SystematicFailure
+from bulkstop.guards import (
+    AuthBreaker,
+    FailingServerGuard,
+    FailureThreshold,
+    SystematicFaultGuard,
+)
 from bulkstop.log import get_logger
 from bulkstop.models import (
     ACCEPTABLE,
@@ -57,7 +71,14 @@ from bulkstop.models import (
     parse_target,
 )
 from bulkstop.pacing import Pacer
-from bulkstop.retry import RetryBudget, RetryPolicy, Verdict, classify, compute_backoff
+from bulkstop.retry import (
+    RetryBudget,
+    RetryPolicy,
+    SystematicFault,
+    Verdict,
+    classify,
+    compute_backoff,
+)
 
 __all__ = ["Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
 
@@ -95,6 +116,8 @@ class RunSettings:
         failing_server_window / failing_server_share: abort when the server failed at least
             that share of the calls answered in the last that many seconds (window 0: never;
             see FailingServerGuard).
+        systematic_limit: end the run when this many first answered targets all show the
+            same systematic fault (0: never; see SystematicFaultGuard).
         run: the number stamped on this run's results (resumes count up).
         seed: seed of the jitter draws (``None``: unpredictable).
     """
@@ -108,6 +131,7 @@ class RunSettings:
     auth_breaker: int = 5
     failing_server_window: float = 30.0
     failing_server_share: float = 0.95
+    systematic_limit: int = 5
     run: int = 1
     seed: int | None = None
 
@@ -161,6 +185,7 @@ class _Item:
     last: Reply | None = None
     in_flight: bool = False
     ambiguity: str = ""
+    judged: bool = False  # its first answer was shown to the SystematicFaultGuard
 
 
 def _aborted(item: _Item, run: int, clock: Clock, why: str) -> Result:
@@ -193,6 +218,15 @@ def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str =
         maybe_applied=item.maybe_applied or item.in_flight,
         run=run,
     )
+
+
+#: What a systematic fault means, for a reply that carries no message of its own.
+_FAULT_TEXT: dict[SystematicFault, str] = {
+    SystematicFault.API_NOT_SERVED: "the endpoint does not serve this stop API",
+    SystematicFault.DNS: "the endpoint's host does not resolve",
+    SystematicFault.REFUSED: "the endpoint refuses connections",
+    SystematicFault.CERTIFICATE: "the endpoint's certificate is not trusted",
+}
 
 
 _TRANSPORT_TEXT: dict[TransportFailure, str] = {
@@ -389,6 +423,11 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self.server_health = FailingServerGuard(
             settings.failing_server_window, share=settings.failing_server_share
         )
+        self.first_answers = SystematicFaultGuard(settings.systematic_limit)
+        self._fault_example: Reply | None = None
+        self._judged: anyio.Event | None = None  # set once first_answers cleared or tripped
+        self._holding = 0  # workers holding a target until first_answers decides
+        self._workers_left = settings.concurrency
         self.abort_error: RunAborted | None = None
         self._stop_reason: str | None = None
         self._random = random.Random(settings.seed)  # noqa: S311 - jitter, not security
@@ -434,6 +473,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         # one sender for the producer and one per worker
         out = _HandOff[Result](high=settings.concurrency * 4, senders=settings.concurrency + 1)
         queue = _HandOff[_Item](high=settings.concurrency * 2)
+        self._judged = anyio.Event()
         self.stats.started = self._stopper.clock.now()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._produce, queue, out)
@@ -608,6 +648,8 @@ class StopRun(anyio.AsyncContextManagerMixin):
         try:
             await self._work_through(queue, out)
         finally:
+            self._workers_left -= 1
+            self._conclude_if_stuck()
             out.sender_done()
 
     async def _work_through(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
@@ -760,6 +802,15 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 self._record_health(
                     verdict is Verdict.TRANSIENT or decision.outcome is Outcome.FAILED
                 )
+                fault = decision.fault
+                if not item.judged and self.first_answers.watching:
+                    item.judged = True
+                    if await self._judge_first_answer(fault, reply) and self.stopping:
+                        # held, then the run ended: settle nothing, so that a resume sends it
+                        return _aborted(item, run, clock, self._stop_reason or "run stopped")
+                if fault is not None and self.first_answers.tripped:
+                    # the call is wrong: what this answer says is not about the target
+                    return _aborted(item, run, clock, self._stop_reason or "run stopped")
 
             if verdict is Verdict.FINAL:
                 outcome = decision.outcome or Outcome.FAILED
@@ -856,6 +907,66 @@ class StopRun(anyio.AsyncContextManagerMixin):
         health = self.server_health
         if health.enabled and health.record(self._stopper.clock.now(), failed):
             self._abort(ServerFailing(health.describe()))
+
+    # -- the first answers: is the call itself wrong? -------------------------------------
+
+    async def _judge_first_answer(self, fault: SystematicFault | None, reply: Reply) -> bool:
+        """Show a target's first answer to the guard; hold the target while it shows a fault
+        and the guard has not decided. Returns whether it was held."""
+        guard = self.first_answers
+        if fault is not None:
+            self._fault_example = reply
+        if guard.record(fault):
+            self._end_systematically()
+        elif not guard.watching:
+            self._first_answers_decided()
+        else:
+            await self._hold()
+            return True
+        return False
+
+    async def _hold(self) -> None:
+        """Wait, where :meth:`drain` can interrupt, until the first answers are judged."""
+        judged = self._judged
+        assert judged is not None
+        self._holding += 1
+        try:
+            self._conclude_if_stuck()
+            if not judged.is_set():
+                with anyio.CancelScope() as scope:
+                    self._waiting.add(scope)
+                    try:
+                        await judged.wait()
+                    finally:
+                        self._waiting.discard(scope)
+        finally:
+            self._holding -= 1
+
+    def _conclude_if_stuck(self) -> None:
+        """Every live worker holds a target: no further answer can come, so decide now."""
+        if self._holding and self._holding >= self._workers_left and self.first_answers.conclude():
+            self._end_systematically()
+
+    def _first_answers_decided(self) -> None:
+        if self._judged is not None:
+            self._judged.set()
+
+    def _end_systematically(self) -> None:
+        guard = self.first_answers
+        example = self._fault_example
+        assert guard.fault is not None
+        assert example is not None
+        fault = SystematicFault(guard.fault)
+        count = f"{guard.seen} of {guard.seen} first calls"
+        if fault is SystematicFault.API_NOT_SERVED:
+            code = example.error_code or "without a CodeArts error code"
+            evidence = f"{example.http_status} {code} for {count}"
+            message = f"the endpoint does not serve this stop API ({evidence})"
+        else:
+            evidence = count
+            message = f"{example.error_msg or _FAULT_TEXT[fault]} ({evidence})"
+        self._abort(SystematicFailure(message, fault=fault, targets=guard.seen, evidence=evidence))
+        self._first_answers_decided()
 
     def _record_auth(self, reply: Reply, job_id: str) -> None:
         """Feed the auth breaker one answer; abort the run when it trips."""

@@ -22,7 +22,10 @@ from bulkstop import (
     RunSettings,
     ServerFailing,
     Stopper,
+    SystematicFailure,
+    SystematicFault,
     Target,
+    TransportFailure,
 )
 
 pytestmark = pytest.mark.anyio
@@ -34,9 +37,28 @@ E500 = Reply(
     kind=ReplyKind.HTTP_ERROR, http_status=500, error_code="CB.00060101", maybe_applied=True
 )
 T429 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=429, error_code="APIG.0308")
-E404 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=404, error_code="CB.00060214")
+#: an unknown job: a 404 about the target (the simulator's code for it)
+E404 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=404, error_code="CB.00060404")
 E401 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=401, error_code="APIG.0301")
 STALE = Reply(kind=ReplyKind.HTTP_ERROR, http_status=401, error_code="APIG.0307")
+#: answers that say the call itself is wrong, whatever the target
+URL_NOT_FOUND = Reply(kind=ReplyKind.HTTP_ERROR, http_status=404, error_code="CB.00060214")
+GATEWAY_404 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=404, error_msg="HTTP 404 with text/html")
+NO_SUCH_HOST = Reply(
+    kind=ReplyKind.CONNECTION,
+    error_msg="cannot resolve host gw.invalid",
+    transport_failure=TransportFailure.DNS,
+)
+REFUSED = Reply(
+    kind=ReplyKind.CONNECTION,
+    error_msg="connection refused by 127.0.0.1:9",
+    transport_failure=TransportFailure.REFUSED,
+)
+UNTRUSTED = Reply(
+    kind=ReplyKind.CONNECTION,
+    error_msg="certificate of 127.0.0.1:8443 not trusted: self-signed certificate",
+    transport_failure=TransportFailure.CERTIFICATE,
+)
 
 Script = Callable[[Target, int], Reply]
 
@@ -551,3 +573,133 @@ async def test_a_throttling_pause_of_another_target_never_carries_a_target_past_
         "2": (Outcome.FAILED, 1),
     }
     assert results["2"].elapsed_ms == 10  # settled at its answer, not after the pause
+
+
+# -- the first answers: is the call itself wrong? ----------------------------------------------
+
+
+async def first_answers_run(
+    script: Script, rows: int, *, concurrency: int = 8, limit: int = 5
+) -> tuple[list[Result], FakeClient, SystematicFailure | None]:
+    clock = FakeClock()
+    client = FakeClient(clock, script)
+    settings = RunSettings(concurrency=concurrency, systematic_limit=limit, seed=7)
+    stopper = Stopper(client, pacer=Pacer(rate=1000, clock=clock), settings=settings, clock=clock)
+    out: list[Result] = []
+    error: SystematicFailure | None = None
+    async with clock.autojump():
+        try:
+            async with stopper.run(targets(rows)) as results:
+                async for result in results:
+                    out.append(result)
+        except SystematicFailure as exc:
+            error = exc
+    return out, client, error
+
+
+@pytest.mark.parametrize(
+    ("reply", "fault", "message"),
+    [
+        (
+            URL_NOT_FOUND,
+            SystematicFault.API_NOT_SERVED,
+            "the endpoint does not serve this stop API (404 CB.00060214 for 5 of 5 first calls)",
+        ),
+        (
+            GATEWAY_404,
+            SystematicFault.API_NOT_SERVED,
+            "the endpoint does not serve this stop API "
+            "(404 without a CodeArts error code for 5 of 5 first calls)",
+        ),
+        (NO_SUCH_HOST, SystematicFault.DNS, "cannot resolve host gw.invalid (5 of 5 first calls)"),
+        (
+            REFUSED,
+            SystematicFault.REFUSED,
+            "connection refused by 127.0.0.1:9 (5 of 5 first calls)",
+        ),
+        (
+            UNTRUSTED,
+            SystematicFault.CERTIFICATE,
+            "certificate of 127.0.0.1:8443 not trusted: self-signed certificate "
+            "(5 of 5 first calls)",
+        ),
+    ],
+    ids=["url-not-found", "404-not-codearts", "dns", "refused", "certificate"],
+)
+async def test_first_answers_that_all_show_the_call_is_wrong_end_the_run(
+    reply: Reply, fault: SystematicFault, message: str
+) -> None:
+    out, client, error = await first_answers_run(always(reply), 100)
+    assert error is not None
+    assert (str(error), error.fault, error.targets) == (message, fault, 5)
+    assert len(out) == 100
+    # nothing settled: the few that were sent are aborted like the rest, so --resume sends
+    # them again once the call is fixed
+    assert {r.outcome for r in out} == {Outcome.ABORTED}
+    sent = [r for r in out if r.attempts]
+    assert 5 <= len(sent) == len(client.calls) <= 5 + 8  # the five, and calls in flight
+    assert all(r.attempts == 1 for r in sent)  # held, not retried
+
+
+async def test_a_per_target_404_never_ends_the_run() -> None:
+    out, _, error = await first_answers_run(always(E404), 50)  # unknown jobs, all of them
+    assert error is None
+    assert {r.outcome for r in out} == {Outcome.NOT_FOUND}
+
+
+async def test_a_first_answer_without_a_fault_clears_the_check_for_the_rest_of_the_run() -> None:
+    out, _, error = await first_answers_run(
+        lambda t, n: OK if t.build_no == 1 else URL_NOT_FOUND, 20, concurrency=1
+    )
+    assert error is None
+    assert Counter(r.outcome for r in out) == {Outcome.STOPPED: 1, Outcome.NOT_FOUND: 19}
+
+
+async def test_a_held_target_goes_on_as_usual_once_the_check_clears() -> None:
+    # build 1 cannot connect at first (held: neither settled nor retried yet), build 2 is
+    # stopped: the call works, so build 1 is retried and stopped too
+    script: dict[int, Script] = {1: lambda t, n: REFUSED if n == 1 else OK, 2: always(OK)}
+    out, client, error = await first_answers_run(
+        lambda t, n: script[t.build_no](t, n), 2, concurrency=2
+    )
+    assert error is None
+    assert {r.build_no: (r.outcome, r.attempts) for r in out} == {
+        "1": (Outcome.STOPPED, 2),
+        "2": (Outcome.STOPPED, 1),
+    }
+    assert [b for _, b in client.calls] == [1, 2, 1]
+
+
+async def test_an_untrusted_certificate_is_not_retried_once_the_check_cleared() -> None:
+    out, client, error = await first_answers_run(
+        lambda t, n: OK if t.build_no == 1 else UNTRUSTED, 2, concurrency=1
+    )
+    assert error is None
+    assert len(client.calls) == 2
+    failed = by_build(out)["2"]
+    assert (failed.outcome, failed.attempts) == (Outcome.FAILED, 1)
+    assert failed.detail == "certificate not trusted: permanent, not retried"
+
+
+@pytest.mark.parametrize(
+    ("rows", "concurrency", "judged_on"),
+    [(100, 2, 2), (3, 8, 3), (1, 8, 1)],
+    ids=["fewer-workers-than-the-limit", "short-input", "one-row"],
+)
+async def test_holding_targets_cannot_stall_the_run(
+    rows: int, concurrency: int, judged_on: int
+) -> None:
+    """When every live worker holds a target, no further answer can come: the check concludes
+    on what it saw instead of waiting for ever."""
+    out, _, error = await first_answers_run(always(URL_NOT_FOUND), rows, concurrency=concurrency)
+    assert error is not None
+    assert error.targets == judged_on
+    assert str(error).endswith(f"for {judged_on} of {judged_on} first calls)")
+    assert len(out) == rows
+    assert {r.outcome for r in out} == {Outcome.ABORTED}
+
+
+async def test_the_first_answers_check_can_be_turned_off() -> None:
+    out, _, error = await first_answers_run(always(URL_NOT_FOUND), 20, limit=0)
+    assert error is None
+    assert {r.outcome for r in out} == {Outcome.NOT_FOUND}
