@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["FAULT_KINDS", "FaultConfig", "SimulatorConfig", "ThrottleConfig"]
+__all__ = ["FAULT_KINDS", "STOP_APIS", "FaultConfig", "SimulatorConfig", "ThrottleConfig"]
 
 #: The fault kinds of :class:`FaultConfig`, in the order their probability bands are laid out.
 FAULT_KINDS: tuple[str, ...] = (
@@ -22,6 +22,9 @@ FAULT_KINDS: tuple[str, ...] = (
     "hang",
     "bad_json_200",
 )
+
+#: The stop APIs the simulator can serve, by their bulkstop names.
+STOP_APIS: frozenset[str] = frozenset({"legacy", "v3", "v1"})
 
 
 def _check_probability(name: str, value: float) -> None:
@@ -111,6 +114,9 @@ class SimulatorConfig:
     every token expire (401 ``APIG.0307``) after that many authenticated requests. After
     ``aksk_lockout_after`` signature failures in a row the AK is refused for
     ``aksk_lockout_seconds``, as the gateway does (0 turns the lockout off).
+
+    ``stop_apis`` are the stop APIs served; the others answer 404 ``CB.00060214`` "URL not
+    found", like any route the service does not know (an endpoint with another API version).
     """
 
     token: str | None = field(default=None, repr=False)
@@ -132,6 +138,7 @@ class SimulatorConfig:
     max_clock_skew: float = 900.0
     aksk_lockout_after: int = 5
     aksk_lockout_seconds: float = 300.0
+    stop_apis: frozenset[str] = STOP_APIS
 
     def __post_init__(self) -> None:
         if self.token is not None and not self.token.strip():
@@ -153,6 +160,9 @@ class SimulatorConfig:
             raise ValueError("max_clock_skew must be > 0 seconds")
         if self.aksk_lockout_after < 0 or self.aksk_lockout_seconds < 0:
             raise ValueError("aksk_lockout_after and aksk_lockout_seconds must be ≥ 0")
+        unknown = set(self.stop_apis) - STOP_APIS
+        if unknown:
+            raise ValueError(f"unknown stop APIs {sorted(unknown)}; known: {sorted(STOP_APIS)}")
 
     @property
     def iam_enabled(self) -> bool:
