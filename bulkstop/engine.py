@@ -428,6 +428,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self._judged: anyio.Event | None = None  # set once first_answers cleared or tripped
         self._holding = 0  # workers holding a target until first_answers decides
         self._workers_left = settings.concurrency
+        self._closing = False  # the consumer left: what is cancelled now proves nothing
         self.abort_error: RunAborted | None = None
         self._stop_reason: str | None = None
         self._random = random.Random(settings.seed)  # noqa: S311 - jitter, not security
@@ -483,6 +484,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 yield Results(out)
             finally:
                 # The consumer left: cancel whatever still runs (nothing does after a full read).
+                self._closing = True
                 tg.cancel_scope.cancel()
         self.stats.finished = self._stopper.clock.now()
         if self.abort_error is not None:
@@ -944,7 +946,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
 
     def _conclude_if_stuck(self) -> None:
         """Every live worker holds a target: no further answer can come, so decide now."""
-        if self._holding and self._holding >= self._workers_left and self.first_answers.conclude():
+        if self._closing or not self._holding or self._holding < self._workers_left:
+            return
+        if self.first_answers.conclude():
             self._end_systematically()
 
     def _first_answers_decided(self) -> None:

@@ -699,6 +699,33 @@ async def test_holding_targets_cannot_stall_the_run(
     assert {r.outcome for r in out} == {Outcome.ABORTED}
 
 
+async def test_leaving_early_while_targets_are_held_ends_the_run_quietly() -> None:
+    class SlowForBuild3(FakeClient):
+        async def stop(self, target: Target) -> Reply:
+            if target.build_no == 3:
+                await self.clock.sleep(100.0)  # keeps one worker busy, holding nothing
+            return await super().stop(target)
+
+    clock = FakeClock()
+    client = SlowForBuild3(clock, lambda t, n: OK if t.build_no == 3 else URL_NOT_FOUND)
+    stopper = Stopper(
+        client,
+        pacer=Pacer(rate=1000, clock=clock),
+        settings=RunSettings(concurrency=3),
+        clock=clock,
+    )
+    rows = [(JOB, 3), (JOB, 1), (JOB, 2), ("BAD", 1), *targets(10)[3:]]
+    async with clock.autojump():
+        run = stopper.run(rows)
+        async with run as results:
+            async for _ in results:  # the invalid row
+                await clock.sleep(1.0)  # builds 1 and 2 are held by now
+                break
+    # the cancelled workers proved nothing: no verdict on the call, no exception
+    assert run.first_answers.watching
+    assert run.abort_error is None
+
+
 async def test_the_first_answers_check_can_be_turned_off() -> None:
     out, _, error = await first_answers_run(always(URL_NOT_FOUND), 20, limit=0)
     assert error is None
