@@ -23,12 +23,14 @@ from bulkstop.errors import (
     InputError,
     ReportMismatchError,
     RunAborted,
+    ServerFailing,
+    SystematicFailure,
     UsageError,
 )
 from bulkstop.guards import FailureThreshold
-from bulkstop.models import InputRow, Outcome, Reply, ReplyKind, Result, Target
+from bulkstop.models import InputRow, Outcome, Reply, ReplyKind, Result, Target, TransportFailure
 from bulkstop.pacing import Pacer
-from bulkstop.retry import RetryPolicy
+from bulkstop.retry import RetryPolicy, SystematicFault
 
 __version__ = "0.1.0"
 
@@ -56,11 +58,15 @@ __all__ = [
     "RunSettings",
     "RunStats",
     "Secret",
+    "ServerFailing",
     "StopClient",
     "StopRun",
     "Stopper",
+    "SystematicFailure",
+    "SystematicFault",
     "Target",
     "TokenAuth",
+    "TransportFailure",
     "UsageError",
     "__version__",
 ]

@@ -5,8 +5,12 @@ Exit codes (also in the README):
 ====  ==========================================================================
 0     every valid target ended ``stopped`` or ``not_stopped``
 1     some row ended otherwise (failed, rejected, invalid, uncertain, ...)
-2     usage or configuration error: nothing was sent
-3     the run was aborted on purpose: failure threshold or auth circuit breaker
+2     usage or configuration error: nothing was sent; or the first answers show
+      the call itself is wrong (the stop API is not served there, the host does
+      not resolve, the connection is refused, the certificate is not trusted):
+      a handful of targets were sent, the rest is ``aborted``, resumable
+3     the run was aborted on purpose: failure threshold, auth circuit breaker,
+      or a server failing (nearly) every call for ``--failing-server-window``
 130   interrupted (SIGINT/SIGTERM): in-flight calls drained, the rest ``aborted``
 ====  ==========================================================================
 """
@@ -30,12 +34,20 @@ import anyio
 import click
 from rich.console import Console
 
+from bulkstop.apis import STOP_APIS
 from bulkstop.auth import Auth, TokenAuth
 from bulkstop.client import CodeArtsClient, resolve_endpoint
 from bulkstop.clock import MonotonicClock, utcnow
 from bulkstop.credentials import CredentialOptions, resolve_auth
 from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
-from bulkstop.errors import BulkstopError, CredentialsRejected, RunAborted, UsageError
+from bulkstop.errors import (
+    BulkstopError,
+    CredentialsRejected,
+    RunAborted,
+    ServerFailing,
+    SystematicFailure,
+    UsageError,
+)
 from bulkstop.guards import FailureThreshold
 from bulkstop.log import get_logger
 from bulkstop.logconfig import LEVELS, configure_logging, redactor
@@ -54,7 +66,7 @@ from bulkstop.report import (
     record_key,
     report_format,
 )
-from bulkstop.retry import RetryPolicy
+from bulkstop.retry import RetryPolicy, SystematicFault
 from bulkstop.sources import TargetSource, open_source
 
 __all__ = ["main"]
@@ -133,6 +145,7 @@ class RunOptions:
     deadline: float | None
     max_failures: FailureThreshold | None
     auth_breaker: int
+    failing_server_window: float
     grace: float
     simulate: bool
     progress: str
@@ -281,6 +294,14 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
     default=5,
     show_default=True,
     help="Abort (exit 3) after this many authentication failures in a row (0: never).",
+)
+@click.option(
+    "--failing-server-window",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Abort (exit 3) when the server failed 95% of the calls of the last SECONDS (0: never).",
 )
 @click.option(
     "--grace",
@@ -506,6 +527,7 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
         retry=RetryPolicy(max_attempts=options.max_attempts, deadline=options.deadline),
         max_failures=options.max_failures,
         auth_breaker=options.auth_breaker,
+        failing_server_window=options.failing_server_window,
         run=run_number,
     )
     pacer = Pacer(rate=options.rate, burst=options.burst, adaptive=options.adaptive)
@@ -556,7 +578,9 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
         # error), leaving the block just closes the report: it stays a journal, with its
         # in-flight sidecar, that --resume continues.
         final_path = writer.finalize()
-    _summary(console, run.stats, final_path, pacer, interrupted, aborted, options)
+    _summary(console, run.stats, final_path, pacer, interrupted, options)
+    if isinstance(aborted, SystematicFailure):
+        return EXIT_USAGE  # the run as asked cannot work: what to change is in the summary
     if aborted is not None:
         return EXIT_ABORTED
     if interrupted:
@@ -619,7 +643,6 @@ def _summary(
     report_path: Path,
     pacer: Pacer,
     interrupted: bool,
-    aborted: RunAborted | None,
     options: RunOptions,
 ) -> None:
     elapsed = (stats.finished or 0.0) - stats.started
@@ -635,11 +658,35 @@ def _summary(
     if stats.carried_over:
         lines.append(f"  {stats.carried_over} targets carried over from earlier runs")
     lines.append(f"  report: {report_path}")
-    if aborted is not None:
-        kind = "credentials" if isinstance(aborted, CredentialsRejected) else "threshold"
+    aborted = stats.aborted_by
+    if isinstance(aborted, SystematicFailure):
+        lines.append(f"  ABORTED (the call is wrong): {_diagnosis(aborted, options)}")
+    elif aborted is not None:
+        kind = "threshold"
+        if isinstance(aborted, CredentialsRejected):
+            kind = "credentials"
+        elif isinstance(aborted, ServerFailing):
+            kind = "server failing"
         lines.append(f"  ABORTED ({kind}): {aborted}")
     if interrupted or aborted is not None:
         resume = f"bulkstop run {options.input} --report {report_path} --resume"
-        lines.append(f"  to continue: {resume}")
+        when = ", once the call is fixed" if isinstance(aborted, SystematicFailure) else ""
+        lines.append(f"  to continue{when}: {resume}")
     for line in lines:
         click.echo(redactor.scrub(line), err=True)
+
+
+def _diagnosis(error: SystematicFailure, options: RunOptions) -> str:
+    """What the first answers showed, and which option to change."""
+    if error.fault is SystematicFault.API_NOT_SERVED:
+        others = " or ".join(f"--api {name}" for name in STOP_APIS if name != options.api)
+        return (
+            f"this endpoint does not serve the {options.api} stop API ({error.evidence});"
+            f" try {others}, or check --endpoint"
+        )
+    change = {
+        SystematicFault.DNS: "check --endpoint/--region",
+        SystematicFault.REFUSED: "check --endpoint (host and port) and that the service is up",
+        SystematicFault.CERTIFICATE: "add the CA that signed it with --ca-bundle PATH",
+    }[error.fault]
+    return f"{error}: {change}"

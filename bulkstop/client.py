@@ -29,7 +29,7 @@ from yarl import URL
 from bulkstop.apis import StopApi, get_stop_api, parse_error_body
 from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.errors import UsageError
-from bulkstop.models import Reply, ReplyKind, Target
+from bulkstop.models import Reply, ReplyKind, Target, TransportFailure
 from bulkstop.retry import THROTTLE_CODES, parse_retry_after
 from bulkstop.transport import ACCEPT_ENCODING, Body, check_endpoint, read_body, server_text
 
@@ -73,6 +73,25 @@ def resolve_endpoint(endpoint: str | None, region: str | None) -> str:
     if region:
         return region_endpoint(region)
     raise UsageError("no endpoint: give --endpoint URL (or CODEARTS_ENDPOINT) or --region NAME")
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError) -> tuple[TransportFailure | None, str]:
+    """Why a connection could not be made, by exception class, and a message naming the host.
+
+    Only classes and the ``os_error`` aiohttp documents are read, never its message texts:
+    ``ClientConnectorDNSError`` (aiohttp ≥ 3.10.10) for a name that does not resolve,
+    ``ClientConnectorCertificateError`` for a certificate that is not trusted, and a
+    ``ConnectionRefusedError`` under a plain connector error for a port nobody listens on.
+    """
+    where = f"{exc.host}:{exc.port}" if exc.port is not None else exc.host
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return TransportFailure.DNS, f"cannot resolve host {exc.host}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(exc.certificate_error, "verify_message", "") or "verification failed"
+        return TransportFailure.CERTIFICATE, f"certificate of {where} not trusted: {reason}"
+    if isinstance(exc.os_error, ConnectionRefusedError):
+        return TransportFailure.REFUSED, f"connection refused by {where}"
+    return None, f"cannot connect to {where}: {exc.os_error or exc}"
 
 
 class CodeArtsClient:
@@ -203,11 +222,13 @@ class CodeArtsClient:
             )
         except aiohttp.ClientConnectorError as exc:
             # Never connected: the request cannot have reached the service.
+            failure, message = _connect_failure(exc)
             return Reply(
                 kind=ReplyKind.CONNECTION,
-                error_msg=self._server_text(f"cannot connect: {exc.os_error or exc}", _MAX_MESSAGE),
+                error_msg=self._server_text(message, _MAX_MESSAGE),
                 maybe_applied=False,
                 credential_generation=generation,
+                transport_failure=failure,
             )
         except (aiohttp.ClientError, OSError) as exc:
             return Reply(

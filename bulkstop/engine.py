@@ -7,10 +7,22 @@
 
 Each worker takes a target and drives it to a final outcome: wait for the :class:`Pacer`,
 call the client, let :func:`~bulkstop.retry.classify` judge the reply, and retry, refresh the
-credential or give up as the :class:`~bulkstop.retry.RetryPolicy` and the run-wide
-:class:`~bulkstop.retry.RetryBudget` allow. One target's failure never stops the others; no
-row is ever dropped: when the run is stopped early (:meth:`StopRun.drain`, a failure threshold,
-the auth breaker), the remaining rows still come out, as ``aborted``.
+credential or give up as the :class:`~bulkstop.retry.RetryPolicy` allows. A target ends
+``failed`` only by its own attempts or its own deadline; the run-wide
+:class:`~bulkstop.retry.RetryBudget` only makes retries wait (and the pacer slow down), and no
+wait — backoff, ``Retry-After``, budget or a throttling pause — carries a target past its
+deadline. One target's failure never stops the others; no row is ever dropped: when the run is
+stopped early (:meth:`StopRun.drain`, a failure threshold, the auth breaker, a failing server,
+first answers that show the call itself is wrong), the remaining rows still come out, as
+``aborted``.
+
+The run's first answered targets are judged by a
+:class:`~bulkstop.guards.SystematicFaultGuard`: a target whose first answer shows a systematic
+fault (the stop API not served, a host that does not resolve, a refused connection, an
+untrusted certificate) is held — neither settled nor retried — until the guard clears (then it
+goes on as usual) or trips (then it ends ``aborted`` with the rest, so that ``--resume`` sends
+it again once the call is fixed). Holding never deadlocks: when every live worker holds a
+target, nothing more can be learnt and the guard concludes on what it saw.
 
 The public shape: a :class:`Stopper` holds the configuration and its ``run(rows)`` is an async
 context manager that owns the task group and hands out a receive stream of results (the task
@@ -39,8 +51,13 @@ import anyio
 
 from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
-from bulkstop.errors import CredentialsRejected, RunAborted
-from bulkstop.guards import AuthBreaker, FailureThreshold
+from bulkstop.errors import CredentialsRejected, RunAborted, ServerFailing, SystematicFailure
+from bulkstop.guards import (
+    AuthBreaker,
+    FailingServerGuard,
+    FailureThreshold,
+    SystematicFaultGuard,
+)
 from bulkstop.log import get_logger
 from bulkstop.models import (
     ACCEPTABLE,
@@ -50,10 +67,18 @@ from bulkstop.models import (
     ReplyKind,
     Result,
     Target,
+    TransportFailure,
     parse_target,
 )
 from bulkstop.pacing import Pacer
-from bulkstop.retry import RetryBudget, RetryPolicy, Verdict, classify, compute_backoff
+from bulkstop.retry import (
+    RetryBudget,
+    RetryPolicy,
+    SystematicFault,
+    Verdict,
+    classify,
+    compute_backoff,
+)
 
 __all__ = ["Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
 
@@ -82,10 +107,17 @@ class RunSettings:
     Attributes:
         concurrency: targets in flight at once.
         retry: the per-target retry policy.
-        budget_ratio / budget_reserve: the run-wide retry budget (see RetryBudget).
+        budget_ratio / budget_reserve / budget_refill: the run-wide retry budget (see
+            RetryBudget): tokens per first attempt, tokens at the start (and most kept), and
+            tokens per second (``None``: ``budget_ratio`` × the pacer's rate ceiling).
         max_failures: abort the run when exceeded (``None``: never).
         auth_breaker: abort after this many authentication failures in a row (0: never); an
             expired token (401 APIG.0307) counts only when it could not be refreshed.
+        failing_server_window / failing_server_share: abort when the server failed at least
+            that share of the calls answered in the last that many seconds (window 0: never;
+            see FailingServerGuard).
+        systematic_limit: end the run when this many first answered targets all show the
+            same systematic fault (0: never; see SystematicFaultGuard).
         run: the number stamped on this run's results (resumes count up).
         seed: seed of the jitter draws (``None``: unpredictable).
     """
@@ -94,29 +126,43 @@ class RunSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     budget_ratio: float = 0.2
     budget_reserve: float = 20.0
+    budget_refill: float | None = None
     max_failures: FailureThreshold | None = None
     auth_breaker: int = 5
+    failing_server_window: float = 30.0
+    failing_server_share: float = 0.95
+    systematic_limit: int = 5
     run: int = 1
     seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be ≥ 1")
+        if self.budget_refill is not None and not self.budget_refill > 0:
+            raise ValueError("budget_refill must be > 0 tokens a second")
 
 
 @dataclass(slots=True)
 class RunStats:
-    """Live counters of one run (read them any time, e.g. for a progress display)."""
+    """Live counters of one run (read them any time, e.g. for a progress display).
+
+    ``ended_early`` says why the run stopped before its input did (the reason given to
+    :meth:`StopRun.drain`, or a guard's message), ``aborted_by`` which guard ended it.
+    """
 
     rows: int = 0
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    #: retries that found the retry budget spent and waited for it
+    budget_waits: int = 0
     carried_over: int = 0
     in_flight: int = 0
     started: float = 0.0
     finished: float | None = None
+    ended_early: str | None = None
+    aborted_by: RunAborted | None = None
 
     @property
     def done(self) -> int:
@@ -139,6 +185,7 @@ class _Item:
     last: Reply | None = None
     in_flight: bool = False
     ambiguity: str = ""
+    judged: bool = False  # its first answer was shown to the SystematicFaultGuard
 
 
 def _aborted(item: _Item, run: int, clock: Clock, why: str) -> Result:
@@ -173,6 +220,22 @@ def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str =
     )
 
 
+#: What a systematic fault means, for a reply that carries no message of its own.
+_FAULT_TEXT: dict[SystematicFault, str] = {
+    SystematicFault.API_NOT_SERVED: "the endpoint does not serve this stop API",
+    SystematicFault.DNS: "the endpoint's host does not resolve",
+    SystematicFault.REFUSED: "the endpoint refuses connections",
+    SystematicFault.CERTIFICATE: "the endpoint's certificate is not trusted",
+}
+
+
+_TRANSPORT_TEXT: dict[TransportFailure, str] = {
+    TransportFailure.DNS: "host not resolved",
+    TransportFailure.REFUSED: "connection refused",
+    TransportFailure.CERTIFICATE: "certificate not trusted",
+}
+
+
 def _describe_reply(reply: Reply) -> str:
     if reply.kind is ReplyKind.HTTP_ERROR:
         text = f"HTTP {reply.http_status}"
@@ -181,6 +244,8 @@ def _describe_reply(reply: Reply) -> str:
         return text
     if reply.kind is ReplyKind.BAD_BODY:
         return f"an unreadable HTTP {reply.http_status} answer"
+    if reply.transport_failure is not None:
+        return _TRANSPORT_TEXT[reply.transport_failure]
     return reply.kind.value  # timeout / connection
 
 
@@ -347,8 +412,25 @@ class StopRun(anyio.AsyncContextManagerMixin):
         settings = stopper.settings
         self.settings = settings
         self.stats = RunStats()
-        self.budget = RetryBudget(ratio=settings.budget_ratio, reserve=settings.budget_reserve)
+        refill = settings.budget_refill
+        if refill is None:
+            refill = settings.budget_ratio * stopper.pacer.control.max_rate
+        self.budget = RetryBudget(
+            ratio=settings.budget_ratio,
+            reserve=settings.budget_reserve,
+            refill=refill,
+            now=stopper.clock.now(),
+        )
         self.breaker = AuthBreaker(settings.auth_breaker)
+        self.server_health = FailingServerGuard(
+            settings.failing_server_window, share=settings.failing_server_share
+        )
+        self.first_answers = SystematicFaultGuard(settings.systematic_limit)
+        self._fault_example: Reply | None = None
+        self._judged: anyio.Event | None = None  # set once first_answers cleared or tripped
+        self._holding = 0  # workers holding a target until first_answers decides
+        self._workers_left = settings.concurrency
+        self._closing = False  # the consumer left: what is cancelled now proves nothing
         self.abort_error: RunAborted | None = None
         self._stop_reason: str | None = None
         self._random = random.Random(settings.seed)  # noqa: S311 - jitter, not security
@@ -368,6 +450,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         """Start no new attempt; let calls in flight finish; the rest ends ``aborted``."""
         if self._stop_reason is None:
             self._stop_reason = reason
+            self.stats.ended_early = reason
             log.info("run.draining", reason=reason)
         for scope in list(self._waiting):
             scope.cancel()
@@ -381,6 +464,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
     def _abort(self, error: RunAborted) -> None:
         if self.abort_error is None:
             self.abort_error = error
+            self.stats.aborted_by = error
             log.error("run.aborted", reason=str(error))
         self.drain(str(error))
 
@@ -392,6 +476,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         # one sender for the producer and one per worker
         out = _HandOff[Result](high=settings.concurrency * 4, senders=settings.concurrency + 1)
         queue = _HandOff[_Item](high=settings.concurrency * 2)
+        self._judged = anyio.Event()
         self.stats.started = self._stopper.clock.now()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._produce, queue, out)
@@ -401,6 +486,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 yield Results(out)
             finally:
                 # The consumer left: cancel whatever still runs (nothing does after a full read).
+                self._closing = True
                 tg.cancel_scope.cancel()
         self.stats.finished = self._stopper.clock.now()
         if self.abort_error is not None:
@@ -568,6 +654,8 @@ class StopRun(anyio.AsyncContextManagerMixin):
         try:
             await self._work_through(queue, out)
         finally:
+            self._workers_left -= 1
+            self._conclude_if_stuck()
             out.sender_done()
 
     async def _work_through(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
@@ -625,12 +713,15 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 )
             )
 
-    async def _acquire(self, pacer: Pacer) -> float | None:
-        """Wait for the pacer where :meth:`drain` can interrupt; ``None`` when it did."""
+    async def _acquire(self, pacer: Pacer, until: float | None) -> float | None:
+        """Wait for the pacer where :meth:`drain` can interrupt; ``None`` when it did, or when
+        no slot can be had by ``until`` (a target's deadline)."""
         with anyio.CancelScope() as scope:
             self._waiting.add(scope)
             try:
-                return await pacer.acquire()
+                if until is None:
+                    return await pacer.acquire()
+                return await pacer.acquire(until)
             finally:
                 self._waiting.discard(scope)
         return None
@@ -657,15 +748,20 @@ class StopRun(anyio.AsyncContextManagerMixin):
         while True:
             if self.stopping:
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
-            started = pacer.try_acquire()
+            until = None  # a retry must start within the target's deadline, or not at all
+            if policy.deadline is not None and item.started_mono is not None:
+                until = item.started_mono + policy.deadline
+            started = pacer.try_acquire() if until is None else None
             if started is None:
-                started = await self._acquire(pacer)
-            if started is None or self.stopping:
+                started = await self._acquire(pacer, until)
+            if self.stopping or (started is None and until is None):
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
+            if started is None:  # no slot before the deadline: a pause or a queue ends later
+                return self._give_up(item, self._deadline_text(policy))
             if item.attempts == 0:
                 item.started_at = utcnow()
                 item.started_mono = started
-                self.budget.deposit()
+                self.budget.deposit(started)
                 if stopper.observer is not None:
                     stopper.observer.attempting(item.line, target.job_id, target.build_no)
             else:
@@ -700,12 +796,27 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     build_no=target.build_no,
                     pause=round(pause, 3),
                 )
+            elif verdict is Verdict.TRANSIENT:
+                pacer.on_failed(started)
             else:
                 pacer.on_accepted(started)
             # An expired token is judged after the refresh: every worker in flight sees the
             # expiry at once, and a renewed token means the credentials are fine.
             if verdict is not Verdict.STALE_CREDENTIAL:
                 self._record_auth(reply, target.job_id)
+            if verdict is not Verdict.THROTTLED and verdict is not Verdict.STALE_CREDENTIAL:
+                self._record_health(
+                    verdict is Verdict.TRANSIENT or decision.outcome is Outcome.FAILED
+                )
+                fault = decision.fault
+                if not item.judged and self.first_answers.watching:
+                    item.judged = True
+                    if await self._judge_first_answer(fault, reply) and self.stopping:
+                        # held, then the run ended: settle nothing, so that a resume sends it
+                        return _aborted(item, run, clock, self._stop_reason or "run stopped")
+                if fault is not None and self.first_answers.tripped:
+                    # the call is wrong: what this answer says is not about the target
+                    return _aborted(item, run, clock, self._stop_reason or "run stopped")
 
             if verdict is Verdict.FINAL:
                 outcome = decision.outcome or Outcome.FAILED
@@ -716,6 +827,10 @@ class StopRun(anyio.AsyncContextManagerMixin):
                         f"said 'not stopped', but {item.ambiguity or 'an earlier run'} may "
                         "already have stopped it; check the build"
                     )
+                elif outcome is Outcome.FAILED:  # a permanent transport failure
+                    detail = f"{_describe_reply(reply)}: permanent, not retried"
+                    if item.maybe_applied:
+                        detail += f"; {item.ambiguity} may have stopped it"
                 return _result(item, outcome, run, clock, detail)
 
             if reply.maybe_applied:
@@ -724,6 +839,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     item.ambiguity = f"attempt {item.attempts} ({_describe_reply(reply)})"
 
             wait = 0.0
+            took_budget = False
             if verdict is Verdict.STALE_CREDENTIAL:
                 refreshes += 1
                 if refreshes > 2 or not await client.refresh_credentials(
@@ -747,19 +863,24 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 transient += 1
                 if transient >= policy.max_attempts:
                     return self._give_up(item, f"gave up after {transient} failed attempts")
-                if not self.budget.try_withdraw():
-                    return self._give_up(
-                        item,
-                        "retry budget of the run exhausted (the server is failing many "
-                        "requests); not retried",
-                    )
                 wait = compute_backoff(policy, transient, self._random.random())
                 if retry_after is not None:
                     wait = max(wait, retry_after)
+                budget = self.budget.withdraw(clock.now())
+                took_budget = True
+                if budget.wait > 0:
+                    # Backpressure, not a verdict: wait for the budget, and slow the run.
+                    stats.budget_waits += 1
+                    wait = max(wait, budget.wait)
+                    if budget.slow_down:
+                        self._slow_down(pacer, started, budget.wait)
             if policy.deadline is not None and item.started_mono is not None:
-                spent = clock.now() + wait - item.started_mono
-                if spent > policy.deadline:
-                    return self._give_up(item, f"deadline of {policy.deadline:g} s reached")
+                now = clock.now()
+                resume = max(now + wait, pacer.gate.until)  # a throttling pause holds it too
+                if resume - item.started_mono > policy.deadline:
+                    if took_budget:
+                        self.budget.refund(now)
+                    return self._give_up(item, self._deadline_text(policy))
             log.info(
                 "stop.retry_scheduled",
                 job_id=target.job_id,
@@ -770,6 +891,90 @@ class StopRun(anyio.AsyncContextManagerMixin):
             )
             if wait > 0 and not await self._wait(wait):
                 return _aborted(item, run, clock, self._stop_reason or "run stopped")
+
+    @staticmethod
+    def _deadline_text(policy: RetryPolicy) -> str:
+        return f"deadline of {policy.deadline:g} s reached before the next attempt could start"
+
+    def _slow_down(self, pacer: Pacer, started: float, budget_wait: float) -> None:
+        """The retry budget is spent: tell the pacer (rule 5 of :mod:`bulkstop.pacing`)."""
+        before = pacer.rate
+        if pacer.slow_down(started):
+            log.info(
+                "pacing.slowed_down",
+                reason="retry budget spent",
+                rate=round(pacer.rate, 2),
+                previous=round(before, 2),
+                budget_wait=round(budget_wait, 3),
+            )
+
+    def _record_health(self, failed: bool) -> None:
+        """Feed the failing-server guard one answer; abort the run when it trips."""
+        health = self.server_health
+        if health.enabled and health.record(self._stopper.clock.now(), failed):
+            self._abort(ServerFailing(health.describe()))
+
+    # -- the first answers: is the call itself wrong? -------------------------------------
+
+    async def _judge_first_answer(self, fault: SystematicFault | None, reply: Reply) -> bool:
+        """Show a target's first answer to the guard; hold the target while it shows a fault
+        and the guard has not decided. Returns whether it was held."""
+        guard = self.first_answers
+        if fault is not None:
+            self._fault_example = reply
+        if guard.record(fault):
+            self._end_systematically()
+        elif not guard.watching:
+            self._first_answers_decided()
+        else:
+            await self._hold()
+            return True
+        return False
+
+    async def _hold(self) -> None:
+        """Wait, where :meth:`drain` can interrupt, until the first answers are judged."""
+        judged = self._judged
+        assert judged is not None
+        self._holding += 1
+        try:
+            self._conclude_if_stuck()
+            if not judged.is_set():
+                with anyio.CancelScope() as scope:
+                    self._waiting.add(scope)
+                    try:
+                        await judged.wait()
+                    finally:
+                        self._waiting.discard(scope)
+        finally:
+            self._holding -= 1
+
+    def _conclude_if_stuck(self) -> None:
+        """Every live worker holds a target: no further answer can come, so decide now."""
+        if self._closing or not self._holding or self._holding < self._workers_left:
+            return
+        if self.first_answers.conclude():
+            self._end_systematically()
+
+    def _first_answers_decided(self) -> None:
+        if self._judged is not None:
+            self._judged.set()
+
+    def _end_systematically(self) -> None:
+        guard = self.first_answers
+        example = self._fault_example
+        assert guard.fault is not None
+        assert example is not None
+        fault = SystematicFault(guard.fault)
+        count = f"{guard.seen} of {guard.seen} first calls"
+        if fault is SystematicFault.API_NOT_SERVED:
+            code = example.error_code or "without a CodeArts error code"
+            evidence = f"{example.http_status} {code} for {count}"
+            message = f"the endpoint does not serve this stop API ({evidence})"
+        else:
+            evidence = count
+            message = f"{example.error_msg or _FAULT_TEXT[fault]} ({evidence})"
+        self._abort(SystematicFailure(message, fault=fault, targets=guard.seen, evidence=evidence))
+        self._first_answers_decided()
 
     def _record_auth(self, reply: Reply, job_id: str) -> None:
         """Feed the auth breaker one answer; abort the run when it trips."""

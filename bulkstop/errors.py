@@ -7,8 +7,16 @@ Per-target failures are never exceptions: they are :class:`bulkstop.Result` reco
     ├── UsageError            the run cannot start: bad flags, missing credentials  (exit 2)
     │   └── InputError        the input cannot be read as a whole: file, format, header (exit 2)
     │       └── ReportMismatchError  --resume given a report of another input          (exit 2)
-    └── RunAborted            the run stopped early on purpose: threshold or breaker (exit 3)
-        └── CredentialsRejected   the auth circuit breaker tripped                    (exit 3)
+    └── RunAborted            the run stopped early on purpose; the rest is ``aborted``  (exit 3)
+        ├── CredentialsRejected   the auth circuit breaker tripped                    (exit 3)
+        ├── ServerFailing         the server failed (nearly) every call for a while   (exit 3)
+        └── SystematicFailure     the first answers show the call itself is wrong:    (exit 2)
+                                  a handful of targets were sent, the rest was not
+
+Every ``RunAborted`` is raised when the run's ``async with`` block is left, after every row's
+result was handed out: the rows not finished are ``aborted``, and ``--resume`` runs them.
+``SystematicFailure`` is one too — the run did start — but it says what ``UsageError`` says,
+that the run as asked cannot work, so the CLI exits 2 for it, as for a usage error.
 
 Lower-level errors (aiohttp, OSError, json, csv) are mapped to these once, where they occur,
 with ``raise ... from exc``; messages never carry a secret.
@@ -16,12 +24,19 @@ with ``raise ... from exc``; messages never carry a secret.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bulkstop.retry import SystematicFault
+
 __all__ = [
     "BulkstopError",
     "CredentialsRejected",
     "InputError",
     "ReportMismatchError",
     "RunAborted",
+    "ServerFailing",
+    "SystematicFailure",
     "UsageError",
 ]
 
@@ -51,3 +66,24 @@ class RunAborted(BulkstopError):
 
 class CredentialsRejected(RunAborted):
     """Consecutive authentication failures tripped the circuit breaker."""
+
+
+class ServerFailing(RunAborted):
+    """The server failed (nearly) every call for a sustained time (see FailingServerGuard)."""
+
+
+class SystematicFailure(RunAborted):
+    """The run's first answers all showed that the call itself is wrong.
+
+    ``fault`` says how (:class:`bulkstop.retry.SystematicFault`); ``targets`` how many
+    targets showed it, and ``evidence`` what they showed (e.g. ``"404 CB.00060214 for 5 of 5
+    first calls"``). ``str(exc)`` is the diagnosis; the CLI adds which flag to change.
+    """
+
+    def __init__(
+        self, message: str, *, fault: SystematicFault, targets: int, evidence: str
+    ) -> None:
+        super().__init__(message)
+        self.fault = fault
+        self.targets = targets
+        self.evidence = evidence

@@ -36,6 +36,7 @@ __all__ = [
     "ReplyKind",
     "Result",
     "Target",
+    "TransportFailure",
     "parse_target",
 ]
 
@@ -55,7 +56,7 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"  #: 400 other than throttling: invalid parameter or job id
     UNAUTHORIZED = "unauthorized"  #: 401: bad or expired credential
     FORBIDDEN = "forbidden"  #: 403: no permission on that job
-    FAILED = "failed"  #: transient errors until attempts, deadline or the retry budget ran out
+    FAILED = "failed"  #: transient errors until attempts or deadline ran out, or a bad certificate
     INVALID = "invalid"  #: the input row itself is unusable; never sent
     DUPLICATE = "duplicate"  #: an earlier row named the same (job_id, build_no); never sent
     ABORTED = "aborted"  #: the run ended (interrupt, threshold, breaker) before this row finished
@@ -204,6 +205,18 @@ class ReplyKind(enum.StrEnum):
     CONNECTION = "connection"  #: connect failure, reset, or a response cut short
 
 
+class TransportFailure(enum.StrEnum):
+    """Why a connection could not be made, where that says the call itself is wrong.
+
+    Set on a :class:`Reply` of kind ``connection`` by the client, which maps aiohttp's exception
+    classes to these once; any other connection failure (a reset, a cut answer) has none.
+    """
+
+    DNS = "dns"  #: the endpoint's host name does not resolve
+    REFUSED = "refused"  #: nothing listens at the endpoint's address and port
+    CERTIFICATE = "certificate"  #: the server's TLS certificate is not trusted (permanent)
+
+
 @dataclass(slots=True, kw_only=True)
 class OutgoingRequest:
     """One HTTP request before it is sent; auth adds headers (and must sign what is sent)."""
@@ -233,6 +246,8 @@ class Reply(NamedTuple):
     maybe_applied: bool = False
     #: the credential generation the request was signed with (see :mod:`bulkstop.auth`)
     credential_generation: int = 0
+    #: for a connection that could not be made: why, when that says the call itself is wrong
+    transport_failure: TransportFailure | None = None
 
 
 class Result(NamedTuple):

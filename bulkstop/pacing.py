@@ -36,15 +36,26 @@ The control law (kept here and only here):
 4. Every accepted answer to a request started after the last cut adds
    ``increase × rate_at_last_cut / rate`` to the rate: about ``increase × rate_at_last_cut``
    requests/s per second of success (additive increase, scale-free), never above ``max_rate``.
+   A transient failure (5xx, timeout, reset, unreadable answer) is accepted by the gateway —
+   it counts for ``accepted_last_second`` and closes a throttling streak — but adds nothing:
+   a failing server never talks the rate up.
+5. Backpressure: while retries find the run's retry budget spent and its debt deepening
+   (:mod:`bulkstop.retry`), the engine says so with :meth:`Pacer.slow_down`, and the rate is
+   cut like a throttle cut — ``rate ← max(min_rate, decrease × rate)`` — under the first two
+   conditions of rule 2 (a request started after the last cut, ``hold`` seconds since it).
+   There is no pause: the retry waits for its budget, and first attempts go on at the lower
+   rate until successes raise it again by rule 4.
 
 So the rate rides just under the server's limit: it creeps up by a few percent a second,
-meets the limit, and falls back to ``target`` × what the server allowed.
+meets the limit, and falls back to ``target`` × what the server allowed; and it sinks, a cut a
+second at most, while the server fails more calls than the retry budget pays for.
 """
 
 from __future__ import annotations
 
 import collections
 import math
+from typing import overload
 
 from bulkstop.clock import Clock, MonotonicClock
 
@@ -119,12 +130,18 @@ class PauseGate:
     def is_paused(self, now: float) -> bool:
         return now < self.until
 
-    async def wait(self) -> None:
-        """Return once no pause is in force (re-checking, since a pause may be extended)."""
+    async def wait(self, deadline: float | None = None) -> bool:
+        """Return ``True`` once no pause is in force (re-checking, since a pause may be extended).
+
+        With a ``deadline``, return ``False`` instead, at once, as soon as the pause in force
+        ends after it: a caller with a deadline never waits out a pause it cannot outlast.
+        """
         while True:
             remaining = self.until - self._clock.now()
             if remaining <= 0:
-                return
+                return True
+            if deadline is not None and self.until > deadline:
+                return False
             await self._clock.sleep(remaining)
 
     def __repr__(self) -> str:
@@ -208,15 +225,37 @@ class ThrottleControl:
 
     def on_accepted(self, started_at: float, now: float) -> None:
         """An answer that was not a throttling one (success or an ordinary error)."""
+        self.on_failed(started_at, now)
+        if started_at >= self.last_cut and self.rate < self.max_rate:
+            step = self.increase * self.rate_at_cut / self.rate
+            self.rate = min(self.max_rate, self.rate + step)
+
+    def on_failed(self, started_at: float, now: float) -> None:
+        """A transient failure: the gateway let the request through, the server failed it."""
         self.consecutive_throttles = 0
         self._accepted.append(started_at)
         if started_at >= self.last_cut:
             self._accepted_since_cut += 1
         if len(self._accepted) > 4096:  # bound the memory whatever the rate
             self.accepted_last_second(now)
-        if started_at >= self.last_cut and self.rate < self.max_rate:
-            step = self.increase * self.rate_at_cut / self.rate
-            self.rate = min(self.max_rate, self.rate + step)
+
+    def on_overloaded(self, started_at: float, now: float) -> bool:
+        """Rule 5: the retry budget is spent; cut the rate when rule 2's timing allows.
+
+        ``started_at`` is the start of the request whose failure found the budget spent.
+        Returns whether the rate was cut.
+        """
+        if started_at < self.last_cut or now - self.last_cut < self.hold:
+            return False
+        self._cut(max(self.min_rate, self.decrease * self.rate), now)
+        return True
+
+    def _cut(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.rate_at_cut = rate
+        self.last_cut = now
+        self._accepted_since_cut = 0
+        self.cuts += 1
 
     def on_throttled(self, started_at: float, now: float, retry_after: float | None) -> float:
         """A throttling answer: maybe cut the rate; return how long everyone should pause."""
@@ -234,11 +273,7 @@ class ThrottleControl:
                 new_rate = measured
             else:
                 new_rate = self.decrease * self.rate
-            self.rate = max(self.min_rate, new_rate)
-            self.rate_at_cut = self.rate
-            self.last_cut = now
-            self._accepted_since_cut = 0
-            self.cuts += 1
+            self._cut(max(self.min_rate, new_rate), now)
         if retry_after is not None:
             return retry_after  # the caller caps it (RetryPolicy.max_retry_after)
         growth = self.pause_growth ** (self.consecutive_throttles - 1)
@@ -255,7 +290,8 @@ class Pacer:
     """Limiter + pause gate + control law, shared by every worker of one or more runs.
 
     ``await pacer.acquire()`` returns when a request may start and gives its start time;
-    report the answer with :meth:`on_accepted` or :meth:`on_throttled` passing that time.
+    report the answer with :meth:`on_accepted`, :meth:`on_failed` or :meth:`on_throttled`
+    passing that time, and a spent retry budget with :meth:`slow_down`.
     With ``adaptive=False`` the rate stays fixed (throttling still pauses).
     """
 
@@ -293,13 +329,30 @@ class Pacer:
         self.limiter.reserve(now)
         return now
 
-    async def acquire(self) -> float:
-        """Wait for a start slot outside any pause; return the start time."""
+    @overload
+    async def acquire(self) -> float: ...
+
+    @overload
+    async def acquire(self, until: float) -> float | None: ...
+
+    async def acquire(self, until: float | None = None) -> float | None:
+        """Wait for a start slot outside any pause; return the start time.
+
+        With ``until`` (a clock time: a target's deadline), return ``None`` instead as soon as
+        it is clear that no slot can be had by then — a pause that ends later, or a slot
+        beyond it — without waiting for it and without reserving a slot. Nothing then waits
+        past ``until``.
+        """
         clock = self.clock
+        limiter = self.limiter
         while True:
-            await self.gate.wait()
-            slot = self.limiter.reserve(clock.now())
-            delay = slot - clock.now()
+            if not await self.gate.wait(until):
+                return None
+            now = clock.now()
+            if until is not None and limiter.next_slot(now) > until:
+                return None
+            slot = limiter.reserve(now)
+            delay = slot - now
             if delay > 0:
                 await clock.sleep(delay)
             now = clock.now()
@@ -313,6 +366,20 @@ class Pacer:
             control.on_accepted(started_at, self.clock.now())
             if control.rate != self.limiter.rate:
                 self.limiter.set_rate(control.rate)
+
+    def on_failed(self, started_at: float) -> None:
+        """Record a transient failure (rule 4: it never raises the rate)."""
+        if self.adaptive:
+            self.control.on_failed(started_at, self.clock.now())
+
+    def slow_down(self, started_at: float) -> bool:
+        """Rule 5: the retry budget is spent. Returns whether the rate was cut."""
+        if not self.adaptive:
+            return False
+        if not self.control.on_overloaded(started_at, self.clock.now()):
+            return False
+        self.limiter.set_rate(self.control.rate)
+        return True
 
     def on_throttled(self, started_at: float, retry_after: float | None = None) -> float:
         """Record a throttling answer; pause everyone; return the pause length."""

@@ -3,12 +3,35 @@
 Three pieces, all free of I/O so they are tested without sleeping:
 
 * :func:`classify` turns one :class:`~bulkstop.models.Reply` into a :class:`Decision`:
-  a final outcome, or a reason to retry (transient, throttled, stale credential).
-  This is the one place that knows which CodeArts codes mean what.
+  a final outcome, or a reason to retry (transient, throttled, stale credential), and whether
+  the answer shows that the call itself is wrong (a :class:`SystematicFault`: the stop API is
+  not served there, the host does not resolve, nothing listens, the certificate is not
+  trusted). This is the one place that knows which CodeArts codes mean what.
 * :class:`RetryPolicy` is a small frozen value (attempts, backoff, deadline) and
   :func:`compute_backoff` the pure exponential-backoff-with-full-jitter function.
-* :class:`RetryBudget` is shared by a whole run, so a dying server is not hammered:
-  every first attempt deposits ``ratio`` tokens, every transient retry withdraws one.
+* :class:`RetryBudget` is shared by a whole run, so a failing server is not hammered. It is
+  backpressure, never a verdict: a target ends ``failed`` only by its own attempts or its own
+  deadline. The law:
+
+  1. The budget holds at most ``capacity`` tokens (it starts full, at ``reserve``). Every first
+     attempt adds ``ratio`` tokens and time adds ``refill`` tokens a second.
+  2. A transient retry takes one token. When one is there it goes after its backoff as usual.
+     When none is, it takes one on credit (the balance goes below zero) and waits until time
+     has paid its debt: ``wait = -balance / refill``, after which it goes (its backoff and any
+     ``Retry-After`` still apply if longer).
+  3. While the debt deepens — a retry takes credit and the debt is then deeper than when the
+     run was last told to slow down (or it is the first credit since the budget was last out of
+     debt) — the engine tells the pacer to slow down (:mod:`bulkstop.pacing`, rule 5), so
+     first attempts come slower too. A debt that holds or shrinks says the last slow-down is
+     working: the rate is not cut again for it.
+  4. So retries never run above ``ratio`` × the first attempts + ``refill`` a second, and a
+     failing server sees its request rate drop; yet no retry waits for ever: every worker holds
+     at most one token on credit, so the debt never exceeds the number of workers and a wait
+     never exceeds ``concurrency / refill`` seconds, whatever the others do — all workers
+     waiting for budget still make progress, paid by time alone.
+
+  A run whose server fails (nearly) everything for long is ended as a whole by
+  :class:`bulkstop.guards.FailingServerGuard`, not one target at a time by the budget.
 
 Throttled answers are treated apart from transient failures: the gateway said "not now",
 not "broken". They are paced by :mod:`bulkstop.pacing` (a run-wide pause and a lower rate),
@@ -24,16 +47,20 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
-from bulkstop.models import Outcome, Reply, ReplyKind
+from bulkstop.models import Outcome, Reply, ReplyKind, TransportFailure
 
 __all__ = [
     "THROTTLE_CODES",
     "TOKEN_EXPIRED_CODE",
+    "URL_NOT_FOUND_CODE",
     "Decision",
     "RetryBudget",
     "RetryPolicy",
+    "SystematicFault",
     "Verdict",
+    "Withdrawal",
     "classify",
     "compute_backoff",
     "parse_retry_after",
@@ -43,6 +70,8 @@ __all__ = [
 THROTTLE_CODES: frozenset[str] = frozenset({"APIG.0308", "CB.00060211"})
 #: "The token must be updated." — refresh the credential once, then retry.
 TOKEN_EXPIRED_CODE = "APIG.0307"  # noqa: S105 - an error code, not a secret
+#: 404 "URL not found": the route, not the job, is unknown (the stop API is not served there).
+URL_NOT_FOUND_CODE = "CB.00060214"
 
 
 class Verdict(enum.Enum):
@@ -52,10 +81,25 @@ class Verdict(enum.Enum):
     STALE_CREDENTIAL = "stale_credential"  #: refresh the credential once, then retry
 
 
+class SystematicFault(enum.StrEnum):
+    """An answer that says the call itself is wrong, not something about one target.
+
+    Whether it ends the run is for :class:`bulkstop.guards.SystematicFaultGuard` to say: only
+    when the run's first answers all show the same one.
+    """
+
+    API_NOT_SERVED = "api_not_served"  #: 404 CB.00060214, or a 404 without a CodeArts error code
+    DNS = "dns"  #: the endpoint's host does not resolve
+    REFUSED = "refused"  #: nothing listens at the endpoint
+    CERTIFICATE = "certificate"  #: the server's TLS certificate is not trusted
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     verdict: Verdict
     outcome: Outcome | None = None
+    #: set when the answer shows the call itself is wrong (see :class:`SystematicFault`)
+    fault: SystematicFault | None = None
 
     @property
     def retryable(self) -> bool:
@@ -73,6 +117,16 @@ _NOT_STOPPED = Decision(Verdict.FINAL, Outcome.NOT_STOPPED)
 _TRANSIENT = Decision(Verdict.TRANSIENT)
 _THROTTLED = Decision(Verdict.THROTTLED)
 _STALE = Decision(Verdict.STALE_CREDENTIAL)
+_API_NOT_SERVED = Decision(Verdict.FINAL, Outcome.NOT_FOUND, SystematicFault.API_NOT_SERVED)
+_BY_TRANSPORT_FAILURE: dict[TransportFailure, Decision] = {
+    # A name that does not resolve or a port nobody listens on can be a passing hiccup: retried.
+    TransportFailure.DNS: Decision(Verdict.TRANSIENT, fault=SystematicFault.DNS),
+    TransportFailure.REFUSED: Decision(Verdict.TRANSIENT, fault=SystematicFault.REFUSED),
+    # An untrusted certificate stays untrusted: never retried.
+    TransportFailure.CERTIFICATE: Decision(
+        Verdict.FINAL, Outcome.FAILED, SystematicFault.CERTIFICATE
+    ),
+}
 
 
 def classify(reply: Reply) -> Decision:
@@ -83,6 +137,8 @@ def classify(reply: Reply) -> Decision:
     if kind is ReplyKind.NOT_STOPPED:
         return _NOT_STOPPED
     if kind is not ReplyKind.HTTP_ERROR:
+        if reply.transport_failure is not None:
+            return _BY_TRANSPORT_FAILURE[reply.transport_failure]
         return _TRANSIENT  # timeout, connection, unreadable 2xx
     status = reply.http_status or 0
     if reply.error_code in THROTTLE_CODES or status == 429:
@@ -91,6 +147,10 @@ def classify(reply: Reply) -> Decision:
         return _STALE
     if status >= 500 or status == 408:
         return _TRANSIENT
+    if status == 404 and reply.error_code in (URL_NOT_FOUND_CODE, ""):
+        # CodeArts names an unknown job with its own code; "URL not found", or a 404 that is
+        # not CodeArts' at all (a gateway's page), is about the route the call took.
+        return _API_NOT_SERVED
     outcome = _FINAL_BY_STATUS.get(status, Outcome.REJECTED)
     return Decision(Verdict.FINAL, outcome)
 
@@ -169,45 +229,82 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - reference).total_seconds())
 
 
-class RetryBudget:
-    """A run-wide allowance of transient retries (after Finagle's RetryBudget).
+class Withdrawal(NamedTuple):
+    """What :meth:`RetryBudget.withdraw` says to one retry."""
 
-    Starts with ``reserve`` tokens; every first attempt deposits ``ratio``; every transient
-    retry withdraws 1 and is refused when less than 1 is left. With the defaults a run of N
-    targets against a server that fails everything makes at most ``reserve + 0.2 × N`` retries
-    instead of ``(max_attempts - 1) × N``.
+    #: seconds until its token is there (0.0: at once)
+    wait: float = 0.0
+    #: the debt deepened: tell the pacer to slow down (rule 3 of the law)
+    slow_down: bool = False
+
+
+_NO_WAIT = Withdrawal()
+
+
+class RetryBudget:
+    """The run-wide allowance of transient retries: it slows retries down, never refuses one.
+
+    The law is in the module docstring. All methods take the clock's ``now``; nothing here
+    waits: :meth:`withdraw` says how long the caller must, and whether to slow the run.
 
     Attributes:
-        ratio: tokens deposited per first attempt.
-        reserve: tokens at the start, so small runs can retry at all.
-        balance: tokens left now.
-        refused: retries refused so far.
+        ratio: tokens each first attempt earns.
+        refill: tokens time earns per second (> 0: what guarantees progress).
+        capacity: most tokens kept; the budget starts full.
+        balance: tokens as of ``updated``; below zero while retries wait on credit.
+        updated: the clock time ``balance`` was brought up to.
+        debt_at_slowdown: the debt when the run was last told to slow down (0 once repaid).
+        waits: retries so far that found no token and had to wait for one.
     """
 
-    __slots__ = ("balance", "ratio", "refused", "reserve")
+    __slots__ = ("balance", "capacity", "debt_at_slowdown", "ratio", "refill", "updated", "waits")
 
-    def __init__(self, *, ratio: float = 0.2, reserve: float = 20.0) -> None:
+    def __init__(
+        self, *, ratio: float = 0.2, reserve: float = 20.0, refill: float = 2.0, now: float = 0.0
+    ) -> None:
         if ratio < 0 or reserve < 0:
             raise ValueError("ratio and reserve must be ≥ 0")
+        if not (refill > 0 and math.isfinite(refill)):
+            raise ValueError(f"refill must be a positive number of tokens a second, got {refill!r}")
         self.ratio = ratio
-        self.reserve = reserve
-        self.balance = reserve
-        self.refused = 0
+        self.refill = refill
+        self.capacity = float(reserve)
+        self.balance = float(reserve)
+        self.updated = now
+        self.debt_at_slowdown = 0.0
+        self.waits = 0
 
-    def deposit(self) -> None:
+    def _credit(self, now: float, tokens: float) -> None:
+        if now > self.updated:
+            tokens += self.refill * (now - self.updated)
+            self.updated = now
+        self.balance = min(self.capacity, self.balance + tokens)
+        if self.balance >= 0:
+            self.debt_at_slowdown = 0.0
+
+    def deposit(self, now: float) -> None:
         """Credit one first attempt."""
-        self.balance += self.ratio
+        self._credit(now, self.ratio)
 
-    def try_withdraw(self) -> bool:
-        """Take one retry; ``False`` when the budget is spent."""
-        if self.balance >= 1.0 - 1e-9:  # tolerate float drift of many 0.2 deposits
-            self.balance -= 1.0
-            return True
-        self.refused += 1
-        return False
+    def withdraw(self, now: float) -> Withdrawal:
+        """Take one token for a retry: how long to wait for it, and whether to slow the run."""
+        self._credit(now, 0.0)
+        self.balance -= 1.0
+        if self.balance >= -1e-9:  # tolerate float drift of many 0.2 deposits
+            return _NO_WAIT
+        self.waits += 1
+        debt = -self.balance
+        deeper = debt > self.debt_at_slowdown + 1e-9
+        if deeper:
+            self.debt_at_slowdown = debt
+        return Withdrawal(debt / self.refill, deeper)
+
+    def refund(self, now: float) -> None:
+        """Give back a token taken for a retry that will not be sent (its deadline came first)."""
+        self._credit(now, 1.0)
 
     def __repr__(self) -> str:
         return (
-            f"RetryBudget(balance={self.balance:.1f}, ratio={self.ratio}, "
-            f"reserve={self.reserve}, refused={self.refused})"
+            f"RetryBudget(balance={self.balance:.2f}, capacity={self.capacity:g}, "
+            f"ratio={self.ratio:g}, refill={self.refill:g}/s, waits={self.waits})"
         )

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,13 +16,20 @@ import aiohttp
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 from aioresponses import aioresponses
+from netfaults import (
+    UNRESOLVABLE_HOST,
+    NoSuchHostResolver,
+    SelfSignedTLSServer,
+    closed_port,
+    self_signed_certificate,
+)
 from yarl import URL
 
 from bulkstop.auth import TokenAuth
 from bulkstop.client import CodeArtsClient, check_endpoint, region_endpoint, resolve_endpoint
 from bulkstop.errors import UsageError
-from bulkstop.models import Outcome, Reply, ReplyKind, Target
-from bulkstop.retry import Decision, Verdict, classify, parse_retry_after
+from bulkstop.models import Outcome, Reply, ReplyKind, Target, TransportFailure
+from bulkstop.retry import Decision, SystematicFault, Verdict, classify, parse_retry_after
 from bulkstop.transport import CUT_MARK
 
 TOKEN = "tok-SENTINEL-7f3a9c1e5b"  # distinctive, so a leak is easy to spot
@@ -33,6 +41,7 @@ V3_URL = f"{ENDPOINT}/v3/jobs/{JOB_ID}/20/stop"
 V1_URL = f"{ENDPOINT}/v1/job/{JOB_ID}/stop?build_no=20"
 URL_OF_API = {"legacy": LEGACY_URL, "v3": V3_URL, "v1": V1_URL}
 HTML = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+API_NOT_SERVED = SystematicFault.API_NOT_SERVED
 
 
 class _Response(aiohttp.ClientResponse):
@@ -75,10 +84,11 @@ def sent(mocked: aioresponses, url: str) -> dict[str, Any]:
 
 
 def connector_error() -> aiohttp.ClientConnectorError:
+    """A connect failure that says nothing about the endpoint itself (no route, for now)."""
     key = ConnectionKey(
         "cloudbuild-ext.cn-north-4.myhuaweicloud.com", 443, True, True, None, None, None, None
     )
-    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+    return aiohttp.ClientConnectorError(key, OSError(errno.ENETUNREACH, "unreachable"))
 
 
 # --- what is sent -------------------------------------------------------------------------------
@@ -420,7 +430,11 @@ _ERRORS = [
     (400, "CB.00060211", Decision(Verdict.THROTTLED), False),
     (500, "CB.00060211", Decision(Verdict.THROTTLED), False),
     (429, "APIG.0308", Decision(Verdict.THROTTLED), False),
-    (404, "CB.00060214", Decision(Verdict.FINAL, Outcome.NOT_FOUND), False),
+    # "URL not found", or a 404 that is not CodeArts' own: the route is wrong, not the target
+    (404, "CB.00060214", Decision(Verdict.FINAL, Outcome.NOT_FOUND, API_NOT_SERVED), False),
+    (404, "", Decision(Verdict.FINAL, Outcome.NOT_FOUND, API_NOT_SERVED), False),
+    # an unknown job, in CodeArts' own words: about the target only
+    (404, "CB.00060404", Decision(Verdict.FINAL, Outcome.NOT_FOUND), False),
     (401, "APIG.0301", Decision(Verdict.FINAL, Outcome.UNAUTHORIZED), False),
     (401, "APIG.0307", Decision(Verdict.STALE_CREDENTIAL), False),
     (403, "CB.00060403", Decision(Verdict.FINAL, Outcome.FORBIDDEN), False),
@@ -534,12 +548,87 @@ async def test_timeout_message_names_the_configured_timeout(mocked: aioresponses
 
 
 @pytest.mark.anyio
-async def test_connect_failure_message_names_the_os_error(mocked: aioresponses) -> None:
+async def test_connect_failure_message_names_the_host_and_the_os_error(
+    mocked: aioresponses,
+) -> None:
     mocked.post(LEGACY_URL, exception=connector_error())
 
     reply = await stop_once()
 
-    assert reply.error_msg == f"cannot connect: [Errno {errno.ECONNREFUSED}] refused"
+    assert reply.error_msg == (
+        "cannot connect to cloudbuild-ext.cn-north-4.myhuaweicloud.com:443: "
+        f"[Errno {errno.ENETUNREACH}] unreachable"
+    )
+    assert reply.transport_failure is None
+
+
+# --- connect failures that say the endpoint is wrong (real sockets on loopback) -------------------
+
+
+@pytest.mark.anyio
+async def test_a_refused_connection_is_a_refused_transport_failure() -> None:
+    port = closed_port()
+
+    reply = await stop_once(endpoint=f"http://127.0.0.1:{port}")
+
+    assert (reply.kind, reply.transport_failure, reply.maybe_applied) == (
+        ReplyKind.CONNECTION,
+        TransportFailure.REFUSED,
+        False,
+    )
+    assert reply.error_msg == f"connection refused by 127.0.0.1:{port}"
+    assert classify(reply) == Decision(Verdict.TRANSIENT, fault=SystematicFault.REFUSED)
+
+
+@pytest.mark.anyio
+async def test_a_host_that_does_not_resolve_is_a_dns_transport_failure() -> None:
+    resolver = NoSuchHostResolver()  # no network: the lookup fails as a resolver's does
+    connector = aiohttp.TCPConnector(resolver=resolver)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        reply = await stop_once(endpoint=f"https://{UNRESOLVABLE_HOST}", session=session)
+
+    assert resolver.lookups
+    assert set(resolver.lookups) == {UNRESOLVABLE_HOST}
+    assert (reply.kind, reply.transport_failure, reply.maybe_applied) == (
+        ReplyKind.CONNECTION,
+        TransportFailure.DNS,
+        False,
+    )
+    assert reply.error_msg == f"cannot resolve host {UNRESOLVABLE_HOST}"
+    assert classify(reply) == Decision(Verdict.TRANSIENT, fault=SystematicFault.DNS)
+
+
+@pytest.mark.anyio
+async def test_an_untrusted_certificate_is_a_permanent_certificate_failure(
+    tmp_path: Path,
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    with SelfSignedTLSServer(cert, key) as server:
+        reply = await stop_once(endpoint=server.url)
+
+    assert (reply.kind, reply.transport_failure, reply.maybe_applied) == (
+        ReplyKind.CONNECTION,
+        TransportFailure.CERTIFICATE,
+        False,
+    )
+    assert reply.error_msg.startswith(f"certificate of 127.0.0.1:{server.port} not trusted: ")
+    assert classify(reply) == Decision(
+        Verdict.FINAL, Outcome.FAILED, SystematicFault.CERTIFICATE
+    )  # never retried
+
+
+@pytest.mark.anyio
+async def test_a_certificate_trusted_through_the_ca_bundle_is_no_certificate_failure(
+    tmp_path: Path,
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    with SelfSignedTLSServer(cert, key) as server:
+        # trusted now: the handshake succeeds and the server hangs up without an answer
+        reply = await stop_once(endpoint=server.url, ca_bundle=cert)
+
+    assert reply.kind is ReplyKind.CONNECTION
+    assert reply.transport_failure is None
+    assert server.handshakes == 1
 
 
 # --- session ownership --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +31,18 @@ from typing import Any
 import pytest
 import structlog
 from click.testing import CliRunner, Result
+from netfaults import (
+    UNRESOLVABLE_HOST,
+    SelfSignedTLSServer,
+    closed_port,
+    resolver_is_quick,
+    self_signed_certificate,
+)
 
 from bulkstop.cli import main
 from bulkstop.models import Outcome
 from bulkstop.report import LoadedReport, load_report
-from bulkstop.simulator import Simulator, SimulatorConfig
+from bulkstop.simulator import FaultConfig, Simulator, SimulatorConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -517,6 +524,162 @@ def test_wrong_token_reports_every_row_unauthorized_or_aborted(
         assert outcomes == {Outcome.UNAUTHORIZED: 30}
     assert WRONG_TOKEN not in result.stderr
     assert WRONG_TOKEN not in report.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# A call that is wrong: the run ends after a handful of targets and says what to change
+
+
+@dataclass(frozen=True, slots=True)
+class WrongCall:
+    """An endpoint that cannot work, and the words the summary must use for it."""
+
+    name: str
+    says: tuple[str, ...]
+
+
+WRONG_CALLS = [
+    WrongCall(
+        "api-not-served",
+        (
+            "ABORTED (the call is wrong): this endpoint does not serve the legacy stop API "
+            "(404 CB.00060214 for 5 of 5 first calls); try --api v3 or --api v1",
+        ),
+    ),
+    WrongCall(
+        "refused", ("connection refused by 127.0.0.1:", "(5 of 5 first calls)", "--endpoint")
+    ),
+    WrongCall(
+        "certificate",
+        ("certificate of 127.0.0.1:", "not trusted", "(5 of 5 first calls)", "--ca-bundle"),
+    ),
+    WrongCall(
+        "dns",
+        (f"cannot resolve host {UNRESOLVABLE_HOST} (5 of 5 first calls)", "--endpoint/--region"),
+    ),
+]
+
+
+@pytest.fixture
+def wrong_endpoint(
+    request: pytest.FixtureRequest, tmp_path: Path, start_simulator: Any
+) -> Iterator[tuple[str, Callable[[], int]]]:
+    """``(endpoint, sent)`` for the wrong call named by the test's parameter; ``sent()`` says
+    how many calls reached it (TCP connections or TLS handshakes where nothing answers)."""
+    case: WrongCall = request.param
+    if case.name == "api-not-served":
+        simulator = start_simulator(finished_ratio=0.0, stop_apis=frozenset({"v1"}))
+        yield simulator.url, lambda: int(simulator.stats()["requests_total"])
+    elif case.name == "refused":
+        yield f"http://127.0.0.1:{closed_port()}", lambda: 0
+    elif case.name == "certificate":
+        cert, key = self_signed_certificate(tmp_path)
+        with SelfSignedTLSServer(cert, key) as server:
+            yield server.url, lambda: server.handshakes
+    else:
+        if not resolver_is_quick():
+            pytest.skip(f"this machine's resolver does not answer for {UNRESOLVABLE_HOST} at once")
+        yield f"https://{UNRESOLVABLE_HOST}", lambda: 0
+
+
+@pytest.mark.parametrize(
+    ("wrong_endpoint", "says"),
+    [(case, case.says) for case in WRONG_CALLS],
+    ids=[case.name for case in WRONG_CALLS],
+    indirect=["wrong_endpoint"],
+)
+def test_a_wrong_call_ends_the_run_early_with_exit_2_and_says_what_to_change(
+    tmp_path: Path, wrong_endpoint: tuple[str, Callable[[], int]], says: tuple[str, ...]
+) -> None:
+    endpoint, sent = wrong_endpoint
+    pairs = [(RUNNING_JOB, n) for n in range(1, 301)]
+    source = write_csv(tmp_path / "targets.csv", pairs)
+    report = tmp_path / "report.csv"
+
+    result = invoke(
+        [str(source), "--endpoint", endpoint, "--report", str(report), *FAST],
+        env={"CODEARTS_TOKEN": TOKEN},
+    )
+
+    assert result.exit_code == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    for part in says:
+        assert part in result.stderr, result.stderr
+    assert f"--report {report} --resume" in result.stderr
+    records = by_line(load_report(report))
+    assert sorted(records) == list(range(2, 302))
+    # a handful were sent, once each (nothing retried); nothing is settled: all resumable
+    assert {r.outcome for r in records.values()} == {Outcome.ABORTED}
+    tried = [r for r in records.values() if r.attempts]
+    assert 5 <= len(tried) <= 5 + 8
+    assert {r.attempts for r in tried} == {1}
+    assert sent() <= len(tried)
+
+
+def test_a_run_ended_by_a_wrong_api_is_finished_by_a_resume_with_the_right_one(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    simulator = start_simulator(finished_ratio=0.0, stop_apis=frozenset({"v3"}))
+    pairs = [(RUNNING_JOB, n) for n in range(1, 61)]
+    source = write_csv(tmp_path / "targets.csv", pairs)
+    report = tmp_path / "report.csv"
+    args = [str(source), *against(simulator, report)]
+
+    first = invoke(args, env={"CODEARTS_TOKEN": TOKEN})
+    assert first.exit_code == 2, first.stderr
+    again = invoke([*args, "--resume", "--api", "v3"], env={"CODEARTS_TOKEN": TOKEN})
+
+    assert again.exit_code == 0, again.stderr
+    stopped = frozenset({Outcome.STOPPED})
+    check_report(
+        load_report(report), [Row(n, j, str(b), stopped) for n, (j, b) in enumerate(pairs, 2)]
+    )
+    assert simulator.stats()["effective_stops"] == 60
+
+
+# --------------------------------------------------------------------------------------------
+# A failing server: the run ends as a whole, resumable
+
+
+@pytest.mark.parametrize(("window", "exit_code"), [("1", 3), ("0", 1)], ids=["1s", "off"])
+def test_a_server_failing_every_call_aborts_the_run_after_the_window(
+    tmp_path: Path, start_simulator: Any, window: str, exit_code: int
+) -> None:
+    simulator = start_simulator(finished_ratio=0.0, faults=FaultConfig(error_500=1.0))
+    pairs = [(RUNNING_JOB, n) for n in range(1, 101)]
+    source = write_csv(tmp_path / "targets.csv", pairs)
+    report = tmp_path / "report.csv"
+    # one attempt each at 50/s: the run lasts two seconds, a window of one is over first
+    pace = ["--rate", "50", "--max-attempts", "1", "--progress", "never"]
+
+    result = invoke(
+        [
+            str(source),
+            "--endpoint",
+            simulator.url,
+            "--report",
+            str(report),
+            *pace,
+            "--failing-server-window",
+            window,
+        ],
+        env={"CODEARTS_TOKEN": TOKEN},
+    )
+
+    assert result.exit_code == exit_code, result.stderr
+    records = by_line(load_report(report))
+    assert sorted(records) == list(range(2, 102))
+    outcomes = Counter(r.outcome for r in records.values())
+    if exit_code == 3:
+        assert "ABORTED (server failing): the server failed 100 % of calls for the last 1 s" in (
+            result.stderr
+        )
+        assert f"--report {report} --resume" in result.stderr
+        assert set(outcomes) == {Outcome.FAILED, Outcome.ABORTED}
+        assert simulator.stats()["stop_requests"] == outcomes[Outcome.FAILED] < 100
+    else:
+        assert outcomes == {Outcome.FAILED: 100}
+        assert "ABORTED" not in result.stderr
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,8 +31,10 @@ from bulkstop import (
     Pacer,
     Result,
     RetryPolicy,
+    RunAborted,
     RunSettings,
     RunStats,
+    ServerFailing,
     Stopper,
     TokenAuth,
 )
@@ -76,6 +78,7 @@ class Run:
     results: list[Result]
     stats: RunStats
     server: dict[str, Any]
+    aborted: RunAborted | None = None
 
     def by_target(self) -> dict[Key, Result]:
         return {(r.job_id, int(r.build_no)): r for r in self.results}
@@ -97,9 +100,13 @@ async def stop_all(
     policy: RetryPolicy = POLICY,
     pacer: Pacer | None = None,
     settings: dict[str, Any] | None = None,
+    call_timeout: float | None = None,
 ) -> Run:
-    """Stop ``rows`` against a fresh simulator; return the results and the server's stats."""
-    timeout = HANG_TIMEOUT if config.faults.hang else TIMEOUT
+    """Stop ``rows`` against a fresh simulator; return the results, the server's stats, and
+    what ended the run early if something did."""
+    timeout = call_timeout
+    if timeout is None:
+        timeout = HANG_TIMEOUT if config.faults.hang else TIMEOUT
     async with Simulator(config) as simulator:
         async with CodeArtsClient(
             simulator.url, TokenAuth(TOKEN), timeout=timeout, pool_size=CONCURRENCY
@@ -112,13 +119,19 @@ async def stop_all(
                 ),
             )
             run = stopper.run(list(rows))
-            async with run as results:
-                collected = [result async for result in results]
+            collected: list[Result] = []
+            aborted: RunAborted | None = None
+            try:
+                async with run as results:
+                    async for result in results:
+                        collected.append(result)
+            except RunAborted as exc:
+                aborted = exc
         # The statistics endpoint, as an operator would read it (it needs no credential).
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{simulator.url}/_sim/stats", params={"targets": "1"}) as got:
                 server = await got.json()
-    return Run(list(rows), collected, run.stats, server)
+    return Run(list(rows), collected, run.stats, server, aborted)
 
 
 def assert_one_result_per_row(run: Run) -> None:
@@ -316,20 +329,73 @@ async def test_mixed_faults_and_throttling_never_lose_a_row() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# A dying server
+# A storm: many faults of every kind, for a while
 
 
-async def test_dying_server_fails_every_target_within_the_retry_budget() -> None:
-    count = 60
-    run = await stop_all(running(faults=FaultConfig(error_500=1.0)), targets(count))
+#: 30 % of the calls fail, 5 % for each kind of fault.
+STORM = {kind: 0.05 for kind in FAULT_KINDS}
+#: How long a hung call of the storm lasts, and the client's timeout there: short, since the
+#: storm hangs some thirty calls (a spurious timeout is one more transient failure, retried).
+STORM_HANG = 0.25
+
+
+@pytest.mark.parametrize("after_stop", [0.0, 1.0], ids=["before-stop", "after-stop"])
+async def test_a_fault_storm_fails_no_target_that_still_had_attempts_left(
+    after_stop: float,
+) -> None:
+    """The run-wide retry budget only slows the run down: under a storm a target ends
+    ``failed`` by its own attempts, never after one or two because the run had spent its
+    budget."""
+    policy = RetryPolicy(
+        max_attempts=10, initial_backoff=0.01, max_backoff=0.05, max_retry_after=0.05
+    )
+    faults = FaultConfig(**STORM, after_stop=after_stop, hang_seconds=STORM_HANG)
+    # a budget with no reserve, refilled at 60 tokens a second: the storm spends it at once,
+    # and retries wait for it
+    run = await stop_all(
+        running(faults=faults),
+        targets(400),
+        policy=policy,
+        pacer=Pacer(rate=500),
+        settings={"budget_reserve": 0.0, "budget_refill": 60.0},
+        call_timeout=STORM_HANG,
+    )
 
     assert_one_result_per_row(run)
     assert_server_agrees(run)
-    assert run.outcomes() == {Outcome.FAILED: count}
-    defaults = RunSettings()
-    budget = defaults.budget_reserve + defaults.budget_ratio * count
-    assert run.stats.requests <= count + budget
+    assert sum(run.server["faults"].values()) > 100
+    assert run.stats.budget_waits > 0  # the budget was spent, and made retries wait
+    cut_short = [r for r in run.results if r.outcome is Outcome.FAILED and r.attempts < 10]
+    assert cut_short == []
+    assert set(run.outcomes()) <= {Outcome.STOPPED, Outcome.UNCERTAIN, Outcome.FAILED}
+
+
+# --------------------------------------------------------------------------------------------
+# A dying server
+
+
+async def test_a_dying_server_ends_the_run_and_leaves_the_rest_unsent() -> None:
+    """Every call fails: targets that used up their own attempts are ``failed``; once the
+    server has failed everything for the guard's window the run ends, and the rest is
+    ``aborted``, unsent, for ``--resume``."""
+    count = 200
+    run = await stop_all(
+        running(faults=FaultConfig(error_500=1.0)),
+        targets(count),
+        settings={"failing_server_window": 1.0},
+    )
+
+    assert isinstance(run.aborted, ServerFailing)
+    assert str(run.aborted).startswith("the server failed 100 % of calls for the last 1 s (")
+    assert run.stats.aborted_by is run.aborted
+    assert_one_result_per_row(run)
+    assert_server_agrees(run)
+    outcomes = run.outcomes()
+    assert set(outcomes) <= {Outcome.FAILED, Outcome.ABORTED}
+    assert all(
+        r.attempts == POLICY.max_attempts for r in run.results if r.outcome is Outcome.FAILED
+    )
+    unsent = [r for r in run.results if r.outcome is Outcome.ABORTED and r.attempts == 0]
+    assert len(unsent) > count / 2
     assert run.server["by_status"] == {"500": run.stats.requests}
     assert run.server["effective_stops"] == 0
-    assert all(r.attempts <= POLICY.max_attempts for r in run.results)
-    assert any("retry budget" in r.detail for r in run.results)

@@ -20,8 +20,12 @@ from bulkstop import (
     RetryPolicy,
     RunAborted,
     RunSettings,
+    ServerFailing,
     Stopper,
+    SystematicFailure,
+    SystematicFault,
     Target,
+    TransportFailure,
 )
 
 pytestmark = pytest.mark.anyio
@@ -33,9 +37,28 @@ E500 = Reply(
     kind=ReplyKind.HTTP_ERROR, http_status=500, error_code="CB.00060101", maybe_applied=True
 )
 T429 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=429, error_code="APIG.0308")
-E404 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=404, error_code="CB.00060214")
+#: an unknown job: a 404 about the target (the simulator's code for it)
+E404 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=404, error_code="CB.00060404")
 E401 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=401, error_code="APIG.0301")
 STALE = Reply(kind=ReplyKind.HTTP_ERROR, http_status=401, error_code="APIG.0307")
+#: answers that say the call itself is wrong, whatever the target
+URL_NOT_FOUND = Reply(kind=ReplyKind.HTTP_ERROR, http_status=404, error_code="CB.00060214")
+GATEWAY_404 = Reply(kind=ReplyKind.HTTP_ERROR, http_status=404, error_msg="HTTP 404 with text/html")
+NO_SUCH_HOST = Reply(
+    kind=ReplyKind.CONNECTION,
+    error_msg="cannot resolve host gw.invalid",
+    transport_failure=TransportFailure.DNS,
+)
+REFUSED = Reply(
+    kind=ReplyKind.CONNECTION,
+    error_msg="connection refused by 127.0.0.1:9",
+    transport_failure=TransportFailure.REFUSED,
+)
+UNTRUSTED = Reply(
+    kind=ReplyKind.CONNECTION,
+    error_msg="certificate of 127.0.0.1:8443 not trusted: self-signed certificate",
+    transport_failure=TransportFailure.CERTIFICATE,
+)
 
 Script = Callable[[Target, int], Reply]
 
@@ -169,15 +192,90 @@ async def test_throttling_pauses_and_does_not_consume_transient_attempts() -> No
     assert results[0].attempts == 7
 
 
-async def test_retry_budget_exhaustion_fails_fast_with_reason() -> None:
-    client = FakeClient(FakeClock(), always(E500))
+async def test_a_spent_retry_budget_makes_retries_wait_for_time_never_fail() -> None:
+    """Four workers whose retries all find the budget empty: each waits for the budget to be
+    refilled by time alone (one token a second), and all four still get their retry."""
+    clock = FakeClock()
+    client = FakeClient(clock, lambda t, n: E500 if n == 1 else OK)
     settings = RunSettings(
-        concurrency=2, budget_reserve=2, budget_ratio=0.0, retry=RetryPolicy(max_attempts=5)
+        concurrency=4,
+        retry=RetryPolicy(jitter=False, initial_backoff=0.0),
+        budget_reserve=0,
+        budget_ratio=0.0,
+        budget_refill=1.0,
     )
-    results = await run_all(client, targets(4), settings=settings)
-    assert {r.outcome for r in results} == {Outcome.FAILED}
-    assert len(client.calls) == 4 + 2  # four first attempts, two retries from the reserve
-    assert sum("retry budget" in r.detail for r in results) >= 2
+    stopper = Stopper(client, pacer=Pacer(rate=1000, clock=clock), settings=settings, clock=clock)
+    async with clock.autojump():
+        run = stopper.run(targets(4))
+        async with run as results:
+            out = [result async for result in results]
+    # first attempts at 0, 1, 2, 3 ms fail 10 ms later; the retries come one a second
+    retries = [t for t, _ in client.calls[4:]]
+    assert retries == pytest.approx([1.01, 2.01, 3.01, 4.01])
+    assert [(r.outcome, r.attempts) for r in out] == [(Outcome.STOPPED, 2)] * 4
+    assert run.stats.budget_waits == 4
+    assert stopper.pacer.rate < 1000  # and the pacer was told to slow down
+
+
+async def test_the_request_rate_under_a_failing_server_drops() -> None:
+    """Every call fails (and the failing-server guard is off, so the run goes on): the
+    retries soon find the budget spent and wait, the pacer is told to slow down while the
+    debt deepens, and the server sees a fraction of the requests it saw at first."""
+    clock = FakeClock()
+    client = FakeClient(clock, always(E500))
+    settings = RunSettings(concurrency=8, seed=7, failing_server_window=0)
+    pacer = Pacer(rate=10, clock=clock)
+    stopper = Stopper(client, pacer=pacer, settings=settings, clock=clock)
+    run = stopper.run(targets(1000))
+
+    async def stop_after_a_minute() -> None:
+        await clock.sleep(60.0)
+        run.drain("enough")
+
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        tg.start_soon(stop_after_a_minute)
+        async with run as results:
+            out = [result async for result in results]
+
+    def requests_between(start: float, end: float) -> int:
+        return sum(start <= t < end for t, _ in client.calls)
+
+    assert requests_between(0.0, 1.0) == 11  # 10/s, and the reserve pays the first retries
+    # five cuts of 30 % while the debt deepened (defaults: reserve 20, 0.2 a first attempt,
+    # refill 2 tokens a second); then the debt held, and failures never raise the rate
+    assert pacer.control.cuts == 5
+    assert pacer.rate == pytest.approx(10 * 0.7**5)
+    assert requests_between(50.0, 60.0) == 16  # every attempt is paced: ≤ 10 s × 1.68/s + 1
+    assert run.stats.budget_waits == 40
+    failed = [r for r in out if r.outcome is Outcome.FAILED]
+    assert failed  # and each by its own attempts only
+    assert {r.attempts for r in failed} == {RetryPolicy().max_attempts}
+
+
+async def test_a_failing_server_ends_the_run_and_leaves_the_rest_to_resume() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(E500))
+    settings = RunSettings(concurrency=4, seed=7, failing_server_window=10.0)
+    stopper = Stopper(client, pacer=Pacer(rate=10, clock=clock), settings=settings, clock=clock)
+    out: list[Result] = []
+    async with clock.autojump():
+        run = stopper.run(targets(200))
+        with pytest.raises(
+            ServerFailing, match=r"^the server failed 100 % of calls for the last 10 s"
+        ):
+            async with run as results:
+                async for result in results:
+                    out.append(result)
+    assert len(out) == 200
+    # the first answer came at 0.01; the first one 10 s later (to the call sent at 10.41)
+    # ended the run, and nothing was sent after it
+    assert client.calls[-1][0] == pytest.approx(10.41)
+    counts = Counter(r.outcome for r in out)
+    assert set(counts) == {Outcome.FAILED, Outcome.ABORTED}
+    assert all(r.attempts == 5 for r in out if r.outcome is Outcome.FAILED)
+    assert counts[Outcome.ABORTED] > 150  # left unsent, for --resume
+    assert isinstance(run.stats.aborted_by, ServerFailing)
+    assert run.stats.ended_early == str(run.stats.aborted_by)
 
 
 async def test_deadline_stops_retrying() -> None:
@@ -458,3 +556,193 @@ async def test_unrefreshable_expired_token_trips_the_auth_breaker() -> None:
                     out.append(result)
     assert len(out) == 30
     assert len(client.calls) <= 3 + 2
+
+
+# -- a deadline is never passed by a wait ------------------------------------------------------
+
+
+async def test_a_retry_after_longer_than_the_deadline_ends_the_target_at_once() -> None:
+    throttled = T429._replace(retry_after=60.0)  # "come back in a minute"
+    client = FakeClient(FakeClock(), lambda t, n: throttled if n == 1 else OK)
+    policy = RetryPolicy(deadline=10.0)
+    results = await run_all(client, targets(1), settings=RunSettings(retry=policy))
+    assert [t for t, _ in client.calls] == [0.0]  # never sent again
+    result = results[0]
+    assert (result.outcome, result.attempts, result.elapsed_ms) == (Outcome.FAILED, 1, 10)
+    assert result.detail == "deadline of 10 s reached before the next attempt could start"
+
+
+async def test_a_throttling_pause_of_another_target_never_carries_a_target_past_its_deadline() -> (
+    None
+):
+    throttled = T429._replace(retry_after=60.0)
+    script: dict[int, Script] = {
+        1: lambda t, n: throttled if n == 1 else OK,  # pauses the whole run for 60 s
+        2: lambda t, n: E500 if n == 1 else OK,  # wants a retry after a 0.5 s backoff
+    }
+    client = FakeClient(FakeClock(), lambda t, n: script[t.build_no](t, n))
+    policy = RetryPolicy(deadline=10.0, jitter=False, initial_backoff=0.5)
+    results = by_build(await run_all(client, targets(2), settings=RunSettings(retry=policy)))
+    assert len(client.calls) == 2
+    assert {b: (r.outcome, r.attempts) for b, r in results.items()} == {
+        "1": (Outcome.FAILED, 1),
+        "2": (Outcome.FAILED, 1),
+    }
+    assert results["2"].elapsed_ms == 10  # settled at its answer, not after the pause
+
+
+# -- the first answers: is the call itself wrong? ----------------------------------------------
+
+
+async def first_answers_run(
+    script: Script, rows: int, *, concurrency: int = 8, limit: int = 5
+) -> tuple[list[Result], FakeClient, SystematicFailure | None]:
+    clock = FakeClock()
+    client = FakeClient(clock, script)
+    settings = RunSettings(concurrency=concurrency, systematic_limit=limit, seed=7)
+    stopper = Stopper(client, pacer=Pacer(rate=1000, clock=clock), settings=settings, clock=clock)
+    out: list[Result] = []
+    error: SystematicFailure | None = None
+    async with clock.autojump():
+        try:
+            async with stopper.run(targets(rows)) as results:
+                async for result in results:
+                    out.append(result)
+        except SystematicFailure as exc:
+            error = exc
+    return out, client, error
+
+
+@pytest.mark.parametrize(
+    ("reply", "fault", "message"),
+    [
+        (
+            URL_NOT_FOUND,
+            SystematicFault.API_NOT_SERVED,
+            "the endpoint does not serve this stop API (404 CB.00060214 for 5 of 5 first calls)",
+        ),
+        (
+            GATEWAY_404,
+            SystematicFault.API_NOT_SERVED,
+            "the endpoint does not serve this stop API "
+            "(404 without a CodeArts error code for 5 of 5 first calls)",
+        ),
+        (NO_SUCH_HOST, SystematicFault.DNS, "cannot resolve host gw.invalid (5 of 5 first calls)"),
+        (
+            REFUSED,
+            SystematicFault.REFUSED,
+            "connection refused by 127.0.0.1:9 (5 of 5 first calls)",
+        ),
+        (
+            UNTRUSTED,
+            SystematicFault.CERTIFICATE,
+            "certificate of 127.0.0.1:8443 not trusted: self-signed certificate "
+            "(5 of 5 first calls)",
+        ),
+    ],
+    ids=["url-not-found", "404-not-codearts", "dns", "refused", "certificate"],
+)
+async def test_first_answers_that_all_show_the_call_is_wrong_end_the_run(
+    reply: Reply, fault: SystematicFault, message: str
+) -> None:
+    out, client, error = await first_answers_run(always(reply), 100)
+    assert error is not None
+    assert (str(error), error.fault, error.targets) == (message, fault, 5)
+    assert len(out) == 100
+    # nothing settled: the few that were sent are aborted like the rest, so --resume sends
+    # them again once the call is fixed
+    assert {r.outcome for r in out} == {Outcome.ABORTED}
+    sent = [r for r in out if r.attempts]
+    assert 5 <= len(sent) == len(client.calls) <= 5 + 8  # the five, and calls in flight
+    assert all(r.attempts == 1 for r in sent)  # held, not retried
+
+
+async def test_a_per_target_404_never_ends_the_run() -> None:
+    out, _, error = await first_answers_run(always(E404), 50)  # unknown jobs, all of them
+    assert error is None
+    assert {r.outcome for r in out} == {Outcome.NOT_FOUND}
+
+
+async def test_a_first_answer_without_a_fault_clears_the_check_for_the_rest_of_the_run() -> None:
+    out, _, error = await first_answers_run(
+        lambda t, n: OK if t.build_no == 1 else URL_NOT_FOUND, 20, concurrency=1
+    )
+    assert error is None
+    assert Counter(r.outcome for r in out) == {Outcome.STOPPED: 1, Outcome.NOT_FOUND: 19}
+
+
+async def test_a_held_target_goes_on_as_usual_once_the_check_clears() -> None:
+    # build 1 cannot connect at first (held: neither settled nor retried yet), build 2 is
+    # stopped: the call works, so build 1 is retried and stopped too
+    script: dict[int, Script] = {1: lambda t, n: REFUSED if n == 1 else OK, 2: always(OK)}
+    out, client, error = await first_answers_run(
+        lambda t, n: script[t.build_no](t, n), 2, concurrency=2
+    )
+    assert error is None
+    assert {r.build_no: (r.outcome, r.attempts) for r in out} == {
+        "1": (Outcome.STOPPED, 2),
+        "2": (Outcome.STOPPED, 1),
+    }
+    assert [b for _, b in client.calls] == [1, 2, 1]
+
+
+async def test_an_untrusted_certificate_is_not_retried_once_the_check_cleared() -> None:
+    out, client, error = await first_answers_run(
+        lambda t, n: OK if t.build_no == 1 else UNTRUSTED, 2, concurrency=1
+    )
+    assert error is None
+    assert len(client.calls) == 2
+    failed = by_build(out)["2"]
+    assert (failed.outcome, failed.attempts) == (Outcome.FAILED, 1)
+    assert failed.detail == "certificate not trusted: permanent, not retried"
+
+
+@pytest.mark.parametrize(
+    ("rows", "concurrency", "judged_on"),
+    [(100, 2, 2), (3, 8, 3), (1, 8, 1)],
+    ids=["fewer-workers-than-the-limit", "short-input", "one-row"],
+)
+async def test_holding_targets_cannot_stall_the_run(
+    rows: int, concurrency: int, judged_on: int
+) -> None:
+    """When every live worker holds a target, no further answer can come: the check concludes
+    on what it saw instead of waiting for ever."""
+    out, _, error = await first_answers_run(always(URL_NOT_FOUND), rows, concurrency=concurrency)
+    assert error is not None
+    assert error.targets == judged_on
+    assert str(error).endswith(f"for {judged_on} of {judged_on} first calls)")
+    assert len(out) == rows
+    assert {r.outcome for r in out} == {Outcome.ABORTED}
+
+
+async def test_leaving_early_while_targets_are_held_ends_the_run_quietly() -> None:
+    class SlowForBuild3(FakeClient):
+        async def stop(self, target: Target) -> Reply:
+            if target.build_no == 3:
+                await self.clock.sleep(100.0)  # keeps one worker busy, holding nothing
+            return await super().stop(target)
+
+    clock = FakeClock()
+    client = SlowForBuild3(clock, lambda t, n: OK if t.build_no == 3 else URL_NOT_FOUND)
+    stopper = Stopper(
+        client,
+        pacer=Pacer(rate=1000, clock=clock),
+        settings=RunSettings(concurrency=3),
+        clock=clock,
+    )
+    rows = [(JOB, 3), (JOB, 1), (JOB, 2), ("BAD", 1), *targets(10)[3:]]
+    async with clock.autojump():
+        run = stopper.run(rows)
+        async with run as results:
+            async for _ in results:  # the invalid row
+                await clock.sleep(1.0)  # builds 1 and 2 are held by now
+                break
+    # the cancelled workers proved nothing: no verdict on the call, no exception
+    assert run.first_answers.watching
+    assert run.abort_error is None
+
+
+async def test_the_first_answers_check_can_be_turned_off() -> None:
+    out, _, error = await first_answers_run(always(URL_NOT_FOUND), 20, limit=0)
+    assert error is None
+    assert {r.outcome for r in out} == {Outcome.NOT_FOUND}

@@ -308,3 +308,95 @@ def test_control_pause_ignores_answers_to_calls_in_flight_when_the_pause_began()
         )
     # a probe sent after the pause began is throttled too: now the pause grows
     assert control.on_throttled(started_at=1.1, now=1.11, retry_after=None) == pytest.approx(0.2)
+
+
+# -- backpressure: a spent retry budget (rule 5) and failures (rule 4) -------------------------
+
+
+def test_overload_cuts_the_rate_once_per_hold_for_requests_sent_after_the_cut() -> None:
+    control = ThrottleControl(10, decrease=0.7, hold=1.0)
+    assert control.on_overloaded(started_at=0.0, now=0.5) is True
+    assert control.rate == pytest.approx(7.0)
+    assert control.on_overloaded(started_at=0.4, now=2.0) is False  # sent under the old rate
+    assert control.on_overloaded(started_at=0.6, now=1.0) is False  # within hold of the cut
+    assert control.on_overloaded(started_at=0.6, now=1.5) is True
+    assert (control.rate, control.cuts) == (pytest.approx(4.9), 2)
+
+
+def test_overload_never_cuts_below_the_floor() -> None:
+    control = ThrottleControl(1.0, min_rate=0.5, decrease=0.1, hold=1.0)
+    for t in range(5):
+        control.on_overloaded(started_at=float(t), now=float(t))
+    assert control.rate == 0.5
+
+
+def test_failures_never_raise_the_rate_but_successes_do() -> None:
+    control = ThrottleControl(10, decrease=0.7, increase=0.05)
+    control.on_overloaded(started_at=0.0, now=0.0)  # 7.0
+    for i in range(100):
+        control.on_failed(0.1 + i * 0.01, 0.1 + i * 0.01)
+    assert control.rate == pytest.approx(7.0)
+    control.on_accepted(1.2, 1.2)  # + 0.05 × 7 / 7
+    assert control.rate == pytest.approx(7.05)
+
+
+def test_a_failure_is_let_through_by_the_gateway_and_closes_a_throttling_streak() -> None:
+    control = ThrottleControl(100, pause_base=0.1, pause_growth=2.0, pause_max=5.0)
+    control.on_throttled(started_at=0.0, now=0.0, retry_after=None)
+    control.on_throttled(started_at=0.1, now=0.1, retry_after=None)
+    assert control.consecutive_throttles == 2
+    control.on_failed(0.2, 0.2)
+    assert control.consecutive_throttles == 0
+    assert control.accepted_last_second(0.2) == 1
+
+
+def test_pacer_slow_down_lowers_the_limiter_rate() -> None:
+    pacer = Pacer(rate=10, clock=FakeClock())
+    assert pacer.slow_down(0.0) is True
+    assert pacer.rate == pytest.approx(7.0)
+    assert pacer.slow_down(0.0) is False  # within hold of that cut
+
+
+def test_fixed_rate_pacer_is_not_slowed_down() -> None:
+    pacer = Pacer(rate=10, adaptive=False, clock=FakeClock())
+    assert pacer.slow_down(0.0) is False
+    assert pacer.rate == 10
+
+
+# -- acquire with a deadline ----------------------------------------------------------------
+
+
+async def test_acquire_with_a_deadline_gives_up_at_once_on_a_pause_that_ends_later() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=10, clock=clock)
+    pacer.on_throttled(0.0, retry_after=60.0)  # everyone paused until t = 60
+    async with clock.autojump():
+        assert await pacer.acquire(10.0) is None
+        assert clock.now() == 0.0  # it did not wait
+        assert await pacer.acquire(61.0) == 60.0
+
+
+async def test_acquire_with_a_deadline_gives_up_when_a_pause_is_extended_past_it() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=10, clock=clock, control=ThrottleControl(10, pause_base=5, pause_max=5))
+    pacer.on_throttled(0.0)  # paused until t = 5
+    got: list[float | None] = []
+
+    async def acquire() -> None:
+        got.append(await pacer.acquire(10.0))
+
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        tg.start_soon(acquire)
+        await clock.sleep(3.0)
+        pacer.gate.pause_until(63.0)  # another answer extends the pause past the deadline
+    assert (got, clock.now()) == ([None], 5.0)  # woke at the old end, then gave up
+
+
+async def test_acquire_with_a_deadline_reserves_no_slot_it_cannot_use() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=1, clock=clock)
+    async with clock.autojump():
+        assert await pacer.acquire(0.5) == 0.0
+        assert await pacer.acquire(0.5) is None  # the next slot is at 1.0
+        assert pacer.limiter.tat == 1.0
+        assert clock.now() == 0.0

@@ -214,6 +214,24 @@ async def test_unknown_path_or_method_is_url_not_found(
     assert (status, body) == (404, {"error_code": "CB.00060214", "error_msg": "URL not found"})
 
 
+@pytest.mark.parametrize("api", ["legacy", "v3", "v1"])
+async def test_a_stop_api_not_served_is_url_not_found_and_stops_nothing(
+    start: Start, http: aiohttp.ClientSession, api: str
+) -> None:
+    others = frozenset({"legacy", "v3", "v1"} - {api})
+    sim = await start(SimulatorConfig(token=TOKEN, finished_ratio=0.0, stop_apis=others))
+    status, body, _ = await stop(http, sim, api=api)
+    assert (status, body) == (404, {"error_code": "CB.00060214", "error_msg": "URL not found"})
+    assert (sim.stats.stop_requests, sim.stats.effective_stops) == (0, 0)
+    served = next(iter(others))
+    assert (await stop(http, sim, api=served))[0] == 200
+
+
+def test_simulator_refuses_to_serve_an_unknown_stop_api() -> None:
+    with pytest.raises(ValueError, match="unknown stop APIs"):
+        SimulatorConfig(stop_apis=frozenset({"v2"}))
+
+
 @pytest.mark.parametrize(
     "headers",
     [pytest.param({}, id="missing"), pytest.param({"X-Auth-Token": "wrong"}, id="wrong")],

@@ -17,6 +17,7 @@ from typing import Literal
 
 __all__ = [
     "FAULT_KINDS",
+    "STOP_APIS",
     "FaultConfig",
     "ReadConfig",
     "SimulatorConfig",
@@ -33,6 +34,9 @@ FAULT_KINDS: tuple[str, ...] = (
     "hang",
     "bad_json_200",
 )
+
+#: The stop APIs the simulator can serve, by their bulkstop names.
+STOP_APIS: frozenset[str] = frozenset({"legacy", "v3", "v1"})
 
 
 _PROJECT_ID = re.compile(r"[0-9a-f]{32}")
@@ -233,6 +237,9 @@ class SimulatorConfig:
     :class:`WorldConfig`); its jobs exist whatever the ratios above say, and their builds follow
     the world's rules. Every other job id keeps the rules above. ``reads`` shapes and limits the
     read APIs (see :class:`ReadConfig`).
+
+    ``stop_apis`` are the stop APIs served; the others answer 404 ``CB.00060214`` "URL not
+    found", like any route the service does not know (an endpoint with another API version).
     """
 
     token: str | None = field(default=None, repr=False)
@@ -256,6 +263,7 @@ class SimulatorConfig:
     aksk_lockout_seconds: float = 300.0
     world: WorldConfig | None = None
     reads: ReadConfig = field(default_factory=ReadConfig)
+    stop_apis: frozenset[str] = STOP_APIS
 
     def __post_init__(self) -> None:
         if self.token is not None and not self.token.strip():
@@ -277,6 +285,9 @@ class SimulatorConfig:
             raise ValueError("max_clock_skew must be > 0 seconds")
         if self.aksk_lockout_after < 0 or self.aksk_lockout_seconds < 0:
             raise ValueError("aksk_lockout_after and aksk_lockout_seconds must be ≥ 0")
+        unknown = set(self.stop_apis) - STOP_APIS
+        if unknown:
+            raise ValueError(f"unknown stop APIs {sorted(unknown)}; known: {sorted(STOP_APIS)}")
 
     @property
     def iam_enabled(self) -> bool:

@@ -401,6 +401,8 @@ class Simulator:
         api: str,
         read_target: Callable[[web.Request, bytes], _Target | ErrorReply],
     ) -> web.StreamResponse:
+        if api not in self.config.stop_apis:
+            return await self._not_found(request)  # a route this service does not have
         stats = self.stats
         stats.requests_total += 1
         stats.stop_arrived(api, self._monotonic())
