@@ -28,9 +28,10 @@ from yarl import URL
 
 from bulkstop.apis import StopApi, get_stop_api, parse_error_body
 from bulkstop.auth import Auth, OutgoingRequest
+from bulkstop.codes import may_have_applied
 from bulkstop.errors import UsageError
 from bulkstop.models import Reply, ReplyKind, Target, TransportFailure
-from bulkstop.retry import THROTTLE_CODES, parse_retry_after
+from bulkstop.retry import parse_retry_after
 from bulkstop.transport import ACCEPT_ENCODING, Body, check_endpoint, read_body, server_text
 
 __all__ = [
@@ -300,7 +301,7 @@ class CodeArtsClient:
             error_msg=self._server_text(message, _MAX_MESSAGE),
             request_id=request_id,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            maybe_applied=status >= 500 and code not in THROTTLE_CODES,
+            maybe_applied=may_have_applied(status, code),
             credential_generation=generation,
         )
 

@@ -51,6 +51,7 @@ import anyio
 
 from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
+from bulkstop.codes import AUTH_FAILURE_STATUSES, FORBIDDEN_STATUS
 from bulkstop.errors import CredentialsRejected, RunAborted, ServerFailing, SystematicFailure
 from bulkstop.guards import (
     AuthBreaker,
@@ -978,10 +979,11 @@ class StopRun(anyio.AsyncContextManagerMixin):
 
     def _record_auth(self, reply: Reply, job_id: str) -> None:
         """Feed the auth breaker one answer; abort the run when it trips."""
-        if self.breaker.streak == 0 and reply.http_status not in (401, 403):
+        failed = reply.http_status in AUTH_FAILURE_STATUSES
+        if self.breaker.streak == 0 and not failed:
             return  # the common case: nothing to record
-        forbidden = job_id if reply.http_status == 403 else None
-        if self.breaker.record(reply.http_status in (401, 403), forbidden_job=forbidden):
+        forbidden = job_id if reply.http_status == FORBIDDEN_STATUS else None
+        if self.breaker.record(failed, forbidden_job=forbidden):
             self._abort(
                 CredentialsRejected(
                     f"{self.breaker.streak} authentication failures in a row "

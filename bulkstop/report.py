@@ -87,6 +87,7 @@ from typing import Any, BinaryIO, Final, Literal, Protocol, TypeVar, get_type_hi
 
 from pydantic import ValidationError
 
+from bulkstop import codes
 from bulkstop.errors import InputError, ReportMismatchError, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import (
@@ -143,8 +144,6 @@ _EXTENSIONS: Final[dict[str, ReportFormat]] = {
 _UNKEYED: Final = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
 #: A plain resume keeps these as they are; ``--retry-failed`` keeps only FINAL_FOR_RESUME.
 _CARRIED_PLAIN: Final = FINAL_FOR_RESUME | {Outcome.FAILED, Outcome.UNCERTAIN}
-#: CodeArts' throttling code (400 or 500): the request was turned away, not carried out.
-_THROTTLED_CODE: Final = "CB.00060211"
 #: Columns a report cannot do without; every other column has a default.
 _REQUIRED: Final[tuple[str, ...]] = tuple(
     name for name in REPORT_FIELDS if name not in Result._field_defaults
@@ -744,8 +743,7 @@ def _may_have_applied(record: Result) -> bool:
         return True
     if record.outcome not in (Outcome.FAILED, Outcome.ABORTED) or record.attempts < 1:
         return False
-    status = record.http_status
-    return status is None or (status >= 500 and record.error_code != _THROTTLED_CODE)
+    return codes.may_have_applied(record.http_status, record.error_code)
 
 
 def plan_resume(loaded: LoadedReport, *, retry_failed: bool) -> ResumePlan:

@@ -6,7 +6,8 @@ Three pieces, all free of I/O so they are tested without sleeping:
   a final outcome, or a reason to retry (transient, throttled, stale credential), and whether
   the answer shows that the call itself is wrong (a :class:`SystematicFault`: the stop API is
   not served there, the host does not resolve, nothing listens, the certificate is not
-  trusted). This is the one place that knows which CodeArts codes mean what.
+  trusted). What each CodeArts code means is :mod:`bulkstop.codes`'; this is what a retry
+  policy does about it.
 * :class:`RetryPolicy` is a small frozen value (attempts, backoff, deadline) and
   :func:`compute_backoff` the pure exponential-backoff-with-full-jitter function.
 * :class:`RetryBudget` is shared by a whole run, so a failing server is not hammered. It is
@@ -49,12 +50,16 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 
+from bulkstop.codes import (
+    URL_NOT_FOUND_CODE,
+    error_outcome,
+    is_server_failure,
+    is_throttling,
+    is_token_expired,
+)
 from bulkstop.models import Outcome, Reply, ReplyKind, TransportFailure
 
 __all__ = [
-    "THROTTLE_CODES",
-    "TOKEN_EXPIRED_CODE",
-    "URL_NOT_FOUND_CODE",
     "Decision",
     "RetryBudget",
     "RetryPolicy",
@@ -65,13 +70,6 @@ __all__ = [
     "compute_backoff",
     "parse_retry_after",
 ]
-
-#: Error codes that mean "too many requests" whatever the HTTP status (400, 429 or 500).
-THROTTLE_CODES: frozenset[str] = frozenset({"APIG.0308", "CB.00060211"})
-#: "The token must be updated." — refresh the credential once, then retry.
-TOKEN_EXPIRED_CODE = "APIG.0307"  # noqa: S105 - an error code, not a secret
-#: 404 "URL not found": the route, not the job, is unknown (the stop API is not served there).
-URL_NOT_FOUND_CODE = "CB.00060214"
 
 
 class Verdict(enum.Enum):
@@ -106,12 +104,6 @@ class Decision:
         return self.verdict is not Verdict.FINAL
 
 
-_FINAL_BY_STATUS: dict[int, Outcome] = {
-    401: Outcome.UNAUTHORIZED,
-    403: Outcome.FORBIDDEN,
-    404: Outcome.NOT_FOUND,
-}
-
 _STOPPED = Decision(Verdict.FINAL, Outcome.STOPPED)
 _NOT_STOPPED = Decision(Verdict.FINAL, Outcome.NOT_STOPPED)
 _TRANSIENT = Decision(Verdict.TRANSIENT)
@@ -140,19 +132,18 @@ def classify(reply: Reply) -> Decision:
         if reply.transport_failure is not None:
             return _BY_TRANSPORT_FAILURE[reply.transport_failure]
         return _TRANSIENT  # timeout, connection, unreadable 2xx
-    status = reply.http_status or 0
-    if reply.error_code in THROTTLE_CODES or status == 429:
+    status, code = reply.http_status or 0, reply.error_code
+    if is_throttling(status, code):
         return _THROTTLED
-    if status == 401 and reply.error_code == TOKEN_EXPIRED_CODE:
+    if is_token_expired(status, code):
         return _STALE
-    if status >= 500 or status == 408:
+    if is_server_failure(status, code):
         return _TRANSIENT
-    if status == 404 and reply.error_code in (URL_NOT_FOUND_CODE, ""):
+    if status == 404 and code in (URL_NOT_FOUND_CODE, ""):
         # CodeArts names an unknown job with its own code; "URL not found", or a 404 that is
         # not CodeArts' at all (a gateway's page), is about the route the call took.
         return _API_NOT_SERVED
-    outcome = _FINAL_BY_STATUS.get(status, Outcome.REJECTED)
-    return Decision(Verdict.FINAL, outcome)
+    return Decision(Verdict.FINAL, error_outcome(status))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
