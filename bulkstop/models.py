@@ -81,6 +81,13 @@ FINAL_FOR_RESUME: frozenset[Outcome] = frozenset(
 )
 
 
+class TargetKey(NamedTuple):
+    """A build's identity, ``(job_id, build_no)``: the one key dedupe, resume and reports use."""
+
+    job_id: str
+    build_no: int
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """One build to stop, already normalised; a wrong value raises ``ValueError``.
@@ -107,8 +114,8 @@ class Target:
             raise ValueError(problem)
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.job_id, self.build_no)
+    def key(self) -> TargetKey:
+        return TargetKey(self.job_id, self.build_no)
 
 
 def _describe(value: Any) -> str:

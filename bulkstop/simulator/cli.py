@@ -518,7 +518,7 @@ def _job_ids(option: str, values: Iterable[str]) -> list[str]:
 
 
 def _builds(values: Iterable[str]) -> list[tuple[str, int]]:
-    builds = []
+    builds: list[tuple[str, int]] = []
     for value in values:
         job_id, colon, build_no = value.rpartition(":")
         parsed = parse_target(job_id, build_no) if colon else "expected JOB_ID:BUILD_NO"
