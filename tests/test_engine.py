@@ -12,6 +12,7 @@ from fakeclock import FakeClock
 from bulkstop import (
     CredentialsRejected,
     FailureThreshold,
+    InputRow,
     Outcome,
     Pacer,
     Reply,
@@ -112,6 +113,20 @@ async def test_invalid_row_names_field() -> None:
     results = await run_all(FakeClient(FakeClock(), always(OK)), [(JOB, 0)])
     assert results[0].outcome is Outcome.INVALID
     assert results[0].detail == "build_no: must be an integer ≥ 1, got 0"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [(JOB, 2**31), (JOB, "2147483648"), InputRow.from_values(1, JOB, "2147483648")],
+    ids=["int", "digits", "input-row"],
+)
+async def test_build_no_beyond_int32_is_invalid_and_never_sent(row: object) -> None:
+    client = FakeClient(FakeClock(), always(OK))
+    results = await run_all(client, [row])
+    assert [(r.outcome, r.detail) for r in results] == [
+        (Outcome.INVALID, "build_no: must be at most 2147483647, got 2147483648")
+    ]
+    assert client.calls == []
 
 
 async def test_transient_failures_retry_with_exact_backoff() -> None:
@@ -364,7 +379,7 @@ async def test_leaving_early_cancels_the_rest() -> None:
 
 
 async def test_dedupe_handles_huge_build_numbers() -> None:
-    rows = [(JOB, 5), (JOB, 2**40), (JOB, 5), (JOB, 2**40), (JOB, 7)]
+    rows = [(JOB, 5), (JOB, 2**30), (JOB, 5), (JOB, 2**30), (JOB, 7)]  # past the 2**24 bitmap
     results = await run_all(FakeClient(FakeClock(), always(OK)), rows)
     assert Counter(r.outcome for r in results) == {Outcome.STOPPED: 3, Outcome.DUPLICATE: 2}
 
