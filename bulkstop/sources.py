@@ -27,6 +27,13 @@ a file fails before any row is read; stdin redirected from a regular file is che
 way. A pipe cannot be read twice: there, an undecodable or over-long line becomes an invalid
 row and reading goes on. CSV and JSONL are streamed (memory does not grow with the file); JSON
 is parsed whole, because the standard library cannot stream it.
+
+A CSV record that cannot be read as it stands is one invalid row naming its line and field, and
+the records after it are read exactly as the CSV says: one with a field longer than
+``csv.field_size_limit()`` bytes (128 KiB unless the application changed it), with a line
+longer than :data:`MAX_LINE_BYTES` (pipes), with a bare CR, or spanning several lines (inside
+quotes) for more than :data:`MAX_LINE_BYTES` in all. Such a record is read to its end without
+being held, however far a quote left open carries it.
 """
 
 from __future__ import annotations
@@ -60,7 +67,8 @@ log = get_logger(__name__)
 InputFormat = Literal["csv", "json", "jsonl"]
 
 #: Longest accepted line of a CSV or JSONL input: the bytes before its ``\n`` (a CRLF line's
-#: ``\r`` counts). The cap is what keeps memory flat on a file that has no line breaks at all.
+#: ``\r`` counts), and longest CSV record over several lines. The cap is what keeps memory flat
+#: on a file that has no line breaks at all (or whose one quoted record never ends).
 MAX_LINE_BYTES: Final = 1024 * 1024
 
 STDIN_NAME: Final = "<stdin>"
@@ -341,12 +349,21 @@ class _Lines:
     not UTF-8, holds a NUL byte or is longer than :data:`MAX_LINE_BYTES` is still yielded (with
     replacement characters, or empty when too long) so that line numbering stays true, and its
     problem is queued in :attr:`problems` for the reader to turn into an invalid row.
+
+    Given a :class:`_RecordScan` (CSV), the lines also follow the input's quoting, so that they
+    know where each record ends. A record :mod:`csv` must not be handed (a field longer than the
+    scan's limit, a line longer than :data:`MAX_LINE_BYTES`, a bare CR) is read to its end without
+    being held, and :class:`_BadRecord` is raised in place of its next line; reading can go on
+    with the next record.
     """
 
-    __slots__ = ("_stream", "number", "problems")
+    __slots__ = ("_open", "_record_bytes", "_scan", "_stream", "number", "problems")
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], scan: _RecordScan | None = None) -> None:
         self._stream = stream
+        self._scan = scan
+        self._open = False  # the record goes on past the last line read (an open quoted field)
+        self._record_bytes = 0  # of the current record, counted while it spans several lines
         self.number = 0  # lines read so far
         self.problems: deque[tuple[int, str]] = deque()
 
@@ -358,14 +375,28 @@ class _Lines:
         if not raw:
             raise StopIteration
         self.number += 1
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+        long = len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n")
+        if self.number == 1:
+            raw = raw.removeprefix(_BOM)
+        if self._scan is not None and (
+            self._open
+            or long
+            or len(raw) > self._scan.limit
+            # A line with no quote and no CR but its CRLF ending is a whole record as it is (the
+            # common case, kept cheap: an int in bytes is a memchr); a line with either is one
+            # when the pattern matches it all.
+            or (
+                (34 in raw or (13 in raw and (raw.find(13) != len(raw) - 2 or raw[-1] != 10)))
+                and _ONE_LINE_RECORD.fullmatch(raw) is None
+            )
+        ):
+            self._follow(raw, long)
+        elif long:
             # Skip the rest of the line without holding it.
             while (more := self._stream.readline(_CHUNK_BYTES)) and not more.endswith(b"\n"):
                 pass
             self.problems.append((self.number, f"line is longer than {MAX_LINE_BYTES} bytes"))
             return "\n"
-        if self.number == 1:
-            raw = raw.removeprefix(_BOM)
         if b"\0" in raw:
             self.problems.append((self.number, "contains a NUL byte (not a text file)"))
             raw = raw.replace(b"\0", b"")
@@ -375,6 +406,49 @@ class _Lines:
             self.problems.append((self.number, "not valid UTF-8"))
             return raw.decode("utf-8", "replace")
 
+    def _follow(self, raw: bytes, long: bool) -> None:
+        """Follow a CSV line that may not be a whole record; raise :class:`_BadRecord` if bad."""
+        scan = self._scan
+        assert scan is not None
+        if not self._open:
+            scan.start(self.number)
+            self._record_bytes = 0
+        self._record_bytes += len(raw)
+        scan.feed(raw, self.number)
+        if long:
+            scan.note(self.number, f"line is longer than {MAX_LINE_BYTES} bytes")
+            self._finish_line()
+        elif self._record_bytes > MAX_LINE_BYTES:  # many lines of short fields, held by csv
+            scan.note(scan.record_line, f"record is longer than {MAX_LINE_BYTES} bytes")
+        self._open = scan.goes_on()
+        if scan.problem is not None:
+            line, text = scan.problem
+            self.skip_record()
+            raise _BadRecord(line, text)
+
+    def _finish_line(self) -> None:
+        """Read the rest of an over-long physical line through the scan, a chunk at a time."""
+        assert self._scan is not None
+        while more := self._stream.readline(_CHUNK_BYTES):
+            self._scan.feed(more, self.number)
+            if more.endswith(b"\n"):
+                return
+
+    def skip_record(self) -> None:
+        """Read on, without holding anything, to the end of the record the last line began."""
+        scan = self._scan
+        assert scan is not None
+        while self._open:
+            raw = self._stream.readline(_CHUNK_BYTES)
+            if not raw:
+                break
+            self.number += 1
+            scan.feed(raw, self.number)
+            if not raw.endswith(b"\n"):
+                self._finish_line()
+            self._open = scan.goes_on()
+        self._open = False
+
     def problem_upto(self, start: int, end: int) -> str | None:
         """Pop the problems of lines ≤ ``end``; describe the first, relative to ``start``."""
         first: str | None = None
@@ -383,6 +457,156 @@ class _Lines:
             if first is None:
                 first = text if line == start else f"line {line}: {text}"
         return first
+
+
+# --- CSV records -------------------------------------------------------------------------------
+#
+# Hand-written because the csv module cannot do two things: after an error it starts the next
+# record on the next physical line, even when that line is the middle of the quoted field that
+# failed (the rows after it were then misread or swallowed); and it holds a whole record,
+# however many lines it spans. So bulkstop follows the quoting itself, the way csv's default
+# ("excel") dialect reads it, only far enough to know where each record ends and how long its
+# fields are; csv still splits and unquotes every record it is given.
+
+_QUOTE: Final = ord('"')
+_COMMA: Final = ord(",")
+_LINE_BREAKS: Final = (ord("\r"), ord("\n"))
+# The states of csv's reader (Modules/_csv.c) that matter for where fields and records end.
+_AT_FIELD, _UNQUOTED, _QUOTED, _AFTER_QUOTE, _AT_LINE_END = range(5)
+_FIELD_END: Final = re.compile(rb"[,\r\n]")
+_NOT_LINE_BREAK: Final = re.compile(rb"[^\r\n]")
+# A field: quoted and closed on this line (then, as the lenient dialect reads it, anything up to
+# the next comma joins it), or unquoted, or empty.
+_ONE_FIELD: Final = rb'(?:"(?:[^"]++|"")*+"[^,\r\n]*+|[^",\r\n][^,\r\n]*+|)'
+#: A whole record on one line, with no bare CR.
+_ONE_LINE_RECORD: Final = re.compile(_ONE_FIELD + rb"(?:," + _ONE_FIELD + rb")*+\r?\n?")
+_BARE_CR: Final = "not valid CSV: a bare carriage return (\\r) ends a line; use LF or CRLF endings"
+
+
+class _BadRecord(Exception):
+    """A CSV record that is read past instead of parsed; ``line`` is where its problem is."""
+
+    def __init__(self, line: int, text: str) -> None:
+        super().__init__(text)
+        self.line = line
+        self.text = text
+
+
+class _RecordScan:
+    """Follows one CSV record through its bytes: where its fields and the record itself end.
+
+    Pure: it is fed bytes with their line numbers and reads nothing itself. It notes the first
+    problem csv would choke on: a field longer than ``limit`` bytes (a doubled quote counts
+    once, the enclosing quotes not at all, so for ASCII this is csv's own count) or a bare CR
+    outside quotes.
+
+    Attributes:
+        limit: the longest field accepted, in bytes (csv's ``field_size_limit``).
+        columns: the header's column names, to name a field in messages.
+        record_line: the line the current record starts on.
+        problem: ``(line, message)`` of the first problem of the current record, or ``None``.
+    """
+
+    __slots__ = (
+        "_field",
+        "_field_bytes",
+        "_field_line",
+        "_state",
+        "columns",
+        "limit",
+        "problem",
+        "record_line",
+    )
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.columns: list[str] = []
+        self.start(1)
+
+    def start(self, line: int) -> None:
+        """A new record begins on ``line``."""
+        self._state = _AT_FIELD
+        self._field = 0
+        self._field_bytes = 0
+        self._field_line = line
+        self.record_line = line
+        self.problem: tuple[int, str] | None = None
+
+    def goes_on(self) -> bool:
+        """At the end of a physical line: whether the record goes on (a quoted field is open)."""
+        return self._state == _QUOTED
+
+    def note(self, line: int, text: str) -> None:
+        if self.problem is None:
+            self.problem = (line, text)
+
+    def feed(self, data: bytes, line: int) -> None:
+        """Follow ``data``, the next bytes of physical line ``line``."""
+        pos, end, state = 0, len(data), self._state
+        while pos < end:
+            if state == _QUOTED:
+                quote = data.find(b'"', pos)
+                if quote < 0:
+                    self._grow(end - pos)
+                    break
+                self._grow(quote - pos)
+                pos, state = quote + 1, _AFTER_QUOTE
+            elif state == _UNQUOTED:
+                match = _FIELD_END.search(data, pos)
+                if match is None:
+                    self._grow(end - pos)
+                    break
+                stop = match.start()
+                self._grow(stop - pos)
+                if data[stop] == _COMMA:
+                    self._next_field(line)
+                    state = _AT_FIELD
+                else:
+                    state = _AT_LINE_END
+                pos = stop + 1
+            elif state == _AT_FIELD:
+                if data[pos] == _QUOTE:
+                    pos, state = pos + 1, _QUOTED
+                else:
+                    state = _UNQUOTED
+            elif state == _AFTER_QUOTE:
+                byte = data[pos]
+                if byte == _QUOTE:  # a doubled quote: one quote in the field
+                    self._grow(1)
+                    pos, state = pos + 1, _QUOTED
+                elif byte == _COMMA:
+                    self._next_field(line)
+                    pos, state = pos + 1, _AT_FIELD
+                elif byte in _LINE_BREAKS:
+                    pos, state = pos + 1, _AT_LINE_END
+                else:  # the lenient dialect: what follows the closing quote joins the field
+                    state = _UNQUOTED
+            else:  # _AT_LINE_END: only more line breaks may follow on this line
+                if _NOT_LINE_BREAK.search(data, pos):
+                    self.note(line, _BARE_CR)  # csv gives up on the rest of the line
+                break
+        self._state = state
+
+    def _grow(self, count: int) -> None:
+        self._field_bytes += count
+        if self._field_bytes > self.limit and self.problem is None:
+            index = self._field
+            name = f" ({self.columns[index][:40]!r})" if index < len(self.columns) else ""
+            self.problem = (
+                self._field_line,
+                f"field {index + 1}{name} is longer than {self.limit} bytes",
+            )
+
+    def _next_field(self, line: int) -> None:
+        self._field += 1
+        self._field_bytes = 0
+        self._field_line = line
+
+    def __repr__(self) -> str:
+        return (
+            f"<_RecordScan record_line={self.record_line} field={self._field + 1} "
+            f"state={self._state} problem={self.problem!r}>"
+        )
 
 
 # --- building rows -----------------------------------------------------------------------------
@@ -434,18 +658,12 @@ def _header_columns(name: str, line: int, header: list[str]) -> tuple[int, int]:
     return found[_JOB], found[_BUILD]
 
 
-def _csv_problem(exc: csv.Error) -> str:
-    if "new-line character seen in unquoted field" in str(exc):
-        # The csv module's own advice (universal-newline mode) does not apply here.
-        return "not valid CSV: a bare carriage return (\\r) ends a line; use LF or CRLF endings"
-    return f"not valid CSV: {exc}"
-
-
 def _open_csv(name: str, stream: IO[bytes], *, precheck: bool) -> Iterator[InputRow]:
     """Read the header now (errors are whole-file errors); return the lazy row iterator."""
     if precheck:
         _precheck(name, stream)
-    lines = _Lines(stream)
+    scan = _RecordScan(csv.field_size_limit())
+    lines = _Lines(stream, scan)
     reader = csv.reader(lines)
     while True:
         start = lines.number + 1
@@ -455,28 +673,47 @@ def _open_csv(name: str, stream: IO[bytes], *, precheck: bool) -> Iterator[Input
             raise InputError(
                 f"{name}: empty file (expected a header row with {_JOB} and {_BUILD} columns)"
             ) from None
+        except _BadRecord as bad:
+            raise InputError(f"{name}:{start}: {_bad_record(bad, start, lines.number)}") from None
         except csv.Error as exc:
-            raise InputError(f"{name}:{start}: {_csv_problem(exc)}") from exc
+            raise InputError(f"{name}:{start}: not valid CSV: {exc}") from exc
         if problem := lines.problem_upto(start, lines.number):
             raise InputError(f"{name}:{start}: {problem}")
         if header:
             break
     job_col, build_col = _header_columns(name, start, header)
-    return _csv_rows(lines, reader, job_col, build_col)
+    scan.columns = header
+    return _csv_rows(lines, job_col, build_col)
 
 
-def _csv_rows(
-    lines: _Lines, reader: Iterator[list[str]], job_col: int, build_col: int
-) -> Iterator[InputRow]:
+def _bad_record(bad: _BadRecord, start: int, end: int) -> str:
+    """The message for a record that was read past: its problem, and the lines it took."""
+    text = bad.text if bad.line == start else f"line {bad.line}: {bad.text}"
+    if end > start:
+        text += f" (the record spans lines {start}-{end})"
+    return text
+
+
+def _csv_rows(lines: _Lines, job_col: int, build_col: int) -> Iterator[InputRow]:
+    # A new reader after a record that failed: csv's reader keeps nothing between records, and
+    # a fresh one cannot carry over any state from the failure.
+    reader = csv.reader(lines)
     while True:
         start = lines.number + 1
         try:
             record = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
+        except _BadRecord as bad:
             lines.problem_upto(start, lines.number)
-            yield InputRow.invalid(start, _csv_problem(exc))
+            yield InputRow.invalid(start, _bad_record(bad, start, lines.number))
+            reader = csv.reader(lines)
+            continue
+        except csv.Error as exc:  # only if field_size_limit() was lowered since the file opened
+            lines.skip_record()
+            lines.problem_upto(start, lines.number)
+            yield InputRow.invalid(start, f"not valid CSV: {exc}")
+            reader = csv.reader(lines)
             continue
         job_id = record[job_col] if job_col < len(record) else None
         build_no = record[build_col] if build_col < len(record) else None
