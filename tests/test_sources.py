@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -768,6 +769,34 @@ def test_stdin_rows_come_out_before_the_stream_is_exhausted(
         first = list(itertools.islice(source, 3))
         assert keys(first) == [(JOB, 1), (JOB, 2), (JOB, 3)]
         assert raw.served < 1_000  # a few buffers' worth, not the 100 000 lines behind them
+
+
+@pytest.mark.anyio
+async def test_async_reading_raises_a_read_failure_after_the_rows_before_it() -> None:
+    lines = (f"{JOB},{n}\n".encode() for n in itertools.count(1))
+    raw = LazyStream(itertools.chain([b"job_id,build_no\n"], lines), fail_after=3)
+    rows: list[InputRow] = []
+    source = open_source("-", "csv", stdin=io.BufferedReader(raw, buffer_size=64))
+    with source, pytest.raises(InputError, match=r"^<stdin>: read failed: Input/output error$"):
+        async for row in source:
+            rows.append(row)
+    assert keys(rows) == [(JOB, 1), (JOB, 2)]
+
+
+@pytest.mark.anyio
+async def test_async_reading_stays_a_bounded_way_ahead_of_its_consumer() -> None:
+    lines = (f"{JOB},{n}\n".encode() for n in itertools.count(1))
+    raw = LazyStream(itertools.chain([b"job_id,build_no\n"], lines))  # never ends
+    with open_source("-", "csv", stdin=io.BufferedReader(raw)) as source:
+        ahead = aiter(source)
+        first = await anext(ahead)
+        with anyio.fail_after(10):
+            # Set by the reading thread when it waits for the consumer: nothing to await.
+            while not ahead.parked:  # noqa: ASYNC110
+                await anyio.sleep(0.001)
+        assert (first.line, ahead.queued) == (2, 1024)
+        assert raw.served < 1024 + 300  # and a buffer's worth more at most
+    assert ahead.join(timeout=10)  # closing the source stopped the thread
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
