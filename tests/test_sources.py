@@ -54,7 +54,7 @@ def read_pipe(data: bytes, fmt: str) -> list[InputRow]:
     read_fd, write_fd = os.pipe()
 
     def feed() -> None:
-        with open(write_fd, "wb") as out, contextlib.suppress(BrokenPipeError):
+        with contextlib.suppress(BrokenPipeError), open(write_fd, "wb") as out:
             out.write(data)
 
     writer = threading.Thread(target=feed)
@@ -252,21 +252,30 @@ LONG = "x" * (FIELD_LIMIT + 1)
 #: error the closing quote stood alone at the start of a line, opened a quoted field, and
 #: swallowed the rows after it.
 LONG_LINES = ("y" * 70 + "\n") * (FIELD_LIMIT // 71 + 1)
+LONG_LINES_SPAN = LONG_LINES.count("\n") + 1  # lines of a record holding it
 
 
 @pytest.mark.parametrize("via", ["file", "pipe"])
 @pytest.mark.parametrize(
     ("record", "spans", "error"),
     [
-        (f'{JOB},6,"{LONG}"', 1, "field 3 ('note') is longer than 131072 bytes"),
-        (f"{JOB},6,{LONG}", 1, "field 3 ('note') is longer than 131072 bytes"),
-        (f'{JOB},6,"{LONG_LINES}"', 1848, "field 3 ('note') is longer than 131072 bytes"),
-        (f'{JOB},6,"{LONG_LINES}",', 1848, "field 3 ('note') is longer than 131072 bytes"),
+        (f'{JOB},6,"{LONG}"', 1, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
+        (f"{JOB},6,{LONG}", 1, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
+        (
+            f'{JOB},6,"{LONG_LINES}"',
+            LONG_LINES_SPAN,
+            f"field 3 ('note') is longer than {FIELD_LIMIT} bytes",
+        ),
+        (
+            f'{JOB},6,"{LONG_LINES}",',
+            LONG_LINES_SPAN,
+            f"field 3 ('note') is longer than {FIELD_LIMIT} bytes",
+        ),
         # an unquoted over-long field, and then the record goes on in a quoted field
-        (f'{JOB},6,{LONG},"a\n,b"', 2, "field 3 ('note') is longer than 131072 bytes"),
+        (f'{JOB},6,{LONG},"a\n,b"', 2, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
         # the over-long field starts on the second line of its record
-        (f'{JOB},6,"a\nb",{LONG}', 2, "line 8: field 4 is longer than 131072 bytes"),
-        (f'{JOB},6,"a\nb""{LONG}"', 2, "field 3 ('note') is longer than 131072 bytes"),
+        (f'{JOB},6,"a\nb",{LONG}', 2, f"line 8: field 4 is longer than {FIELD_LIMIT} bytes"),
+        (f'{JOB},6,"a\nb""{LONG}"', 2, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
     ],
     ids=[
         "quoted",
@@ -300,9 +309,15 @@ SHORT_FIELDS = ("y" * 1000 + ",") * (MAX_LINE_BYTES // 1000)  # a line too long,
 @pytest.mark.parametrize(
     ("record", "error"),
     [
-        (f'{JOB},1,"start\n{LONG * 8}",', "field 3 ('note') is longer than 131072 bytes"),
-        (f'{JOB},1,"{LONG * 8}\nstill the note",', "field 3 ('note') is longer than 131072 bytes"),
-        (f'{JOB},1,{SHORT_FIELDS}"\nstill a field",', "line is longer than 1048576 bytes"),
+        (f'{JOB},1,"start\n{LONG * 8}",', f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
+        (
+            f'{JOB},1,"{LONG * 8}\nstill the note",',
+            f"field 3 ('note') is longer than {FIELD_LIMIT} bytes",
+        ),
+        (
+            f'{JOB},1,{SHORT_FIELDS}"\nstill a field",',
+            f"line is longer than {MAX_LINE_BYTES} bytes",
+        ),
     ],
     ids=["closes-a-quote", "opens-a-quote", "many-short-fields-then-a-quote"],
 )
@@ -331,7 +346,7 @@ def test_csv_record_of_many_short_fields_over_many_lines_is_bounded(tmp_path: Pa
     finally:
         tracemalloc.stop()
     assert lines_and_keys(rows) == [
-        (2, f"record is longer than 1048576 bytes (the record spans lines 2-{lines + 2})"),
+        (2, f"record is longer than {MAX_LINE_BYTES} bytes (the record spans lines 2-{lines + 2})"),
         (lines + 3, (JOB, 2)),
     ]
     assert peak < 8_000_000
@@ -348,14 +363,14 @@ def test_csv_quote_left_open_reads_to_the_end_in_bounded_memory(tmp_path: Path) 
         tracemalloc.stop()
     assert lines_and_keys(rows) == [
         (2, (JOB, 1)),
-        (3, "field 3 ('note') is longer than 131072 bytes (the record spans lines 3-323)"),
+        (3, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes (the record spans lines 3-323)"),
     ]
     assert peak < 8_000_000
 
 
 def test_csv_header_with_a_field_longer_than_the_limit_is_an_input_error(tmp_path: Path) -> None:
     path = write(tmp_path, "t.csv", f'job_id,build_no,"{LONG}"\n{JOB},1\n')
-    assert open_error(path) == f"{path}:1: field 3 is longer than 131072 bytes"
+    assert open_error(path) == f"{path}:1: field 3 is longer than {FIELD_LIMIT} bytes"
 
 
 TOKENS = st.sampled_from(["a", '"', ",", "\n", "\r\n", " "])
@@ -794,7 +809,8 @@ async def test_async_reading_stays_a_bounded_way_ahead_of_its_consumer() -> None
             # Set by the reading thread when it waits for the consumer: nothing to await.
             while not ahead.parked:  # noqa: ASYNC110
                 await anyio.sleep(0.001)
-        assert (first.line, ahead.queued) == (2, 1024)
+        assert first.line == 2
+        assert ahead.queued <= 1024
         assert raw.served < 1024 + 300  # and a buffer's worth more at most
     assert ahead.join(timeout=10)  # closing the source stopped the thread
 
