@@ -325,7 +325,8 @@ class Stopper:
 class StopRun(anyio.AsyncContextManagerMixin):
     """One run. ``async with`` it to receive results as they complete.
 
-    Leaving the block early cancels what is still running. When the run was aborted by a
+    Leaving the block early cancels what is still running and stops reading the input (a
+    thread reading it ends; a source is not read further). When the run was aborted by a
     guard, leaving the block raises :class:`~bulkstop.errors.RunAborted` (after every row's
     result was handed out).
     """
