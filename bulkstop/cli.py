@@ -556,7 +556,8 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
     )
     interrupted = False
     aborted: RunAborted | None = None
-    run = stopper.run(iter(source), carry_over=carry, maybe_applied=plan.maybe_applied)
+    # The source itself, not iter(source): its async reading lets a drain stop reading a pipe.
+    run = stopper.run(source, carry_over=carry, maybe_applied=plan.maybe_applied)
     with writer:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, run, options.grace)

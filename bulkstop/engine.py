@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import random
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -80,6 +79,7 @@ from bulkstop.retry import (
     classify,
     compute_backoff,
 )
+from bulkstop.sources import ReadAhead
 
 __all__ = ["Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
 
@@ -89,10 +89,6 @@ T = TypeVar("T")
 
 RowLike = InputRow | Target | tuple[str, Any]
 Key = tuple[str, int]
-
-#: Rows fetched from a synchronous iterable per hop to a worker thread: big enough that the
-#: hop costs nothing per row, small enough that work starts at once on a slow pipe.
-_SYNC_BATCH = 128
 
 
 class RunObserver(Protocol):
@@ -380,7 +376,10 @@ class Stopper:
         """Start stopping ``rows``; use the returned object with ``async with``.
 
         ``rows`` may be :class:`InputRow` (from :func:`bulkstop.sources.open_source`),
-        :class:`Target`, or ``(job_id, build_no)`` pairs, as a sync or async iterable.
+        :class:`Target`, or ``(job_id, build_no)`` pairs, as a sync or async iterable. A sync
+        iterable other than a list or tuple is read on a thread of its own
+        (:class:`~bulkstop.sources.ReadAhead`, as a source reads itself), so that a slow one
+        never holds up the event loop, and each row goes out as soon as it is read.
         ``carry_over`` maps ``(job_id, str(build_no))`` to a final record of an earlier run:
         such targets are not sent and their record comes out again, with the line of the
         row that names the target in ``rows`` and otherwise unchanged (outcome, attempts,
@@ -394,7 +393,8 @@ class Stopper:
 class StopRun(anyio.AsyncContextManagerMixin):
     """One run. ``async with`` it to receive results as they complete.
 
-    Leaving the block early cancels what is still running. When the run was aborted by a
+    Leaving the block early cancels what is still running and stops reading the input (a
+    thread reading it ends; a source is not read further). When the run was aborted by a
     guard, leaving the block raises :class:`~bulkstop.errors.RunAborted` (after every row's
     result was handed out).
     """
@@ -436,6 +436,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self._stop_reason: str | None = None
         self._random = random.Random(settings.seed)  # noqa: S311 - jitter, not security
         self._seen: dict[str, bytearray | set[int]] = {}
+        self._input: ReadAhead[Any] | None = None  # the input, when it is read on a thread
         self._waiting: set[anyio.CancelScope] = set()
         self._in_flight: set[anyio.CancelScope] = set()
         self._sent_finished = 0
@@ -448,13 +449,20 @@ class StopRun(anyio.AsyncContextManagerMixin):
         return self._stop_reason is not None
 
     def drain(self, reason: str = "interrupted") -> None:
-        """Start no new attempt; let calls in flight finish; the rest ends ``aborted``."""
+        """Start no new attempt; let calls in flight finish; the rest ends ``aborted``.
+
+        The rest of a file is read and reported; a pipe opened by
+        :func:`~bulkstop.sources.open_source` is read no further than it has been (its writer
+        may never close it), so the rows not yet read from it get no record.
+        """
         if self._stop_reason is None:
             self._stop_reason = reason
             self.stats.ended_early = reason
             log.info("run.draining", reason=reason)
         for scope in list(self._waiting):
             scope.cancel()
+        if self._input is not None:
+            self._input.stop_waiting()
 
     def cancel_in_flight(self) -> None:
         """Also cancel the calls in flight (they are reported ``aborted``)."""
@@ -497,25 +505,25 @@ class StopRun(anyio.AsyncContextManagerMixin):
 
     async def _rows_async(self) -> AsyncGenerator[RowLike]:
         rows = self._rows
-        if isinstance(rows, AsyncIterable):
-            async for row in rows:
+        if isinstance(rows, list | tuple):  # in memory: nothing to wait for
+            for row in rows:
                 yield row
             return
-        iterator = iter(rows)
-        # Reading may block (a slow stdin pipe): fetch in batches on a worker thread so the
-        # event loop, and every request in flight, keeps moving meanwhile.
-        if isinstance(rows, list | tuple):
-            for row in iterator:
+        if not isinstance(rows, AsyncIterable):
+            # Reading may wait (a generator reading a socket): read it on a thread of its own,
+            # so that the event loop, and every request in flight, keeps moving meanwhile.
+            rows = ReadAhead(rows)
+        iterator = aiter(rows)  # a TargetSource's is a ReadAhead too
+        if isinstance(iterator, ReadAhead):
+            self._input = iterator
+            if self.stopping:
+                iterator.stop_waiting()
+        try:
+            async for row in iterator:
                 yield row
-            return
-        while True:
-            batch = await anyio.to_thread.run_sync(
-                lambda: list(itertools.islice(iterator, _SYNC_BATCH)), abandon_on_cancel=True
-            )
-            if not batch:
-                return
-            for row in batch:
-                yield row
+        finally:
+            if isinstance(iterator, ReadAhead):
+                iterator.stop()  # a run that ended early reads no further (at the end: no-op)
 
     def _first_sighting(self, target: Target) -> bool:
         """Exact dedupe in little memory: a bitmap of build numbers per job.
@@ -588,8 +596,14 @@ class StopRun(anyio.AsyncContextManagerMixin):
             out.sender_done()
 
     async def _produce_into(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
+        async with contextlib.aclosing(self._rows_async()) as rows:
+            await self._produce_from(rows, queue, out)
+
+    async def _produce_from(
+        self, rows: AsyncIterator[RowLike], queue: _HandOff[_Item], out: _HandOff[Result]
+    ) -> None:
         index = 0
-        async for raw in self._rows_async():
+        async for raw in rows:
             index += 1
             self.stats.rows += 1
             if type(raw) is tuple and len(raw) == 2:

@@ -10,8 +10,9 @@
 Normalisation rule (documented in the README): surrounding whitespace is stripped from both
 fields; ``job_id`` must then be exactly 32 characters of ``[0-9a-z]`` — uppercase is *not*
 folded, because CodeArts ids are lowercase and an uppercase id is a sign of a wrong column or a
-pasted value that the user should see; ``build_no`` must be an integer ≥ 1 given as digits
-(a JSON number or a string of digits; ``"+3"``, ``"3.0"``, ``true`` are refused).
+pasted value that the user should see; ``build_no`` must be an integer from 1 to
+:data:`BUILD_NO_MAX` (CodeArts' build_no is an int32) given as digits (a JSON number or a string
+of digits; ``"+3"``, ``"3.0"``, ``true`` are refused).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from pydantic import TypeAdapter
 from yarl import URL
 
 __all__ = [
     "ACCEPTABLE",
+    "BUILD_NO_MAX",
     "FINAL_FOR_RESUME",
     "RESULT_ADAPTER",
     "InputRow",
@@ -42,6 +44,10 @@ __all__ = [
 
 JOB_ID_PATTERN = re.compile(r"[0-9a-z]{32}")
 _DIGITS = re.compile(r"[0-9]+")
+
+#: The largest build number CodeArts accepts: its build_no is an int32 (1..2147483647), and the
+#: service rejects a larger one, so such a row is invalid rather than sent.
+BUILD_NO_MAX: Final = 2**31 - 1
 
 
 class Outcome(enum.StrEnum):
@@ -94,7 +100,7 @@ class Target:
 
     Build targets from raw input with :func:`parse_target`, which strips, converts digits and
     names the field at fault; constructing one directly takes exactly a lowercase 32-character
-    ``job_id`` and an ``int`` ``build_no`` ≥ 1.
+    ``job_id`` and an ``int`` ``build_no`` from 1 to :data:`BUILD_NO_MAX`.
     """
 
     job_id: str
@@ -106,7 +112,7 @@ class Target:
             type(job_id) is not str
             or not JOB_ID_PATTERN.fullmatch(job_id)
             or type(build_no) is not int
-            or build_no < 1
+            or not 1 <= build_no <= BUILD_NO_MAX
         ):
             problem = parse_target(job_id, build_no)
             if not isinstance(problem, str):  # valid once stripped or converted
@@ -155,16 +161,21 @@ def parse_target(job_id: Any, build_no: Any) -> Target | str:
         bno = build_no
     elif isinstance(build_no, str) and _DIGITS.fullmatch(build_no.strip()):
         digits = build_no.strip()
-        if len(digits) > 18:  # beyond any real build number (and int()'s digit limit)
+        significant = digits.lstrip("0") or "0"
+        if len(significant) > 18:  # spares int() a huge string; shown as a length
             problems.append(
-                f"build_no: must be an integer ≥ 1, got a number of {len(digits)} digits"
+                f"build_no: must be at most {BUILD_NO_MAX}, got a number of {len(digits)} digits"
             )
         else:
-            bno = int(digits)
+            bno = int(significant)
     else:
         problems.append(f"build_no: must be an integer ≥ 1, got {_describe(build_no)}")
     if bno is not None and bno < 1:
         problems.append(f"build_no: must be an integer ≥ 1, got {bno}")
+        bno = None
+    elif bno is not None and bno > BUILD_NO_MAX:
+        shown = bno if bno.bit_length() <= 64 else f"a number of {bno.bit_length()} bits"
+        problems.append(f"build_no: must be at most {BUILD_NO_MAX}, got {shown}")
         bno = None
     if problems or jid is None or bno is None:
         return "; ".join(problems)

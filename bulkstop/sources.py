@@ -27,21 +27,38 @@ a file fails before any row is read; stdin redirected from a regular file is che
 way. A pipe cannot be read twice: there, an undecodable or over-long line becomes an invalid
 row and reading goes on. CSV and JSONL are streamed (memory does not grow with the file); JSON
 is parsed whole, because the standard library cannot stream it.
+
+``for row in source`` reads in the calling thread. ``async for row in source`` reads on a
+thread of its own (:class:`ReadAhead`), handing each row to the event loop as soon as it is
+read; on a pipe that read can be interrupted (:meth:`ReadAhead.stop_waiting`), so that a run
+stopped early never waits for a writer that may not write again.
+
+A CSV record that cannot be read as it stands is one invalid row naming its line and field, and
+the records after it are read exactly as the CSV says: one with a field longer than
+``csv.field_size_limit()`` bytes (128 KiB unless the application changed it), with a line
+longer than :data:`MAX_LINE_BYTES` (pipes), with a bare CR, or spanning several lines (inside
+quotes) for more than :data:`MAX_LINE_BYTES` in all. Such a record is read to its end without
+being held, however far a quote left open carries it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
+import contextlib
 import csv
+import io
 import json
 import os
 import re
+import selectors
 import stat
 import sys
+import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import IO, Any, Final, Literal, cast, get_args
+from typing import IO, Any, Final, Generic, Literal, TypeVar, cast, get_args
 
 from bulkstop.errors import InputError
 from bulkstop.log import get_logger
@@ -50,6 +67,7 @@ from bulkstop.models import InputRow
 __all__ = [
     "MAX_LINE_BYTES",
     "InputFormat",
+    "ReadAhead",
     "TargetSource",
     "detect_format",
     "open_source",
@@ -57,15 +75,24 @@ __all__ = [
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
+
 InputFormat = Literal["csv", "json", "jsonl"]
 
 #: Longest accepted line of a CSV or JSONL input: the bytes before its ``\n`` (a CRLF line's
-#: ``\r`` counts). The cap is what keeps memory flat on a file that has no line breaks at all.
+#: ``\r`` counts), and longest CSV record over several lines. The cap is what keeps memory flat
+#: on a file that has no line breaks at all (or whose one quoted record never ends).
 MAX_LINE_BYTES: Final = 1024 * 1024
 
 STDIN_NAME: Final = "<stdin>"
 
 _CHUNK_BYTES: Final = 1024 * 1024
+#: Bytes asked of a pipe per read: what a Linux pipe holds.
+_PIPE_BUFFER: Final = 64 * 1024
+#: Rows read ahead of the event loop before the reading thread waits for it to catch up.
+_READ_AHEAD: Final = 1024
+#: How long :meth:`TargetSource.close` waits for its reading thread to notice it should stop.
+_STOP_JOIN_SECONDS: Final = 1.0
 _BOM: Final = codecs.BOM_UTF8
 _FORMATS: Final[tuple[str, ...]] = get_args(InputFormat)
 _FORMAT_NAMES: Final = {"csv": "csv", "json": "json", "jsonl": "jsonl", "ndjson": "jsonl"}
@@ -142,24 +169,35 @@ def detect_format(path: str, override: str | None) -> InputFormat:
 class TargetSource:
     """An opened input. Construct with :func:`open_source`; iterate for :class:`InputRow`.
 
+    ``for row in source`` reads in the calling thread; ``async for row in source`` reads on a
+    thread of its own (a :class:`ReadAhead`), so that waiting for input never blocks the event
+    loop and each row is handed over as soon as it is read. Use one or the other.
+
     Single pass: iterating again continues where the previous iteration stopped. Use it as a
     context manager, or call :meth:`close`, to close the file; a caller-provided stdin stream is
     left open. A read failure in the middle of the file raises :class:`InputError`.
     """
 
-    __slots__ = ("_closed", "_owned", "_rows", "format", "name")
+    __slots__ = ("_ahead", "_closed", "_owned", "_pipe", "_rows", "format", "name")
 
     #: the file name as given, or ``"<stdin>"``
     name: str
     format: InputFormat
 
     def __init__(
-        self, name: str, format: InputFormat, rows: Iterator[InputRow], owned: IO[bytes] | None
+        self,
+        name: str,
+        format: InputFormat,
+        rows: Iterator[InputRow],
+        owned: IO[bytes] | None,
+        pipe: _PipeReader | None = None,
     ) -> None:
         self.name = name
         self.format = format
         self._rows = rows
         self._owned = owned
+        self._pipe = pipe
+        self._ahead: ReadAhead[InputRow] | None = None
         self._closed = False
 
     def __iter__(self) -> Iterator[InputRow]:
@@ -173,14 +211,33 @@ class TargetSource:
         except OSError as exc:
             raise InputError(f"{self.name}: read failed: {exc.strerror or exc}") from exc
 
+    def __aiter__(self) -> ReadAhead[InputRow]:
+        if self._ahead is None:
+            interrupt = None if self._pipe is None else self._pipe.interrupt
+            self._ahead = ReadAhead(self, interrupt=interrupt)
+        return self._ahead
+
     def close(self) -> None:
-        """Stop reading and close the file if this source opened it. Idempotent."""
+        """Stop reading and close the file if this source opened it. Idempotent.
+
+        A reading thread is stopped first (at once on a pipe). One that does not stop within a
+        second, a read of a caller's stream that cannot be interrupted, is left to end with the
+        process, and the stream stays open for it.
+        """
         if self._closed:
             return
         self._closed = True
+        ahead = self._ahead
+        if ahead is not None:
+            ahead.stop()
+            if not ahead.join(_STOP_JOIN_SECONDS):
+                log.warning("sources.reader_left_running", source=self.name)
+                return
         close_rows = getattr(self._rows, "close", None)
         if close_rows is not None:
             close_rows()
+        if self._pipe is not None:
+            self._pipe.close()
         if self._owned is not None:
             self._owned.close()
 
@@ -207,11 +264,13 @@ def open_source(
 
     ``fmt`` overrides the format taken from the extension and is required for stdin.
     ``stdin`` is the byte stream that ``"-"`` reads (default ``sys.stdin.buffer``); it is not
-    closed. Raises :class:`InputError` with a one-line message naming the file (and line when
-    known) for: a missing path, a directory, no permission, an empty file, a CSV header without
-    the two columns or with one of them twice, bytes that are not UTF-8, a NUL byte, an
-    over-long line (regular files), JSON that does not parse, and a JSON top level that is not
-    an array of targets.
+    closed. When it is a pipe (or a named pipe is opened), its file descriptor is read directly,
+    so that a read waiting for the writer can be interrupted: whatever was already read into
+    ``stdin``'s own buffer is not seen. Raises :class:`InputError` with a one-line message
+    naming the file (and line when known) for: a missing path, a directory, no permission, an
+    empty file, a CSV header without the two columns or with one of them twice, bytes that are
+    not UTF-8, a NUL byte, an over-long line (regular files), JSON that does not parse, and a
+    JSON top level that is not an array of targets.
     """
     fmt_ = detect_format(path, fmt)
     if path == "-":
@@ -221,24 +280,32 @@ def open_source(
     else:
         name = _display(path)
         stream = owned = _open_file(name, path)
+    pipe: _PipeReader | None = None
     try:
         regular = _is_regular_file(stream)
         if fmt_ == "json":
             rows = _open_json(name, _read_all(name, stream))
-        elif fmt_ == "csv":
-            rows = _open_csv(name, stream, precheck=regular)
         else:
-            rows = _open_jsonl(name, stream, precheck=regular)
+            if not regular and (pipe := _PipeReader.open(stream)) is not None:
+                stream = io.BufferedReader(pipe, buffer_size=_PIPE_BUFFER)
+            if fmt_ == "csv":
+                rows = _open_csv(name, stream, precheck=regular)
+            else:
+                rows = _open_jsonl(name, stream, precheck=regular)
     except OSError as exc:
-        if owned is not None:
-            owned.close()
+        _close_all(pipe, owned)
         raise InputError(f"{name}: read failed: {exc.strerror or exc}") from exc
     except BaseException:
-        if owned is not None:
-            owned.close()
+        _close_all(pipe, owned)
         raise
     log.debug("sources.opened", source=name, format=fmt_, regular_file=regular)
-    return TargetSource(name, fmt_, rows, owned)
+    return TargetSource(name, fmt_, rows, owned, pipe)
+
+
+def _close_all(*streams: IO[bytes] | _PipeReader | None) -> None:
+    for stream in streams:
+        if stream is not None:
+            stream.close()
 
 
 def _is_regular_file(stream: IO[bytes]) -> bool:
@@ -261,6 +328,252 @@ def _open_file(name: str, path: str) -> IO[bytes]:
         raise InputError(f"{name}: permission denied") from exc
     except OSError as exc:
         raise InputError(f"{name}: cannot open: {exc.strerror or exc}") from exc
+
+
+# --- reading without blocking the event loop -------------------------------------------------
+
+
+class _Interrupted(Exception):
+    """A read of a pipe was interrupted (:meth:`_PipeReader.interrupt`): the input ends here."""
+
+
+class _PipeReader(io.RawIOBase):
+    """The raw reads of a pipe (or terminal) that another thread can interrupt at once.
+
+    Hand-written because nothing else can stop a thread blocked reading a pipe whose writer
+    never writes again; and such a thread, blocked in ``sys.stdin.buffer`` when the interpreter
+    exits, is a fatal error. Each read waits in a selector together with a wake-up pipe of its
+    own; after :meth:`interrupt`, every read raises :class:`_Interrupted`. Bytes already
+    buffered above it are still read.
+    """
+
+    def __init__(self, fd: int, selector: selectors.BaseSelector) -> None:
+        super().__init__()
+        self._fd = fd
+        self._selector = selector
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        selector.register(self._wake_read, selectors.EVENT_READ)
+        self.interrupted = False
+
+    @classmethod
+    def open(cls, stream: IO[bytes]) -> _PipeReader | None:
+        """A reader of ``stream``'s file descriptor, or ``None`` where a selector cannot wait."""
+        if os.name != "posix":  # select() waits on sockets only there
+            return None
+        try:
+            fd = stream.fileno()
+            mode = os.fstat(fd).st_mode
+        except (OSError, ValueError):  # no file descriptor (a buffer): nothing to wait for
+            return None
+        if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)):
+            return None
+        selector = selectors.DefaultSelector()
+        try:
+            selector.register(fd, selectors.EVENT_READ)
+        except (OSError, ValueError):  # e.g. /dev/null, which epoll refuses
+            selector.close()
+            return None
+        return cls(fd, selector)
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.interrupted:
+            ready = self._selector.select()
+            if self.interrupted:
+                break
+            if any(key.fd == self._fd for key, _ in ready):
+                with contextlib.suppress(BlockingIOError):  # a non-blocking pipe, woken early
+                    return os.readv(self._fd, [buffer])
+        raise _Interrupted
+
+    def interrupt(self) -> None:
+        """Make the read under way, and every later one, raise :class:`_Interrupted`."""
+        self.interrupted = True
+        with contextlib.suppress(OSError):  # full (already woken) or closed
+            os.write(self._wake_write, b"\0")
+
+    def close(self) -> None:
+        """Close the wake-up pipe; the file descriptor belongs to the stream it came from."""
+        if not self.closed:
+            self._selector.close()
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<_PipeReader fd={self._fd} interrupted={self.interrupted}>"
+
+
+def _set_result(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # a cancelled wait is done already
+        waiter.set_result(None)
+
+
+class ReadAhead(Generic[T]):
+    """An iterable read on a thread of its own and handed to the event loop as items arrive.
+
+    ``async for item in ReadAhead(rows)``: the thread (started at the first ``__anext__``)
+    appends each item to a queue the moment it is read, so a slow pipe's first row is at once
+    available, while a fast file costs no thread hop per row: the event loop takes queued items
+    without waiting and is woken only when it waits for one. At :data:`_READ_AHEAD` items
+    queued, the thread waits until half of them are taken. An exception of the iterable is
+    raised by ``__anext__`` once the items before it are taken.
+
+    Hand-written rather than a thread per batch (``anyio.to_thread``): a batch is handed over
+    only when full, so the first rows of a slow pipe waited for the rest, and a thread hop per
+    row would cost more than reading the row.
+
+    Args:
+        rows: what to read; iterated in the thread only.
+        interrupt: stops a read that waits for input (a pipe's); without it, a read under way
+            always runs to its end.
+
+    Attributes:
+        done: the iterable is exhausted, failed or was stopped; what is queued still comes out.
+        queued: items read and not yet taken.
+        parked: the thread waits for the event loop to take some of the queued items.
+    """
+
+    __slots__ = (
+        "_error",
+        "_interrupt",
+        "_items",
+        "_lock",
+        "_loop",
+        "_parked",
+        "_rows",
+        "_space",
+        "_stopped",
+        "_thread",
+        "_waiter",
+        "done",
+    )
+
+    def __init__(self, rows: Iterable[T], *, interrupt: Callable[[], None] | None = None) -> None:
+        self._rows = rows
+        self._interrupt = interrupt
+        self._items: deque[T] = deque()
+        self._lock = threading.Lock()  # guards _waiter, which both threads change
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._space = threading.Event()
+        self._parked = False
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.done = False
+
+    @property
+    def queued(self) -> int:
+        return len(self._items)
+
+    @property
+    def parked(self) -> bool:
+        return self._parked
+
+    def __aiter__(self) -> ReadAhead[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        items = self._items
+        while True:
+            if items:
+                item = items.popleft()
+                if self._parked and len(items) <= _READ_AHEAD // 2:
+                    self._space.set()
+                return item
+            if self.done:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            await self._wait()
+
+    async def _wait(self) -> None:
+        """Wait until an item is queued or the reading is done."""
+        loop = asyncio.get_running_loop()
+        if self._thread is None:
+            if self._stopped:  # stopped before it started
+                self.done = True
+                return
+            self._loop = loop
+            self._thread = threading.Thread(target=self._read, name="bulkstop-input", daemon=True)
+            self._thread.start()
+        waiter = loop.create_future()
+        with self._lock:
+            self._waiter = waiter
+        try:
+            if not self._items and not self.done:  # checked after publishing the waiter
+                await waiter
+        finally:
+            with self._lock:
+                if self._waiter is waiter:
+                    self._waiter = None
+
+    def _read(self) -> None:
+        """The thread: queue every item; wake the event loop only when it waits."""
+        items = self._items
+        try:
+            for item in self._rows:
+                items.append(item)
+                if self._waiter is not None:
+                    self._wake()
+                if len(items) >= _READ_AHEAD:
+                    self._park()
+                if self._stopped:
+                    break
+        except _Interrupted:
+            pass
+        except Exception as exc:  # noqa: BLE001 - any: raised in the event loop instead
+            self._error = exc
+        finally:
+            self.done = True
+            self._wake()
+
+    def _park(self) -> None:
+        self._space.clear()
+        self._parked = True
+        if len(self._items) >= _READ_AHEAD and not self._stopped:  # checked after publishing
+            self._space.wait()
+        self._parked = False
+
+    def _wake(self) -> None:
+        with self._lock:
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits now
+                self._loop.call_soon_threadsafe(_set_result, waiter)
+
+    def stop_waiting(self) -> None:
+        """Read no more of an input that may make a read wait (a pipe): end with what was read.
+
+        The items already read, and those already in a buffer, still come out. An iterable
+        without an ``interrupt`` (a file, a list, a generator) is read on to its end.
+        """
+        if self._interrupt is not None:
+            self._interrupt()
+
+    def stop(self) -> None:
+        """Read no further: the thread ends after the item it is reading (a pipe's at once)."""
+        self._stopped = True
+        self._space.set()
+        self.stop_waiting()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the thread to end; whether it has (or never ran)."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "stopped" if self._stopped else "reading"
+        return f"<ReadAhead {state} queued={len(self._items)} parked={self._parked}>"
 
 
 # --- encoding checks ---------------------------------------------------------------------------
@@ -341,12 +654,21 @@ class _Lines:
     not UTF-8, holds a NUL byte or is longer than :data:`MAX_LINE_BYTES` is still yielded (with
     replacement characters, or empty when too long) so that line numbering stays true, and its
     problem is queued in :attr:`problems` for the reader to turn into an invalid row.
+
+    Given a :class:`_RecordScan` (CSV), the lines also follow the input's quoting, so that they
+    know where each record ends. A record :mod:`csv` must not be handed (a field longer than the
+    scan's limit, a line longer than :data:`MAX_LINE_BYTES`, a bare CR) is read to its end without
+    being held, and :class:`_BadRecord` is raised in place of its next line; reading can go on
+    with the next record.
     """
 
-    __slots__ = ("_stream", "number", "problems")
+    __slots__ = ("_open", "_record_bytes", "_scan", "_stream", "number", "problems")
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], scan: _RecordScan | None = None) -> None:
         self._stream = stream
+        self._scan = scan
+        self._open = False  # the record goes on past the last line read (an open quoted field)
+        self._record_bytes = 0  # of the current record, counted while it spans several lines
         self.number = 0  # lines read so far
         self.problems: deque[tuple[int, str]] = deque()
 
@@ -358,14 +680,28 @@ class _Lines:
         if not raw:
             raise StopIteration
         self.number += 1
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+        long = len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n")
+        if self.number == 1:
+            raw = raw.removeprefix(_BOM)
+        if self._scan is not None and (
+            self._open
+            or long
+            or len(raw) > self._scan.limit
+            # A line with no quote and no CR but its CRLF ending is a whole record as it is (the
+            # common case, kept cheap: an int in bytes is a memchr); a line with either is one
+            # when the pattern matches it all.
+            or (
+                (34 in raw or (13 in raw and (raw.find(13) != len(raw) - 2 or raw[-1] != 10)))
+                and _ONE_LINE_RECORD.fullmatch(raw) is None
+            )
+        ):
+            self._follow(raw, long)
+        elif long:
             # Skip the rest of the line without holding it.
             while (more := self._stream.readline(_CHUNK_BYTES)) and not more.endswith(b"\n"):
                 pass
             self.problems.append((self.number, f"line is longer than {MAX_LINE_BYTES} bytes"))
             return "\n"
-        if self.number == 1:
-            raw = raw.removeprefix(_BOM)
         if b"\0" in raw:
             self.problems.append((self.number, "contains a NUL byte (not a text file)"))
             raw = raw.replace(b"\0", b"")
@@ -375,6 +711,49 @@ class _Lines:
             self.problems.append((self.number, "not valid UTF-8"))
             return raw.decode("utf-8", "replace")
 
+    def _follow(self, raw: bytes, long: bool) -> None:
+        """Follow a CSV line that may not be a whole record; raise :class:`_BadRecord` if bad."""
+        scan = self._scan
+        assert scan is not None
+        if not self._open:
+            scan.start(self.number)
+            self._record_bytes = 0
+        self._record_bytes += len(raw)
+        scan.feed(raw, self.number)
+        if long:
+            scan.note(self.number, f"line is longer than {MAX_LINE_BYTES} bytes")
+            self._finish_line()
+        elif self._record_bytes > MAX_LINE_BYTES:  # many lines of short fields, held by csv
+            scan.note(scan.record_line, f"record is longer than {MAX_LINE_BYTES} bytes")
+        self._open = scan.goes_on()
+        if scan.problem is not None:
+            line, text = scan.problem
+            self.skip_record()
+            raise _BadRecord(line, text)
+
+    def _finish_line(self) -> None:
+        """Read the rest of an over-long physical line through the scan, a chunk at a time."""
+        assert self._scan is not None
+        while more := self._stream.readline(_CHUNK_BYTES):
+            self._scan.feed(more, self.number)
+            if more.endswith(b"\n"):
+                return
+
+    def skip_record(self) -> None:
+        """Read on, without holding anything, to the end of the record the last line began."""
+        scan = self._scan
+        assert scan is not None
+        while self._open:
+            raw = self._stream.readline(_CHUNK_BYTES)
+            if not raw:
+                break
+            self.number += 1
+            scan.feed(raw, self.number)
+            if not raw.endswith(b"\n"):
+                self._finish_line()
+            self._open = scan.goes_on()
+        self._open = False
+
     def problem_upto(self, start: int, end: int) -> str | None:
         """Pop the problems of lines ≤ ``end``; describe the first, relative to ``start``."""
         first: str | None = None
@@ -383,6 +762,156 @@ class _Lines:
             if first is None:
                 first = text if line == start else f"line {line}: {text}"
         return first
+
+
+# --- CSV records -------------------------------------------------------------------------------
+#
+# Hand-written because the csv module cannot do two things: after an error it starts the next
+# record on the next physical line, even when that line is the middle of the quoted field that
+# failed (the rows after it were then misread or swallowed); and it holds a whole record,
+# however many lines it spans. So bulkstop follows the quoting itself, the way csv's default
+# ("excel") dialect reads it, only far enough to know where each record ends and how long its
+# fields are; csv still splits and unquotes every record it is given.
+
+_QUOTE: Final = ord('"')
+_COMMA: Final = ord(",")
+_LINE_BREAKS: Final = (ord("\r"), ord("\n"))
+# The states of csv's reader (Modules/_csv.c) that matter for where fields and records end.
+_AT_FIELD, _UNQUOTED, _QUOTED, _AFTER_QUOTE, _AT_LINE_END = range(5)
+_FIELD_END: Final = re.compile(rb"[,\r\n]")
+_NOT_LINE_BREAK: Final = re.compile(rb"[^\r\n]")
+# A field: quoted and closed on this line (then, as the lenient dialect reads it, anything up to
+# the next comma joins it), or unquoted, or empty.
+_ONE_FIELD: Final = rb'(?:"(?:[^"]++|"")*+"[^,\r\n]*+|[^",\r\n][^,\r\n]*+|)'
+#: A whole record on one line, with no bare CR.
+_ONE_LINE_RECORD: Final = re.compile(_ONE_FIELD + rb"(?:," + _ONE_FIELD + rb")*+\r?\n?")
+_BARE_CR: Final = "not valid CSV: a bare carriage return (\\r) ends a line; use LF or CRLF endings"
+
+
+class _BadRecord(Exception):
+    """A CSV record that is read past instead of parsed; ``line`` is where its problem is."""
+
+    def __init__(self, line: int, text: str) -> None:
+        super().__init__(text)
+        self.line = line
+        self.text = text
+
+
+class _RecordScan:
+    """Follows one CSV record through its bytes: where its fields and the record itself end.
+
+    Pure: it is fed bytes with their line numbers and reads nothing itself. It notes the first
+    problem csv would choke on: a field longer than ``limit`` bytes (a doubled quote counts
+    once, the enclosing quotes not at all, so for ASCII this is csv's own count) or a bare CR
+    outside quotes.
+
+    Attributes:
+        limit: the longest field accepted, in bytes (csv's ``field_size_limit``).
+        columns: the header's column names, to name a field in messages.
+        record_line: the line the current record starts on.
+        problem: ``(line, message)`` of the first problem of the current record, or ``None``.
+    """
+
+    __slots__ = (
+        "_field",
+        "_field_bytes",
+        "_field_line",
+        "_state",
+        "columns",
+        "limit",
+        "problem",
+        "record_line",
+    )
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.columns: list[str] = []
+        self.start(1)
+
+    def start(self, line: int) -> None:
+        """A new record begins on ``line``."""
+        self._state = _AT_FIELD
+        self._field = 0
+        self._field_bytes = 0
+        self._field_line = line
+        self.record_line = line
+        self.problem: tuple[int, str] | None = None
+
+    def goes_on(self) -> bool:
+        """At the end of a physical line: whether the record goes on (a quoted field is open)."""
+        return self._state == _QUOTED
+
+    def note(self, line: int, text: str) -> None:
+        if self.problem is None:
+            self.problem = (line, text)
+
+    def feed(self, data: bytes, line: int) -> None:
+        """Follow ``data``, the next bytes of physical line ``line``."""
+        pos, end, state = 0, len(data), self._state
+        while pos < end:
+            if state == _QUOTED:
+                quote = data.find(b'"', pos)
+                if quote < 0:
+                    self._grow(end - pos)
+                    break
+                self._grow(quote - pos)
+                pos, state = quote + 1, _AFTER_QUOTE
+            elif state == _UNQUOTED:
+                match = _FIELD_END.search(data, pos)
+                if match is None:
+                    self._grow(end - pos)
+                    break
+                stop = match.start()
+                self._grow(stop - pos)
+                if data[stop] == _COMMA:
+                    self._next_field(line)
+                    state = _AT_FIELD
+                else:
+                    state = _AT_LINE_END
+                pos = stop + 1
+            elif state == _AT_FIELD:
+                if data[pos] == _QUOTE:
+                    pos, state = pos + 1, _QUOTED
+                else:
+                    state = _UNQUOTED
+            elif state == _AFTER_QUOTE:
+                byte = data[pos]
+                if byte == _QUOTE:  # a doubled quote: one quote in the field
+                    self._grow(1)
+                    pos, state = pos + 1, _QUOTED
+                elif byte == _COMMA:
+                    self._next_field(line)
+                    pos, state = pos + 1, _AT_FIELD
+                elif byte in _LINE_BREAKS:
+                    pos, state = pos + 1, _AT_LINE_END
+                else:  # the lenient dialect: what follows the closing quote joins the field
+                    state = _UNQUOTED
+            else:  # _AT_LINE_END: only more line breaks may follow on this line
+                if _NOT_LINE_BREAK.search(data, pos):
+                    self.note(line, _BARE_CR)  # csv gives up on the rest of the line
+                break
+        self._state = state
+
+    def _grow(self, count: int) -> None:
+        self._field_bytes += count
+        if self._field_bytes > self.limit and self.problem is None:
+            index = self._field
+            name = f" ({self.columns[index][:40]!r})" if index < len(self.columns) else ""
+            self.problem = (
+                self._field_line,
+                f"field {index + 1}{name} is longer than {self.limit} bytes",
+            )
+
+    def _next_field(self, line: int) -> None:
+        self._field += 1
+        self._field_bytes = 0
+        self._field_line = line
+
+    def __repr__(self) -> str:
+        return (
+            f"<_RecordScan record_line={self.record_line} field={self._field + 1} "
+            f"state={self._state} problem={self.problem!r}>"
+        )
 
 
 # --- building rows -----------------------------------------------------------------------------
@@ -434,18 +963,12 @@ def _header_columns(name: str, line: int, header: list[str]) -> tuple[int, int]:
     return found[_JOB], found[_BUILD]
 
 
-def _csv_problem(exc: csv.Error) -> str:
-    if "new-line character seen in unquoted field" in str(exc):
-        # The csv module's own advice (universal-newline mode) does not apply here.
-        return "not valid CSV: a bare carriage return (\\r) ends a line; use LF or CRLF endings"
-    return f"not valid CSV: {exc}"
-
-
 def _open_csv(name: str, stream: IO[bytes], *, precheck: bool) -> Iterator[InputRow]:
     """Read the header now (errors are whole-file errors); return the lazy row iterator."""
     if precheck:
         _precheck(name, stream)
-    lines = _Lines(stream)
+    scan = _RecordScan(csv.field_size_limit())
+    lines = _Lines(stream, scan)
     reader = csv.reader(lines)
     while True:
         start = lines.number + 1
@@ -455,28 +978,47 @@ def _open_csv(name: str, stream: IO[bytes], *, precheck: bool) -> Iterator[Input
             raise InputError(
                 f"{name}: empty file (expected a header row with {_JOB} and {_BUILD} columns)"
             ) from None
+        except _BadRecord as bad:
+            raise InputError(f"{name}:{start}: {_bad_record(bad, start, lines.number)}") from None
         except csv.Error as exc:
-            raise InputError(f"{name}:{start}: {_csv_problem(exc)}") from exc
+            raise InputError(f"{name}:{start}: not valid CSV: {exc}") from exc
         if problem := lines.problem_upto(start, lines.number):
             raise InputError(f"{name}:{start}: {problem}")
         if header:
             break
     job_col, build_col = _header_columns(name, start, header)
-    return _csv_rows(lines, reader, job_col, build_col)
+    scan.columns = header
+    return _csv_rows(lines, job_col, build_col)
 
 
-def _csv_rows(
-    lines: _Lines, reader: Iterator[list[str]], job_col: int, build_col: int
-) -> Iterator[InputRow]:
+def _bad_record(bad: _BadRecord, start: int, end: int) -> str:
+    """The message for a record that was read past: its problem, and the lines it took."""
+    text = bad.text if bad.line == start else f"line {bad.line}: {bad.text}"
+    if end > start:
+        text += f" (the record spans lines {start}-{end})"
+    return text
+
+
+def _csv_rows(lines: _Lines, job_col: int, build_col: int) -> Iterator[InputRow]:
+    # A new reader after a record that failed: csv's reader keeps nothing between records, and
+    # a fresh one cannot carry over any state from the failure.
+    reader = csv.reader(lines)
     while True:
         start = lines.number + 1
         try:
             record = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
+        except _BadRecord as bad:
             lines.problem_upto(start, lines.number)
-            yield InputRow.invalid(start, _csv_problem(exc))
+            yield InputRow.invalid(start, _bad_record(bad, start, lines.number))
+            reader = csv.reader(lines)
+            continue
+        except csv.Error as exc:  # only if field_size_limit() was lowered since the file opened
+            lines.skip_record()
+            lines.problem_upto(start, lines.number)
+            yield InputRow.invalid(start, f"not valid CSV: {exc}")
+            reader = csv.reader(lines)
             continue
         job_id = record[job_col] if job_col < len(record) else None
         build_no = record[build_col] if build_col < len(record) else None

@@ -288,7 +288,13 @@ class Harness:
         return simulator
 
     def start_run(
-        self, input_path: Path, report: Path, url: str, *options: str, token: str = TOKEN
+        self,
+        input_path: Path,
+        report: Path,
+        url: str,
+        *options: str,
+        token: str = TOKEN,
+        stdin: int = subprocess.DEVNULL,
     ) -> RunProcess:
         """Start ``bulkstop run INPUT --endpoint URL --report REPORT OPTIONS...``."""
         self._runs += 1
@@ -300,7 +306,7 @@ class Harness:
         with stderr_path.open("wb") as err:
             process = subprocess.Popen(
                 command,
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env={**self._env, "CODEARTS_TOKEN": token},
@@ -612,6 +618,32 @@ def test_one_interrupt_drains_in_flight_calls_and_resume_finishes_the_rest(
     assert slow_simulator.stop_counts() == dict.fromkeys(valid_keys(rows), 1)
     for key, record in records.items():
         assert record.run == (1 if key in sent else 2), key
+
+
+def test_an_interrupt_ends_a_run_whose_stdin_pipe_is_never_closed(
+    e2e: Harness, fast_simulator: SimulatorProcess, tmp_path: Path
+) -> None:
+    targets = tmp_path / "targets.csv"
+    rows = write_input(targets, 5)  # nine rows, a few of them invalid or duplicates
+    report = tmp_path / "report.csv"
+    read_fd, write_fd = os.pipe()
+    try:
+        running = e2e.start_run(
+            Path("-"), report, fast_simulator.url, "--input-format", "csv", *PACE, stdin=read_fd
+        )
+        os.close(read_fd)
+        os.write(write_fd, targets.read_bytes())
+        # Each row is sent as it arrives, though the writer neither writes more nor closes.
+        running.wait_until(markers_at_least(report, len(valid_keys(rows))), "all were started")
+
+        running.send(signal.SIGINT)
+
+        assert running.wait(timeout=5) == 130, running.stderr
+    finally:
+        os.close(write_fd)
+    assert "Fatal Python error" not in running.stderr  # no thread was left blocked in stdin
+    assert "Traceback" not in running.stderr
+    assert outcomes(one_record_per_row(report, rows)) == {Outcome.STOPPED}
 
 
 def test_second_interrupt_cancels_in_flight_calls_at_once(

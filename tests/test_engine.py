@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 import anyio
 import pytest
@@ -12,6 +15,7 @@ from fakeclock import FakeClock
 from bulkstop import (
     CredentialsRejected,
     FailureThreshold,
+    InputRow,
     Outcome,
     Pacer,
     Reply,
@@ -27,6 +31,7 @@ from bulkstop import (
     Target,
     TransportFailure,
 )
+from bulkstop.sources import TargetSource, open_source
 
 pytestmark = pytest.mark.anyio
 
@@ -135,6 +140,20 @@ async def test_invalid_row_names_field() -> None:
     results = await run_all(FakeClient(FakeClock(), always(OK)), [(JOB, 0)])
     assert results[0].outcome is Outcome.INVALID
     assert results[0].detail == "build_no: must be an integer ≥ 1, got 0"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [(JOB, 2**31), (JOB, "2147483648"), InputRow.from_values(1, JOB, "2147483648")],
+    ids=["int", "digits", "input-row"],
+)
+async def test_build_no_beyond_int32_is_invalid_and_never_sent(row: object) -> None:
+    client = FakeClient(FakeClock(), always(OK))
+    results = await run_all(client, [row])
+    assert [(r.outcome, r.detail) for r in results] == [
+        (Outcome.INVALID, "build_no: must be at most 2147483647, got 2147483648")
+    ]
+    assert client.calls == []
 
 
 async def test_transient_failures_retry_with_exact_backoff() -> None:
@@ -437,6 +456,120 @@ async def test_async_iterable_and_generator_inputs() -> None:
         assert sorted(int(r.build_no) for r in results) == [1, 2, 3, 4, 5]
 
 
+# --- input from a pipe ---------------------------------------------------------------------
+
+HEADER = "job_id,build_no\n"
+
+
+@contextlib.contextmanager
+def pipe_source(read_fd: int) -> Iterator[TargetSource]:
+    """A CSV source reading the pipe ``read_fd`` as stdin."""
+    with open(read_fd, "rb") as stream, open_source("-", "csv", stdin=stream) as source:
+        yield source
+
+
+@contextlib.contextmanager
+def open_pipe_source(written: str) -> Iterator[TargetSource]:
+    """A CSV source reading a real pipe that holds ``written`` and stays open meanwhile."""
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, written.encode())
+    with open(read_fd, "rb") as stream:
+        try:
+            with open_source("-", "csv", stdin=stream) as source:
+                yield source
+        finally:
+            os.close(write_fd)  # before the read end, which a blocked read would hold
+
+
+@pytest.mark.parametrize(
+    "as_rows",
+    [lambda source: source, lambda source: (row for row in source)],
+    ids=["the-source", "a-generator"],
+)
+async def test_a_row_from_a_pipe_is_sent_before_the_next_one_is_written(
+    as_rows: Callable[[TargetSource], Iterable[object]],
+) -> None:
+    first_sent = threading.Event()
+    writer_saw_it: list[bool] = []
+    client = FakeClient(FakeClock(), always(OK))
+    stop = client.stop
+
+    async def stop_and_tell(target: Target) -> Reply:
+        first_sent.set()
+        return await stop(target)
+
+    client.stop = stop_and_tell  # type: ignore[method-assign]
+    read_fd, write_fd = os.pipe()
+
+    def writer() -> None:
+        with open(write_fd, "wb", buffering=0) as pipe:
+            pipe.write(f"{HEADER}{JOB},1\n".encode())
+            # Bounded, so that a run that waits for more input fails instead of hanging.
+            writer_saw_it.append(first_sent.wait(timeout=10))
+            pipe.write(f"{JOB},2\n".encode())
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        with pipe_source(read_fd) as source:
+            results = await run_all(client, as_rows(source))
+    finally:
+        first_sent.set()
+        thread.join(timeout=10)
+    assert writer_saw_it == [True]
+    assert sorted((r.line, r.outcome) for r in results) == [
+        (2, Outcome.STOPPED),
+        (3, Outcome.STOPPED),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("how", "outcomes"),
+    [
+        ("drained", [Outcome.ABORTED] * 3),
+        ("auth-breaker", [Outcome.UNAUTHORIZED, Outcome.ABORTED, Outcome.ABORTED]),
+    ],
+)
+async def test_a_run_stopped_early_ends_though_its_pipe_never_closes(
+    how: str, outcomes: list[Outcome]
+) -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(E401))
+    stopper = Stopper(
+        client,
+        pacer=Pacer(rate=1000, clock=clock),
+        settings=RunSettings(concurrency=1, auth_breaker=1),
+        clock=clock,
+    )
+    out: list[Result] = []
+    with open_pipe_source(f"{HEADER}{JOB},1\n{JOB},2\n{JOB},3\n") as source:
+        run = stopper.run(source)
+        # Bounded: a run that waits for the writer to close the pipe fails instead of hanging.
+        with anyio.fail_after(10):
+            async with clock.autojump():
+                with contextlib.suppress(RunAborted):
+                    async with run as results:
+                        if how == "drained":
+                            run.drain("test")
+                        async for result in results:
+                            out.append(result)
+    # Every row read before the run stopped has its record; nothing more was waited for.
+    assert sorted((r.line, r.outcome) for r in out) == list(zip([2, 3, 4], outcomes, strict=True))
+
+
+async def test_leaving_a_run_early_stops_reading_its_pipe() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(OK))
+    stopper = Stopper(client, pacer=Pacer(rate=1000, clock=clock), clock=clock)
+    with open_pipe_source(f"{HEADER}{JOB},1\n") as source:
+        with anyio.fail_after(10):
+            async with clock.autojump(), stopper.run(source) as results:
+                async for _ in results:
+                    break
+        # The thread that read the pipe has ended, though the pipe is still open.
+        assert aiter(source).join(timeout=10)
+
+
 async def test_carried_over_targets_are_not_sent() -> None:
     earlier = Result(line=2, job_id=JOB, build_no="2", outcome=Outcome.STOPPED, run=1)
     client = FakeClient(FakeClock(), always(OK))
@@ -478,7 +611,7 @@ async def test_leaving_early_cancels_the_rest() -> None:
 
 
 async def test_dedupe_handles_huge_build_numbers() -> None:
-    rows = [(JOB, 5), (JOB, 2**40), (JOB, 5), (JOB, 2**40), (JOB, 7)]
+    rows = [(JOB, 5), (JOB, 2**30), (JOB, 5), (JOB, 2**30), (JOB, 7)]  # past the 2**24 bitmap
     results = await run_all(FakeClient(FakeClock(), always(OK)), rows)
     assert Counter(r.outcome for r in results) == {Outcome.STOPPED: 3, Outcome.DUPLICATE: 2}
 

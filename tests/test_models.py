@@ -62,6 +62,40 @@ def test_parse_target_normalises_what_target_refuses() -> None:
     assert parse_target("", "") == "job_id: missing; build_no: missing"
 
 
+@pytest.mark.parametrize(
+    ("build_no", "expected"),
+    [
+        (2147483647, Target(JOB, 2147483647)),
+        ("2147483647", Target(JOB, 2147483647)),
+        ("0002147483647", Target(JOB, 2147483647)),  # leading zeros do not count
+        ("0" * 5000 + "7", Target(JOB, 7)),
+        (2147483648, "build_no: must be at most 2147483647, got 2147483648"),
+        ("2147483648", "build_no: must be at most 2147483647, got 2147483648"),
+        ("99999999999", "build_no: must be at most 2147483647, got 99999999999"),
+        ("9" * 40, "build_no: must be at most 2147483647, got a number of 40 digits"),
+        (2**100, "build_no: must be at most 2147483647, got a number of 101 bits"),
+    ],
+    ids=[
+        "max",
+        "max-digits",
+        "max-zeros",
+        "zeros",
+        "max+1",
+        "max+1-digits",
+        "11-digits",
+        "40-digits",
+        "2**100",
+    ],
+)
+def test_build_no_is_bounded_by_codearts_int32(build_no: Any, expected: Target | str) -> None:
+    assert parse_target(JOB, build_no) == expected
+
+
+def test_a_target_refuses_a_build_no_beyond_int32() -> None:
+    with pytest.raises(ValueError, match=r"^build_no: must be at most 2147483647, got 2147483648$"):
+        Target(JOB, 2**31)
+
+
 def test_input_rows_carry_the_raw_text_of_invalid_rows() -> None:
     row = InputRow.from_values(4, "ABC", "x")
     assert row.target is None

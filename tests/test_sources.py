@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,6 +47,33 @@ def read(path: str, fmt: str | None = None) -> list[InputRow]:
 def read_stdin(data: bytes, fmt: str) -> list[InputRow]:
     with open_source("-", fmt, stdin=io.BytesIO(data)) as source:
         return list(source)
+
+
+def read_pipe(data: bytes, fmt: str) -> list[InputRow]:
+    """Rows of ``data`` written into a real pipe by another thread, read as stdin."""
+    read_fd, write_fd = os.pipe()
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError), open(write_fd, "wb") as out:
+            out.write(data)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        with open(read_fd, "rb") as stream, open_source("-", fmt, stdin=stream) as source:
+            return list(source)
+    finally:
+        writer.join(timeout=10)
+
+
+def read_via(via: str, tmp_path: Path, data: bytes) -> list[InputRow]:
+    """CSV rows of ``data`` from a regular file or from a pipe, where no pre-pass runs."""
+    return read(write(tmp_path, "t.csv", data)) if via == "file" else read_pipe(data, "csv")
+
+
+def lines_and_keys(rows: list[InputRow]) -> list[tuple[int, tuple[str, int] | str | None]]:
+    """Each row's line with its target's key, or with its error."""
+    return [(row.line, row.target.key if row.target else row.error) for row in rows]
 
 
 def keys(rows: list[InputRow]) -> list[tuple[str, int] | None]:
@@ -217,18 +246,178 @@ def test_csv_header_only_gives_zero_rows(tmp_path: Path) -> None:
     assert read(write(tmp_path, "t.csv", "job_id,build_no\r\n")) == []
 
 
-def test_csv_oversized_field_is_an_invalid_row_and_reading_goes_on(tmp_path: Path) -> None:
-    huge = "x" * 200_000  # beyond the csv module's field size limit, within the line limit
-    rows = read(write(tmp_path, "t.csv", f"job_id,build_no,note\n{JOB},7,{huge}\n{JOB2},8,\n"))
-    assert rows[0].line == 2
-    assert rows[0].error is not None
-    assert rows[0].error.startswith("not valid CSV: field larger than field limit")
-    assert keys(rows)[1:] == [(JOB2, 8)]
+FIELD_LIMIT = csv.field_size_limit()
+LONG = "x" * (FIELD_LIMIT + 1)
+#: A note longer than the field limit made of short lines, ending in a line break: after csv's
+#: error the closing quote stood alone at the start of a line, opened a quoted field, and
+#: swallowed the rows after it.
+LONG_LINES = ("y" * 70 + "\n") * (FIELD_LIMIT // 71 + 1)
+LONG_LINES_SPAN = LONG_LINES.count("\n") + 1  # lines of a record holding it
+
+
+@pytest.mark.parametrize("via", ["file", "pipe"])
+@pytest.mark.parametrize(
+    ("record", "spans", "error"),
+    [
+        (f'{JOB},6,"{LONG}"', 1, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
+        (f"{JOB},6,{LONG}", 1, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
+        (
+            f'{JOB},6,"{LONG_LINES}"',
+            LONG_LINES_SPAN,
+            f"field 3 ('note') is longer than {FIELD_LIMIT} bytes",
+        ),
+        (
+            f'{JOB},6,"{LONG_LINES}",',
+            LONG_LINES_SPAN,
+            f"field 3 ('note') is longer than {FIELD_LIMIT} bytes",
+        ),
+        # an unquoted over-long field, and then the record goes on in a quoted field
+        (f'{JOB},6,{LONG},"a\n,b"', 2, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
+        # the over-long field starts on the second line of its record
+        (f'{JOB},6,"a\nb",{LONG}', 2, f"line 8: field 4 is longer than {FIELD_LIMIT} bytes"),
+        (f'{JOB},6,"a\nb""{LONG}"', 2, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
+    ],
+    ids=[
+        "quoted",
+        "unquoted",
+        "quoted-lines",
+        "quoted-lines-then-more",
+        "then-quoted-lines",
+        "on-a-later-line",
+        "after-a-doubled-quote",
+    ],
+)
+def test_csv_field_longer_than_the_limit_is_one_invalid_row_and_the_rows_after_read_true(
+    tmp_path: Path, via: str, record: str, spans: int, error: str
+) -> None:
+    before = "".join(f"{JOB},{n},\n" for n in range(1, 6))
+    after = "".join(f"{JOB},{n},\n" for n in range(7, 12))
+    data = f"job_id,build_no,note\n{before}{record}\n{after}".encode()
+    rows = read_via(via, tmp_path, data)
+    if spans > 1:
+        error += f" (the record spans lines 7-{6 + spans})"
+    assert lines_and_keys(rows) == [
+        *((line, (JOB, line - 1)) for line in range(2, 7)),
+        (7, error),
+        *((6 + spans + n, (JOB, 6 + n)) for n in range(1, 6)),
+    ]
+
+
+SHORT_FIELDS = ("y" * 1000 + ",") * (MAX_LINE_BYTES // 1000)  # a line too long, no field
+
+
+@pytest.mark.parametrize(
+    ("record", "error"),
+    [
+        (f'{JOB},1,"start\n{LONG * 8}",', f"field 3 ('note') is longer than {FIELD_LIMIT} bytes"),
+        (
+            f'{JOB},1,"{LONG * 8}\nstill the note",',
+            f"field 3 ('note') is longer than {FIELD_LIMIT} bytes",
+        ),
+        (
+            f'{JOB},1,{SHORT_FIELDS}"\nstill a field",',
+            f"line is longer than {MAX_LINE_BYTES} bytes",
+        ),
+    ],
+    ids=["closes-a-quote", "opens-a-quote", "many-short-fields-then-a-quote"],
+)
+def test_pipe_line_longer_than_the_limit_leaves_the_rows_after_it_read_true(
+    record: str, error: str
+) -> None:
+    data = f"job_id,build_no,note\n{record}\n{JOB},2,\n{JOB},3,\n".encode()
+    rows = read_pipe(data, "csv")
+    assert lines_and_keys(rows) == [
+        (2, f"{error} (the record spans lines 2-3)"),
+        (4, (JOB, 2)),
+        (5, (JOB, 3)),
+    ]
+
+
+def test_csv_record_of_many_short_fields_over_many_lines_is_bounded(tmp_path: Path) -> None:
+    # Each line closes a quoted field and opens the next: no field is too long, the record is.
+    segment = "z" * 100_000
+    lines = 320  # about 32 MB in one record
+    body = f'{JOB},1,"{segment}\n' + f'","{segment}\n' * (lines - 1) + '"\n'
+    path = write(tmp_path, "t.csv", f"job_id,build_no,note\n{body}{JOB},2,\n")
+    tracemalloc.start()
+    try:
+        rows = read(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert lines_and_keys(rows) == [
+        (2, f"record is longer than {MAX_LINE_BYTES} bytes (the record spans lines 2-{lines + 2})"),
+        (lines + 3, (JOB, 2)),
+    ]
+    assert peak < 8_000_000
+
+
+def test_csv_quote_left_open_reads_to_the_end_in_bounded_memory(tmp_path: Path) -> None:
+    filler = ("w" * 99_999 + "\n") * 320  # about 32 MB inside the open quote
+    path = write(tmp_path, "t.csv", f'job_id,build_no,note\n{JOB},1,\n{JOB},2,"oops\n{filler}')
+    tracemalloc.start()
+    try:
+        rows = read(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert lines_and_keys(rows) == [
+        (2, (JOB, 1)),
+        (3, f"field 3 ('note') is longer than {FIELD_LIMIT} bytes (the record spans lines 3-323)"),
+    ]
+    assert peak < 8_000_000
+
+
+def test_csv_header_with_a_field_longer_than_the_limit_is_an_input_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", f'job_id,build_no,"{LONG}"\n{JOB},1\n')
+    assert open_error(path) == f"{path}:1: field 3 is longer than {FIELD_LIMIT} bytes"
+
+
+TOKENS = st.sampled_from(["a", '"', ",", "\n", "\r\n", " "])
+
+
+@settings(max_examples=80, deadline=None)
+@given(notes=st.lists(st.lists(TOKENS, max_size=12), min_size=1, max_size=8), data=st.data())
+def test_csv_rows_after_an_over_long_field_read_as_csv_reads_them(
+    notes: list[list[str]], data: st.DataObject
+) -> None:
+    # Arbitrary quoting, even unbalanced. One "a" is made longer than the field limit: that
+    # changes no field or record boundary, so csv's reading of the text with the short "a"
+    # says where every record is, and the one holding the long run must be the invalid row.
+    body = "".join(f"{JOB},{n},{''.join(note)}\n" for n, note in enumerate(notes, start=1))
+    text = "job_id,build_no,note\n" + body
+    expected: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        start = reader.line_num + 1
+        record = next(reader, None)
+        if record is None:
+            break
+        expected.append((start, record))
+    expected = [(line, record) for line, record in expected[1:] if record]  # no header, no blank
+    where = [i for i, char in enumerate(text) if char == "a" and i > len("job_id,build_no,note")]
+    long_at = data.draw(st.sampled_from(where)) if where else None
+    if long_at is not None:
+        text = text[:long_at] + "a" * (FIELD_LIMIT + 1) + text[long_at + 1 :]
+        bad_line = text.count("\n", 0, long_at) + 1
+    rows = read_stdin(text.encode(), "csv")
+    assert len(rows) == len(expected)
+    for row, (line, record) in zip(rows, expected, strict=True):
+        assert row.line == line
+        end = line + sum(field.count("\n") for field in record)
+        if long_at is not None and line <= bad_line <= end:
+            assert row.target is None
+            assert row.error
+        else:
+            assert (row.raw_job_id, row.raw_build_no) == (
+                record[0],
+                record[1] if len(record) > 1 else "",
+            )
 
 
 def test_csv_build_no_beyond_the_int_digit_limit_is_an_invalid_row(tmp_path: Path) -> None:
     rows = read(write(tmp_path, "t.csv", f"job_id,build_no\n{JOB},{'9' * 5000}\n"))
-    assert rows[0].error == "build_no: must be an integer ≥ 1, got a number of 5000 digits"
+    assert rows[0].error == "build_no: must be at most 2147483647, got a number of 5000 digits"
 
 
 NOTES = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
@@ -516,18 +705,28 @@ def test_stdin_nul_byte_line_is_an_invalid_row() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "head", "row"),
+    ("fmt", "head", "row", "error"),
     [
-        ("csv", b"job_id,build_no\n", f"{JOB},2\n".encode()),
-        ("jsonl", b"", f'{{"job_id": "{JOB}", "build_no": 2}}\n'.encode()),
+        (
+            "csv",
+            b"job_id,build_no\n",
+            f"{JOB},2\n".encode(),
+            f"field 1 ('job_id') is longer than {FIELD_LIMIT} bytes",
+        ),
+        (
+            "jsonl",
+            b"",
+            f'{{"job_id": "{JOB}", "build_no": 2}}\n'.encode(),
+            f"line is longer than {MAX_LINE_BYTES} bytes",
+        ),
     ],
 )
 def test_stdin_over_long_line_is_an_invalid_row_and_reading_goes_on(
-    fmt: str, head: bytes, row: bytes
+    fmt: str, head: bytes, row: bytes, error: str
 ) -> None:
     data = head + b"x" * (MAX_LINE_BYTES + 10) + b"\n" + row
     rows = read_stdin(data, fmt)
-    assert [row.error for row in rows] == [f"line is longer than {MAX_LINE_BYTES} bytes", None]
+    assert [row.error for row in rows] == [error, None]
     assert rows[1].line == rows[0].line + 1
 
 
@@ -585,6 +784,35 @@ def test_stdin_rows_come_out_before_the_stream_is_exhausted(
         first = list(itertools.islice(source, 3))
         assert keys(first) == [(JOB, 1), (JOB, 2), (JOB, 3)]
         assert raw.served < 1_000  # a few buffers' worth, not the 100 000 lines behind them
+
+
+@pytest.mark.anyio
+async def test_async_reading_raises_a_read_failure_after_the_rows_before_it() -> None:
+    lines = (f"{JOB},{n}\n".encode() for n in itertools.count(1))
+    raw = LazyStream(itertools.chain([b"job_id,build_no\n"], lines), fail_after=3)
+    rows: list[InputRow] = []
+    source = open_source("-", "csv", stdin=io.BufferedReader(raw, buffer_size=64))
+    with source, pytest.raises(InputError, match=r"^<stdin>: read failed: Input/output error$"):
+        async for row in source:
+            rows.append(row)
+    assert keys(rows) == [(JOB, 1), (JOB, 2)]
+
+
+@pytest.mark.anyio
+async def test_async_reading_stays_a_bounded_way_ahead_of_its_consumer() -> None:
+    lines = (f"{JOB},{n}\n".encode() for n in itertools.count(1))
+    raw = LazyStream(itertools.chain([b"job_id,build_no\n"], lines))  # never ends
+    with open_source("-", "csv", stdin=io.BufferedReader(raw)) as source:
+        ahead = aiter(source)
+        first = await anext(ahead)
+        with anyio.fail_after(10):
+            # Set by the reading thread when it waits for the consumer: nothing to await.
+            while not ahead.parked:  # noqa: ASYNC110
+                await anyio.sleep(0.001)
+        assert first.line == 2
+        assert ahead.queued <= 1024
+        assert raw.served < 1024 + 300  # and a buffer's worth more at most
+    assert ahead.join(timeout=10)  # closing the source stopped the thread
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
