@@ -38,6 +38,8 @@ JOB_NOT_FOUND_404 = (404, {"error_code": "CB.00060404", "error_msg": "no such jo
 FORBIDDEN = (403, {"error_code": "CB.00060403", "error_msg": "no permission"})
 
 
+#: The states the fake service reports as "Finished" and not building.
+ENDED = frozenset({"SUCCESS", "FAILURE", "FAILED", "ABORTED", "CANCELED", "TIMEOUT"})
 JOB_LISTS = (ReadApi.LIST_PROJECT_JOBS, ReadApi.SHOW_JOB_LIST_BY_PROJECT_ID, ReadApi.LIST_JOB)
 
 
@@ -139,7 +141,7 @@ class FakeBuild:
     def record(self) -> dict[str, Any]:
         running = self.running_status
         if running is None:
-            running = "Running" if self.state in ("RUNNING", "ABORTING") else "Finished"
+            running = "Finished" if self.state in ENDED else "Running"
         return {
             "number": self.number,
             "state": self.state,
@@ -258,7 +260,7 @@ class FakeService:
         build = next((b for b in job.builds if b.number == number), None)
         if build is None:
             return (404, {"error_code": "CB.00060405", "error_msg": "no such build"})
-        running = build.state in ("RUNNING", "ABORTING")
+        running = build.state not in ENDED
         if api is ReadApi.SHOW_BUILD_DETAILS:
             result = None if running else build.state
             return {"result": {"building": running, "build_result": result}, "status": "success"}
