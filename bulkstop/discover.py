@@ -52,6 +52,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import math
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -431,31 +432,28 @@ class _Job(NamedTuple):
 class _InOrder:
     """Hands out each job's builds in job order, as soon as every earlier job is done."""
 
-    __slots__ = ("_done", "_lock", "_next", "_send", "_stats")
+    __slots__ = ("_done", "_next", "_send", "_stats")
 
     def __init__(self, send: MemoryObjectSendStream[DiscoveredBuild], stats: DiscoverStats) -> None:
         self._send = send
         self._stats = stats
         self._next = 0
         self._done: dict[int, list[DiscoveredBuild]] = {}
-        self._lock = anyio.Lock()
 
-    async def put(self, index: int, builds: list[DiscoveredBuild]) -> None:
+    def put(self, index: int, builds: list[DiscoveredBuild]) -> None:
         self._done[index] = builds
-        async with self._lock:
-            while self._next in self._done:
-                await self._hand_out(self._done.pop(self._next))
-                self._next += 1
+        while self._next in self._done:
+            self._hand_out(self._done.pop(self._next))
+            self._next += 1
 
-    async def flush(self) -> None:
+    def flush(self) -> None:
         """Hand out whatever is done, in order, after the run ended early."""
-        async with self._lock:
-            for index in sorted(self._done):
-                await self._hand_out(self._done.pop(index))
+        for index in sorted(self._done):
+            self._hand_out(self._done.pop(index))
 
-    async def _hand_out(self, builds: list[DiscoveredBuild]) -> None:
+    def _hand_out(self, builds: list[DiscoveredBuild]) -> None:
         for build in builds:
-            await self._send.send(build)
+            self._send.send_nowait(build)  # an unbounded stream: never waits
             self._stats.running += 1
 
 
@@ -512,9 +510,9 @@ class Discovery(anyio.AsyncContextManagerMixin):
         now = self._wall()
         if now.tzinfo is None:
             raise ValueError("wall() must give an aware datetime")
-        send, receive = anyio.create_memory_object_stream[DiscoveredBuild](
-            self.settings.concurrency * 100
-        )
+        # Unbounded (the running builds are few): handing one out never waits, so no build
+        # found is lost to a cancellation between "done" and "sent".
+        send, receive = anyio.create_memory_object_stream[DiscoveredBuild](math.inf)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._run, send, now, jobs_file)
             try:
@@ -540,7 +538,7 @@ class Discovery(anyio.AsyncContextManagerMixin):
                     tg.start_soon(self._select, jobs_send, jobs_file)
                     for _ in range(concurrency):
                         tg.start_soon(self._scan_jobs, jobs_receive, out, now)
-            await out.flush()
+            out.flush()
             self.stats.finished = True
             log.info(
                 "discover.finished",
@@ -649,7 +647,7 @@ class Discovery(anyio.AsyncContextManagerMixin):
         self, jobs: MemoryObjectReceiveStream[_Job], out: _InOrder, now: datetime
     ) -> None:
         async for job in jobs:
-            await out.put(job.position, await self._scan(job.info, now))
+            out.put(job.position, await self._scan(job.info, now))
 
     async def _scan(self, job: JobInfo, now: datetime) -> list[DiscoveredBuild]:
         query, stats, size = self.query, self.stats, self.settings.page_size
