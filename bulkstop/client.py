@@ -136,7 +136,8 @@ def _connect_failure(exc: aiohttp.ClientConnectorError) -> tuple[TransportFailur
 
 
 class CodeArtsClient:
-    """Calls one CodeArts stop API. Use as an async context manager (it owns the session).
+    """Calls one CodeArts stop API, and the read APIs. Use as an async context manager (it owns
+    the session).
 
     Args:
         endpoint: base URL, e.g. ``https://cloudbuild-ext.cn-north-4.myhuaweicloud.com``.

@@ -133,7 +133,8 @@ def parse_duration(text: str) -> timedelta:
     """``90s``, ``45m``, ``6h``, ``2d`` (or sums of them, ``1h30m``) as a :class:`timedelta`.
 
     Raises ``ValueError`` with a one-line message for anything else, and for more than ten
-    years.
+    years. Hand-written: four units in one regular expression, where a parsing library would
+    also accept forms (``1.5 hours``, ``P1D``) the command line should not.
     """
     compact = text.strip().lower()
     if not _DURATION.fullmatch(compact):
@@ -430,7 +431,11 @@ class _Job(NamedTuple):
 
 
 class _InOrder:
-    """Hands out each job's builds in job order, as soon as every earlier job is done."""
+    """Hands out each job's builds in job order, as soon as every earlier job is done.
+
+    Workers finish jobs out of order; a job's builds wait here only until the jobs before it
+    are done, so the output is in selection order and still streams.
+    """
 
     __slots__ = ("_done", "_next", "_send", "_stats")
 

@@ -363,9 +363,9 @@ def answer_error(payload: Any) -> tuple[str, str] | None:
         return code, message
     if isinstance(payload, dict):
         err_code = payload.get("err_code")
-        if isinstance(err_code, str | int) and not isinstance(err_code, bool) and str(err_code):
+        if isinstance(err_code, str) and err_code.strip():
             text = payload.get("message")
-            return str(err_code), "" if text is None else str(text)
+            return err_code, "" if text is None else str(text)
     return None
 
 

@@ -400,12 +400,17 @@ class Verification(anyio.AsyncContextManagerMixin):
             else:
                 failure = item.failure
                 detail = failure.message if failure else "no answer about it"
+                if item.checks:
+                    detail += f" (the last answer said {item.status!r})"
                 self._settle(item, VerifyVerdict.UNKNOWN, detail, failure)
 
     async def _check(self, job_id: str, pending: list[_Pending]) -> None:
         """One round: the job's record list for the builds it may hold, then the rest alone."""
+        if not self._lists_served:  # learnt meanwhile, from another job
+            for item in pending:
+                item.listable = False
         listable = [item for item in pending if item.listable and not item.settled]
-        if listable and self._lists_served:
+        if listable:
             await self._check_listed(job_id, listable)
         for item in pending:
             if not item.settled and not item.listable:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -229,7 +229,3 @@ async def test_ignored_stops_come_out_running_at_the_timeout() -> None:
         set(results) - ignored
     )
     assert all(results[key].status == "RUNNING" for key in ignored)
-
-
-def test_the_default_window_is_a_day() -> None:
-    assert DiscoverQuery(project_id=PROJECT).since == timedelta(hours=24)

@@ -246,6 +246,7 @@ def test_a_2xx_body_with_an_error_code_is_that_error(
     [
         v1_records([]),
         {"success": True, "message": "", "err_code": "", "result": {}},
+        {"success": True, "err_code": 0, "result": {}},
         {"jobs": [], "total": 0},
         {"error_code": None, "error_msg": None, "result": {}},
         [],

@@ -14,6 +14,7 @@ from fakereads import (
     JOB_NOT_FOUND_422,
     SERVER_ERROR,
     UNAUTHORIZED,
+    URL_NOT_FOUND,
     FakeBuild,
     FakeJob,
     FakeReadClient,
@@ -299,6 +300,32 @@ async def test_when_no_record_list_is_served_every_build_is_asked_alone() -> Non
     assert [r.verdict for r in results] == [VerifyVerdict.ENDED, VerifyVerdict.ENDED]
 
 
+async def test_a_job_polled_after_the_record_lists_went_unserved_is_asked_build_by_build() -> None:
+    clock = FakeClock()
+    service = Stopping([fake_job(1, 1), fake_job(2, 1)], clock, {(job_id(2), 1): 1.0})
+    lists = (LIST, ReadApi.LIST_BUILD_INFO_RECORD, ReadApi.SHOW_LIST_HISTORY)
+    served = [2]  # the record lists answer twice (each job's first check), then no more
+
+    def handler(request: Any) -> Any:
+        if request.api in lists:
+            if not served[0]:
+                return URL_NOT_FOUND
+            served[0] -= 1
+        return service(request)
+
+    draws = iter([0.9] + [0.0] * 20)  # job 1 polls again at 1.55 s, job 2 at 2 s
+    settings = VerifySettings(timeout=4.0, reads=ReadSettings(concurrency=1))
+
+    results, _, client = await verify(
+        handler, [(job_id(1), 1), (job_id(2), 1)], clock=clock, settings=settings,
+        draw=lambda: next(draws),
+    )  # fmt: skip
+
+    second_job = [r.api for r in client.requests if r.path[2] == job_id(2)]
+    assert second_job == [LIST, DETAILS]  # job 1 found the lists gone: job 2 does not ask them
+    assert {r.job_id: r.verdict for r in results}[job_id(2)] is VerifyVerdict.ENDED
+
+
 async def test_one_build_apis_fall_back_and_the_one_that_answers_is_kept() -> None:
     clock = FakeClock()
     service = FakeService([fake_job(1, 1, 2, state="ABORTED")])
@@ -371,6 +398,26 @@ async def test_errors_until_the_timeout_leave_the_target_unknown() -> None:
     # each check is two attempts 0.5 s apart; the timeout counts from the end of the first
     assert client.times == [0.0, 0.5, 2.5, 3.0, 6.5, 7.0]
     assert stats.unknown == 1
+
+
+async def test_a_build_seen_running_then_not_checkable_is_unknown_naming_its_last_word() -> None:
+    clock = FakeClock()
+    service = FakeService([fake_job(1, 1, state="ABORTING")])
+    answered = [False]
+
+    def handler(request: Any) -> Any:  # the first call is answered, every later one fails
+        if answered[0]:
+            return SERVER_ERROR
+        answered[0] = True
+        return service(request)
+
+    settings = VerifySettings(poll_jitter=0.0, timeout=2.0, reads=ReadSettings(retry=POLICY))
+    (result,), _, _ = await verify(handler, [(job_id(1), 1)], clock=clock, settings=settings)
+
+    assert result.verdict is VerifyVerdict.UNKNOWN
+    assert result.detail == (
+        "HTTP 500 CB.00060101: gave up after 2 failed attempts (the last answer said 'ABORTING')"
+    )
 
 
 async def test_a_check_that_fails_once_is_asked_again_at_the_next_poll() -> None:
