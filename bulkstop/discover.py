@@ -476,6 +476,11 @@ class Discovery(anyio.AsyncContextManagerMixin):
 
     Leaving the block early cancels what is still running. A run ended by the auth breaker
     raises :class:`~bulkstop.errors.CredentialsRejected` when the block is left.
+
+    Attributes:
+        stats: the live :class:`DiscoverStats` (problems included).
+        abort_error: the :class:`~bulkstop.errors.CredentialsRejected` that ended it, if any.
+        pacer: the read pacer in use.
     """
 
     def __init__(

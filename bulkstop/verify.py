@@ -254,6 +254,12 @@ class Verification(anyio.AsyncContextManagerMixin):
         wall: the current time, aware (default: UTC now): the window of unknown starts.
         draw: the random draw of the polling jitter, uniform in [0, 1) (default: seeded by
             ``settings.reads.seed``).
+
+    Attributes:
+        targets: the distinct targets, in the order given.
+        stats: the live :class:`VerifyStats`.
+        abort_error: the :class:`~bulkstop.errors.CredentialsRejected` that ended it, if any.
+        pacer: the read pacer in use.
     """
 
     def __init__(

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import pytest
 
 from bulkstop import AkSkAuth, CodeArtsClient, Pacer, RetryPolicy, Stopper, TokenAuth
@@ -40,6 +41,8 @@ WORLD = WorldConfig(
     stop_delay=0.3,
     ignore_stop_ratio=0.0,
 )
+#: No test here may take longer (each takes about a second or two).
+BOUND = 60.0
 FAST = ReadSettings(rate=200.0, concurrency=4, seed=7)
 POLICY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, max_retry_after=0.2)
 
@@ -50,8 +53,9 @@ Key = tuple[str, int]
 async def simulator(**config: Any) -> AsyncIterator[Simulator]:
     config.setdefault("token", TOKEN)
     config.setdefault("world", WORLD)
-    async with Simulator(SimulatorConfig(**config)) as sim:
-        yield sim
+    with anyio.fail_after(BOUND):
+        async with Simulator(SimulatorConfig(**config)) as sim:
+            yield sim
 
 
 @asynccontextmanager

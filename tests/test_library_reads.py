@@ -9,16 +9,15 @@ from bulkstop.simulator import Simulator, SimulatorConfig, WorldConfig
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 Keys = set[tuple[str, int]]
+Keys = set[tuple[str, int]]
 
 
 def test_discover_stop_and_verify_with_the_top_level_names_under_asyncio_run() -> None:
     world = WorldConfig(project_id=PROJECT, jobs=10, running_ratio=0.5, stop_delay=0.1,
                         ignore_stop_ratio=0.0)  # fmt: skip
 
-    async def main() -> tuple[
-        set[tuple[str, int]], list[bulkstop.VerifyResult], set[tuple[str, int]]
-    ]:
-        async with Simulator(SimulatorConfig(token="t", world=world)) as sim:
+    async def main() -> tuple[Keys, list[bulkstop.VerifyResult], Keys]:
+        async with asyncio.timeout(60), Simulator(SimulatorConfig(token="t", world=world)) as sim:
             running = set(sim.running_builds())
             auth = bulkstop.TokenAuth("t")
             async with bulkstop.CodeArtsClient(sim.url, auth) as client:
