@@ -14,8 +14,9 @@ The library in five names::
 from __future__ import annotations
 
 from bulkstop.auth import AkSkAuth, Auth, IamPasswordAuth, Secret, TokenAuth
-from bulkstop.client import CodeArtsClient, StopClient
+from bulkstop.client import CodeArtsClient, ReadClient, StopClient
 from bulkstop.clock import Clock, MonotonicClock
+from bulkstop.discover import DiscoveredBuild, DiscoverQuery, Discovery
 from bulkstop.engine import Results, RunSettings, RunStats, Stopper, StopRun
 from bulkstop.errors import (
     BulkstopError,
@@ -30,7 +31,9 @@ from bulkstop.errors import (
 from bulkstop.guards import FailureThreshold
 from bulkstop.models import InputRow, Outcome, Reply, ReplyKind, Result, Target, TransportFailure
 from bulkstop.pacing import Pacer
+from bulkstop.reader import ReadSettings
 from bulkstop.retry import RetryPolicy, SystematicFault
+from bulkstop.verify import Verification, VerifyResult, VerifySettings, VerifyVerdict
 
 __version__ = "0.1.0"
 
@@ -41,6 +44,9 @@ __all__ = [
     "Clock",
     "CodeArtsClient",
     "CredentialsRejected",
+    "DiscoverQuery",
+    "DiscoveredBuild",
+    "Discovery",
     "FailureThreshold",
     "IamPasswordAuth",
     "InputError",
@@ -48,6 +54,8 @@ __all__ = [
     "MonotonicClock",
     "Outcome",
     "Pacer",
+    "ReadClient",
+    "ReadSettings",
     "Reply",
     "ReplyKind",
     "ReportMismatchError",
@@ -68,5 +76,9 @@ __all__ = [
     "TokenAuth",
     "TransportFailure",
     "UsageError",
+    "Verification",
+    "VerifyResult",
+    "VerifySettings",
+    "VerifyVerdict",
     "__version__",
 ]

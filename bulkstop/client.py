@@ -1,4 +1,5 @@
-"""The HTTP client for CodeArts: one stop call in, one :class:`~bulkstop.models.Reply` out.
+"""The HTTP client for CodeArts: one stop call in, one :class:`~bulkstop.models.Reply` out;
+one read call in, one :class:`~bulkstop.reads.ReadReply` out.
 
 :class:`CodeArtsClient` owns one aiohttp session whose connection pool is sized to the run's
 concurrency. It knows *how* to call (endpoint, stop API, auth, TLS, timeout) but not *whether*
@@ -12,7 +13,14 @@ text the server chose (code, message, request id, headers quoted in a message) r
 (:func:`~bulkstop.transport.server_text`). An answer too large or in an encoding not asked for
 is an unreadable answer, judged like any other.
 
-The engine talks to any object with the :class:`StopClient` shape, so tests can pass a fake.
+Reads (:meth:`CodeArtsClient.read`, the APIs of :mod:`bulkstop.reads`) take the same path:
+the same session, auth and signing, TLS, timeout and scrubbing, and the same mapping of
+aiohttp's exceptions. Their answers are larger (a page of up to 100 jobs or records), so they
+are read within :data:`MAX_READ_BODY` instead; a 2xx whose body carries an error code is that
+error, and every text a parser keeps goes through the same scrubbing and capping.
+
+The engine talks to any object with the :class:`StopClient` shape, discovery and verification
+to any with the :class:`ReadClient` shape, so tests can pass a fake.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import json
 import ssl
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -31,11 +39,21 @@ from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.codes import may_have_applied
 from bulkstop.errors import UsageError
 from bulkstop.models import Reply, ReplyKind, Target, TransportFailure
+from bulkstop.reads import Parser, ReadProblem, ReadReply, ReadRequest, answer_error
 from bulkstop.retry import parse_retry_after
-from bulkstop.transport import ACCEPT_ENCODING, Body, check_endpoint, read_body, server_text
+from bulkstop.transport import (
+    ACCEPT_ENCODING,
+    MAX_BODY,
+    Body,
+    check_endpoint,
+    read_body,
+    server_text,
+)
 
 __all__ = [
+    "MAX_READ_BODY",
     "CodeArtsClient",
+    "ReadClient",
     "StopClient",
     "check_endpoint",
     "region_endpoint",
@@ -50,6 +68,12 @@ _MAX_CODE = 64
 _MAX_REQUEST_ID = 128
 #: How much of an unreadable 2xx body the message quotes.
 _MAX_QUOTE = 120
+#: The most of a read answer that is read, compressed or not. A page of 100 jobs is about
+#: 130 KiB as the service's fields go, a page of 100 records about 60 KiB; 1 MiB leaves room
+#: for longer names while keeping a discovery's worst case at concurrency × 1 MiB.
+MAX_READ_BODY = 1024 * 1024
+
+T = TypeVar("T")
 
 
 class StopClient(Protocol):
@@ -58,6 +82,22 @@ class StopClient(Protocol):
     async def stop(self, target: Target) -> Reply: ...
 
     async def refresh_credentials(self, generation: int) -> bool: ...
+
+
+class ReadClient(Protocol):
+    """What discovery and verification need from a client."""
+
+    async def read(self, request: ReadRequest, parse: Parser[T]) -> ReadReply[T]: ...
+
+    async def refresh_credentials(self, generation: int) -> bool: ...
+
+
+class _Answer(NamedTuple):
+    """An HTTP answer with its body read (within its bound)."""
+
+    response: aiohttp.ClientResponse
+    body: Body
+    generation: int
 
 
 def region_endpoint(region: str) -> str:
@@ -96,7 +136,8 @@ def _connect_failure(exc: aiohttp.ClientConnectorError) -> tuple[TransportFailur
 
 
 class CodeArtsClient:
-    """Calls one CodeArts stop API. Use as an async context manager (it owns the session).
+    """Calls one CodeArts stop API, and the read APIs. Use as an async context manager (it owns
+    the session).
 
     Args:
         endpoint: base URL, e.g. ``https://cloudbuild-ext.cn-north-4.myhuaweicloud.com``.
@@ -109,6 +150,7 @@ class CodeArtsClient:
         verify_tls: ``False`` turns certificate checks off (never the default).
         allow_insecure_http: accept plain ``http://`` to a non-loopback host.
         session: an aiohttp session to use instead of creating one (it is not closed here).
+        read_limit: the most of a read answer that is read (:data:`MAX_READ_BODY`).
     """
 
     def __init__(
@@ -123,9 +165,13 @@ class CodeArtsClient:
         verify_tls: bool = True,
         allow_insecure_http: bool = False,
         session: aiohttp.ClientSession | None = None,
+        read_limit: int = MAX_READ_BODY,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
+        if read_limit < 1:
+            raise ValueError("read_limit must be ≥ 1 byte")
+        self.read_limit = read_limit
         self.endpoint = check_endpoint(str(endpoint), allow_insecure_http=allow_insecure_http)
         self._auth = auth
         self.api: StopApi = get_stop_api(api) if isinstance(api, str) else api
@@ -194,11 +240,66 @@ class CodeArtsClient:
     async def stop(self, target: Target) -> Reply:
         """Send one stop call; never raises for what the network or the server did."""
         call = self.api.request(self.endpoint, target)
+        answer = await self._exchange(call.method, call.url, call.body, MAX_BODY)
+        if isinstance(answer, Reply):
+            return answer
+        return self._reply(answer.response, answer.body, answer.generation)
+
+    async def read(self, request: ReadRequest, parse: Parser[T]) -> ReadReply[T]:
+        """Send one read call and parse its 2xx body with ``parse``; never raises for what the
+        network or the server did (see :class:`~bulkstop.reads.ReadReply`)."""
+        answer = await self._exchange("GET", request.url(self.endpoint), b"", self.read_limit)
+        if isinstance(answer, Reply):
+            # A read changes nothing, whatever became of it.
+            return ReadReply(error=answer._replace(maybe_applied=False))
+        response, body, generation = answer
+        status = response.status
+        request_id = self._server_text(response.headers.get("X-Request-Id", ""), _MAX_REQUEST_ID)
+        payload = self._payload(body)
+        if not 200 <= status < 300:
+            error = self._error_reply(response, body, generation, payload, request_id)
+            return ReadReply(
+                error=error._replace(maybe_applied=False),
+                http_status=status,
+                request_id=request_id,
+            )
+        if body.problem or payload is None:
+            why = body.problem or self._quote(body.data)
+            message = f"unreadable {request.api} answer: {why}"
+            unreadable = Reply(
+                kind=ReplyKind.BAD_BODY,
+                http_status=status,
+                error_msg=self._server_text(message, _MAX_MESSAGE),
+                request_id=request_id,
+                credential_generation=generation,
+            )
+            return ReadReply(error=unreadable, http_status=status, request_id=request_id)
+        error_in_body = answer_error(payload)
+        if error_in_body is not None:  # a 2xx that carries an error code is that error
+            code, message = error_in_body
+            error = Reply(
+                kind=ReplyKind.HTTP_ERROR,
+                http_status=status,
+                error_code=self._server_text(code, _MAX_CODE),
+                error_msg=self._server_text(message, _MAX_MESSAGE),
+                request_id=request_id,
+                credential_generation=generation,
+            )
+            return ReadReply(error=error, http_status=status, request_id=request_id)
+        value = parse(payload, self._server_text)
+        if isinstance(value, ReadProblem):
+            problem = self._server_text(f"{request.api} answer: {value.message}", _MAX_MESSAGE)
+            return ReadReply(problem=problem, http_status=status, request_id=request_id)
+        return ReadReply(value=value, http_status=status, request_id=request_id)
+
+    async def _exchange(self, method: str, url: URL, body: bytes, limit: int) -> _Answer | Reply:
+        """Sign and send one request and read its answer within ``limit`` bytes; a failure of
+        the network is a :class:`Reply` (aiohttp's exceptions are mapped here, once)."""
         request = OutgoingRequest(
-            method=call.method,
-            url=call.url,
+            method=method,
+            url=url,
             headers={"Content-Type": "application/json"},
-            body=call.body,
+            body=body,
         )
         generation = await self.auth.sign(request)
         try:
@@ -212,8 +313,7 @@ class CodeArtsClient:
                 timeout=self._request_timeout,
                 auto_decompress=False,  # read_body decompresses, within its bound
             ) as response:
-                body = await read_body(response)
-                return self._reply(response, body, generation)
+                return _Answer(response, await read_body(response, limit), generation)
         except TimeoutError:
             return Reply(
                 kind=ReplyKind.TIMEOUT,
@@ -251,23 +351,28 @@ class CodeArtsClient:
         secrets = self._auth.secret_values() if self._auth is not None else ()
         return server_text(value, limit, secrets)
 
+    @staticmethod
+    def _payload(body: Body) -> Any:
+        """The body as JSON, or ``None`` when it is empty, not JSON, not UTF-8 or too deep."""
+        raw = body.data
+        try:
+            # decoded here: json.loads would first sniff the encoding of bytes
+            return json.loads(raw.decode()) if raw else None
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
+            return None
+
+    def _quote(self, raw: bytes) -> str:
+        # quoted from the whole text, so a secret is scrubbed before any cut
+        return repr(self._server_text(raw.decode("utf-8", "replace"), _MAX_QUOTE))
+
     def _reply(self, response: aiohttp.ClientResponse, body: Body, generation: int) -> Reply:
         status = response.status
         request_id = self._server_text(response.headers.get("X-Request-Id", ""), _MAX_REQUEST_ID)
-        raw = body.data
-        payload: Any = None
-        try:
-            # decoded here: json.loads would first sniff the encoding of bytes
-            payload = json.loads(raw.decode()) if raw else None
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
-            payload = None
+        payload = self._payload(body)
         if 200 <= status < 300:
             stopped = self.api.stopped(payload)
             if stopped is None:
-                if body.problem:
-                    why = body.problem
-                else:  # quoted from the whole text, so a secret is scrubbed before any cut
-                    why = repr(self._server_text(raw.decode("utf-8", "replace"), _MAX_QUOTE))
+                why = body.problem or self._quote(body.data)
                 return Reply(
                     kind=ReplyKind.BAD_BODY,
                     http_status=status,
@@ -284,6 +389,18 @@ class CodeArtsClient:
                 request_id=request_id,
                 credential_generation=generation,
             )
+        return self._error_reply(response, body, generation, payload, request_id)
+
+    def _error_reply(
+        self,
+        response: aiohttp.ClientResponse,
+        body: Body,
+        generation: int,
+        payload: Any,
+        request_id: str,
+    ) -> Reply:
+        """The :class:`Reply` of a non-2xx answer."""
+        status = response.status
         code, message = parse_error_body(payload)
         code = self._server_text(code, _MAX_CODE)
         if not code and not message:

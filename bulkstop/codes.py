@@ -21,6 +21,26 @@ other 4xx                       rejected (invalid parameter or job id)
 a server error other than throttling, may have reached the service and stopped the build, so
 a later "not stopped" for it is ``uncertain``, not ``not_stopped``. A definite 4xx did not,
 and a throttled call was turned away at the gateway.
+
+The read APIs add two readings:
+
+==============================  =============================================================
+answer                          meaning for bulkstop
+==============================  =============================================================
+DEVCB.00031006, at any status   the job does not exist (the v1 job APIs answer it with 422)
+CB.00060100 / CB.00060101 in a  a server failure ("network busy", "internal error"), as with
+2xx body                        a 500: a 2xx whose body carries an error code is that error
+==============================  =============================================================
+
+Has a build ended? (:func:`build_ended`) — on the safe side: only when an answer says so
+positively. ``building: false``; a ``job_running_status`` of ``Finished`` (any case); or a
+status that is a known terminal word (:data:`TERMINAL_BUILD_STATUSES`, any case). Anything
+else — a running word, a word nobody documented, an empty or missing value, a value of the
+wrong type — means *not ended*, and so does any answer that also says ``building: true``.
+Every status word CodeArts documents is an example, not an enumeration, so a word this module
+does not know must never count as ended: when finding builds to stop, a finished build listed
+by mistake costs one stop call that answers "not stopped"; a running build missed by mistake
+keeps running. A build being aborted (the simulator's ``ABORTING``) has not ended.
 """
 
 from __future__ import annotations
@@ -31,11 +51,17 @@ from bulkstop.models import Outcome
 
 __all__ = [
     "AUTH_FAILURE_STATUSES",
+    "FINISHED_RUNNING_STATUS",
     "FORBIDDEN_STATUS",
+    "JOB_NOT_FOUND_CODE",
+    "SERVER_FAILURE_CODES",
+    "TERMINAL_BUILD_STATUSES",
     "THROTTLE_CODES",
     "TOKEN_EXPIRED_CODE",
     "URL_NOT_FOUND_CODE",
+    "build_ended",
     "error_outcome",
+    "is_job_not_found",
     "is_server_failure",
     "is_throttling",
     "is_token_expired",
@@ -52,6 +78,28 @@ URL_NOT_FOUND_CODE: Final = "CB.00060214"
 AUTH_FAILURE_STATUSES: Final[frozenset[int]] = frozenset({401, 403})
 #: The status of "no permission on this job": about one job as much as about the credential.
 FORBIDDEN_STATUS: Final = 403
+#: "Job not found" on the v1 job APIs (answered with HTTP 422).
+JOB_NOT_FOUND_CODE: Final = "DEVCB.00031006"
+#: "Network busy" and "internal error": server failures, whatever status they come with.
+SERVER_FAILURE_CODES: Final[frozenset[str]] = frozenset({"CB.00060100", "CB.00060101"})
+
+#: Build statuses that say a build has ended, upper case (compared case-insensitively). The
+#: docs' examples (SUCCESS, FAILURE, ABORTED, SCHEDULE_FAILURE) and the other usual terminal
+#: words; a word not listed here never counts as ended.
+TERMINAL_BUILD_STATUSES: Final[frozenset[str]] = frozenset(
+    {
+        "SUCCESS",
+        "FAILURE",
+        "FAILED",
+        "ABORTED",
+        "CANCELED",
+        "CANCELLED",
+        "TIMEOUT",
+        "SCHEDULE_FAILURE",
+    }
+)
+#: ``job_running_status`` of an ended build (the documented example), compared case-insensitively.
+FINISHED_RUNNING_STATUS: Final = "Finished"
 
 _OUTCOME_BY_STATUS: Final[dict[int, Outcome]] = {
     401: Outcome.UNAUTHORIZED,
@@ -91,3 +139,38 @@ def may_have_applied(status: int | None, code: str) -> bool:
 def error_outcome(status: int) -> Outcome:
     """The final outcome of a non-retryable error answer with this status."""
     return _OUTCOME_BY_STATUS.get(status, Outcome.REJECTED)
+
+
+def is_job_not_found(status: int | None, code: str) -> bool:
+    """Whether an error answer says the job does not exist: ``DEVCB.00031006`` at any status.
+
+    (A 404 with another CodeArts code says it too; :func:`error_outcome` reads that one.)
+    """
+    return code == JOB_NOT_FOUND_CODE
+
+
+def _word(value: object) -> str:
+    """A status word as compared: stripped and upper-cased; empty for anything not a string."""
+    return value.strip().upper() if isinstance(value, str) else ""
+
+
+def build_ended(
+    *,
+    building: object = None,
+    job_running_status: object = None,
+    status: object = None,
+) -> bool:
+    """Whether an answer says positively that a build has ended (the safe-side rule above).
+
+    Pass what the answer holds, as it came (wrong types are fine: they say nothing):
+    ``building`` from ``show_build_details``; ``job_running_status`` from a build record;
+    ``status`` for a build's state word (a record's ``state``, RecordInfo's ``status``, the
+    history's ``result``, ``build_result``). ``building: true`` wins over any other field.
+    """
+    if building is True:
+        return False
+    if building is False:
+        return True
+    if _word(job_running_status) == FINISHED_RUNNING_STATUS.upper():
+        return True
+    return _word(status) in TERMINAL_BUILD_STATUSES
