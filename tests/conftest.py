@@ -9,8 +9,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import e2eguard  # found through the path above
+
 if TYPE_CHECKING:
     from simhost import SimulatorHost
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(e2eguard, "bulkstop-e2eguard")
 
 
 @pytest.fixture
