@@ -17,9 +17,12 @@ import hashlib
 import json
 import logging
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -968,6 +971,47 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     assert "run" in result.stdout
     assert "simulate" in result.stdout
+
+
+def test_simulate_as_a_process_serves_runs_until_interrupted(tmp_path: Path) -> None:
+    """``bulkstop simulate`` for real: its first line names its URL, it serves a run and its
+    statistics, and an interrupt ends it cleanly."""
+    environment = {k: v for k, v in os.environ.items() if k not in OUTSIDE_VARIABLES}
+    command = [sys.executable, "-m", "bulkstop", "simulate", "--port", "0"]
+    simulator = subprocess.Popen(
+        [*command, "--token", TOKEN, "--finished-ratio", "0", "--jobs", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    try:
+        assert simulator.stdout is not None
+        ready, _, _ = select.select([simulator.stdout], [], [], PROCESS_TIMEOUT)
+        first = simulator.stdout.readline().decode() if ready else ""
+        assert first.startswith("bulkstop simulator listening on http://127.0.0.1:"), first
+        url = first.split()[4]  # the fifth word, as scripts read it
+        pairs = [(RUNNING_JOB, n) for n in range(1, 6)]
+        source = write_csv(tmp_path / "targets.csv", pairs)
+        report = tmp_path / "report.csv"
+
+        result = invoke(
+            [str(source), "--endpoint", url, "--report", str(report), *FAST],
+            env={"CODEARTS_TOKEN": TOKEN},
+        )
+
+        assert result.exit_code == 0, result.stderr
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with no_proxy.open(f"{url}/_sim/stats", timeout=PROCESS_TIMEOUT) as answer:
+            stats = json.load(answer)
+        assert (stats["stop_requests"], stats["effective_stops"]) == (5, 5)
+        simulator.send_signal(signal.SIGINT)
+        _, stderr = simulator.communicate(timeout=PROCESS_TIMEOUT)
+    finally:
+        if simulator.poll() is None:  # a failure above: end it
+            simulator.kill()
+            simulator.communicate()
+    assert simulator.returncode == 0
+    assert "Traceback" not in stderr.decode()
 
 
 def test_run_help_from_the_installed_script() -> None:
