@@ -4,8 +4,10 @@
 * :class:`NoSuchHostResolver` — an aiohttp resolver for which no name resolves, so a DNS
   failure needs no network at all;
 * :func:`self_signed_certificate` and :class:`SelfSignedTLSServer` — a TLS server on
-  127.0.0.1 whose certificate nobody trusts, made at test time with the ``cryptography``
-  package when it is installed, else with the ``openssl`` command, else the test is skipped.
+  127.0.0.1 whose certificate nobody trusts: a fixed self-signed pair in ``tests/data``, made
+  once for these tests with ``openssl`` (EC P-256, valid 2000–2100, SAN ``IP:127.0.0.1``). It
+  names nothing but loopback and protects nothing; a fixed pair needs no ``cryptography``
+  package and no ``openssl`` process at test time.
 """
 
 from __future__ import annotations
@@ -13,17 +15,16 @@ from __future__ import annotations
 import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 #: A name that cannot resolve anywhere (RFC 6761 reserves ``.invalid``).
 UNRESOLVABLE_HOST = "bulkstop-test.invalid"
+_DATA = Path(__file__).parent / "data"
 
 
 def closed_port() -> int:
@@ -51,63 +52,11 @@ class NoSuchHostResolver(AbstractResolver):
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """``(certificate, key)`` PEM files for 127.0.0.1, signed by themselves."""
+    """``(certificate, key)`` PEM files for 127.0.0.1, signed by themselves, in ``directory``."""
     cert, key = directory / "cert.pem", directory / "key.pem"
-    try:
-        _with_cryptography(cert, key)
-    except ImportError:
-        openssl = shutil.which("openssl")
-        if openssl is None:
-            pytest.skip("neither the cryptography package nor openssl is installed")
-        subprocess.run(
-            [
-                openssl,
-                *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
-                *("-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
-                *("-addext", "subjectAltName=IP:127.0.0.1"),
-                *("-keyout", str(key), "-out", str(cert)),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+    shutil.copyfile(_DATA / "loopback-cert.pem", cert)
+    shutil.copyfile(_DATA / "loopback-key.pem", key)
     return cert, key
-
-
-def _with_cryptography(cert_path: Path, key_path: Path) -> None:
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
 
 
 class SelfSignedTLSServer:

@@ -1,21 +1,37 @@
-"""CodeArtsClient against mocked aiohttp: what is sent, how every answer and failure is read,
-how the retry policy then judges it, and which endpoints are accepted."""
+"""CodeArtsClient against a stand-in for CodeArts on 127.0.0.1: what is sent, how every answer
+and failure is read, how the retry policy then judges it, and which endpoints are accepted.
+
+The stand-in is a real aiohttp server on loopback (:class:`aiohttp.test_utils.TestServer`), the
+way httpx tests pass a ``MockTransport``: the client's own session, parser and reading path do
+the work, and the test sees the request exactly as it arrived. Answers that no well-behaved
+server can give (a dropped connection, a reset, a body cut short, a broken header) come from a
+raw TCP server speaking bytes; a connection that cannot be made at all from a Unix socket that
+does not exist. Nothing reaches into aiohttp (aioresponses only raises, in one test, an aiohttp
+error that no server can cause), and nothing leaves the machine.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
-from collections.abc import Iterator
+import os
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.client_reqrep import ConnectionKey
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
+from multidict import CIMultiDictProxy
 from netfaults import (
     UNRESOLVABLE_HOST,
     NoSuchHostResolver,
@@ -32,160 +48,263 @@ from bulkstop.models import Outcome, Reply, ReplyKind, Target, TransportFailure
 from bulkstop.retry import Decision, SystematicFault, Verdict, classify, parse_retry_after
 from bulkstop.transport import CUT_MARK
 
+pytestmark = pytest.mark.anyio
+
 TOKEN = "tok-SENTINEL-7f3a9c1e5b"  # distinctive, so a leak is easy to spot
 JOB_ID = "f9d6c8466d614a9788e9a0acf6c15f46"
 TARGET = Target(job_id=JOB_ID, build_no=20)
 ENDPOINT = "https://cloudbuild-ext.cn-north-4.myhuaweicloud.com"
-LEGACY_URL = f"{ENDPOINT}/v3/jobs/stop"
-V3_URL = f"{ENDPOINT}/v3/jobs/{JOB_ID}/20/stop"
-V1_URL = f"{ENDPOINT}/v1/job/{JOB_ID}/stop?build_no=20"
-URL_OF_API = {"legacy": LEGACY_URL, "v3": V3_URL, "v1": V1_URL}
+LEGACY_PATH = "/v3/jobs/stop"
+V3_PATH = f"/v3/jobs/{JOB_ID}/20/stop"
+V1_PATH = f"/v1/job/{JOB_ID}/stop"
+PATH_OF_API = {"legacy": LEGACY_PATH, "v3": V3_PATH, "v1": V1_PATH}
 HTML = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 API_NOT_SERVED = SystematicFault.API_NOT_SERVED
+#: A client timeout for answers that never come: short, since the test waits it out.
+NO_ANSWER_TIMEOUT = 0.05
 
 
-class _Response(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 builds responses without aiohttp 3.14's ``stream_writer`` argument
-    (pnuckowski/aioresponses#289); supply a finished one."""
-
-    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
+# --- a stand-in for CodeArts ----------------------------------------------------------------------
 
 
-class _Mock(aioresponses):
-    def add(self, url: Any, method: str = "GET", *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("response_class", _Response)
-        super().add(url, method, *args, **kwargs)
+@dataclass(frozen=True)
+class Sent:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+@dataclass
+class CodeArts:
+    """Answers every request with what :meth:`answer` set last (``{"result": true}`` at first)
+    and notes each request in :attr:`requests`."""
+
+    url: str = ""
+    requests: list[Sent] = field(default_factory=list)
+    _answer: dict[str, Any] = field(default_factory=lambda: {"payload": {"result": True}})
+
+    def answer(
+        self,
+        *,
+        status: int = 200,
+        payload: Any = None,
+        body: str | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer ``payload`` as JSON, else ``body`` as ``content_type``, with ``headers``."""
+        self._answer = {
+            "status": status,
+            "payload": payload,
+            "body": body,
+            "content_type": content_type,
+            "headers": headers or {},
+        }
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            Sent(
+                request.method,
+                request.path,
+                dict(request.query),
+                request.headers,
+                await request.read(),
+            )
+        )
+        answer = {"status": 200, "body": None, "headers": {}, **self._answer}
+        headers = dict(answer["headers"])
+        if answer["payload"] is not None:
+            data = json.dumps(answer["payload"]).encode()
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            data = (answer["body"] or "").encode()
+            headers.setdefault("Content-Type", answer["content_type"])
+        return web.Response(status=answer["status"], body=data, headers=headers)
+
+    @property
+    def paths(self) -> list[str]:
+        return [request.path for request in self.requests]
 
 
 @pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with _Mock() as m:
-        yield m
+async def codearts() -> AsyncIterator[CodeArts]:
+    stand_in = CodeArts()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", stand_in.handle)
+    async with TestServer(app, host="127.0.0.1") as server:
+        stand_in.url = str(server.make_url("")).rstrip("/")
+        yield stand_in
 
 
-async def stop_once(api: str = "legacy", endpoint: str = ENDPOINT, **options: Any) -> Reply:
+Speaker = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_server(speak: Speaker) -> AsyncIterator[str]:
+    """A TCP server on 127.0.0.1 that reads each request's head, then lets ``speak`` answer in
+    bytes (or not at all); yields its ``http://`` base URL."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await speak(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read()  # until the client gives up and closes
+
+
+async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    pass  # the connection closes without a byte of answer
+
+
+async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # A zero linger time makes the close a TCP reset.
+    linger = struct.pack("ii", 1, 0)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+    writer.transport.abort()
+
+
+async def cut_short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    writer.write(b'{"res')  # 5 of the 100 bytes promised
+    await writer.drain()
+
+
+def unconnectable(tmp_path: Path) -> aiohttp.ClientSession:
+    """A session whose every connection fails to be made, with an OS error that says nothing
+    about the endpoint (a Unix socket that does not exist: no network at all)."""
+    return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(tmp_path / "no.sock")))
+
+
+#: How the failures of a transport are made: a raw server's way of answering, or no connection.
+FAILURES: dict[str, Speaker | None] = {
+    "timeout": never_answer,
+    "never-connected": None,
+    "dropped": hang_up,
+    "reset": reset,
+    "cut-short": cut_short,
+}
+
+
+async def stop_failing(failure: str, tmp_path: Path) -> Reply:
+    """One stop call that fails the way ``failure`` names."""
+    speak = FAILURES[failure]
+    if speak is None:
+        async with unconnectable(tmp_path) as session:
+            return await stop_once(ENDPOINT, session=session)
+    async with raw_server(speak) as url:
+        return await stop_once(url, timeout=NO_ANSWER_TIMEOUT if failure == "timeout" else 5.0)
+
+
+async def stop_once(endpoint: str, api: str = "legacy", **options: Any) -> Reply:
     async with CodeArtsClient(endpoint, TokenAuth(TOKEN), api=api, **options) as client:
         return await client.stop(TARGET)
 
 
-async def error_reply(mocked: aioresponses, status: int, **response: Any) -> Reply:
-    mocked.post(LEGACY_URL, status=status, **response)
-    return await stop_once()
+async def error_reply(codearts: CodeArts, status: int, **answer: Any) -> Reply:
+    codearts.answer(status=status, **answer)
+    return await stop_once(codearts.url)
 
 
-def sent(mocked: aioresponses, url: str) -> dict[str, Any]:
-    """The keyword arguments of the one POST made to ``url``."""
-    calls = mocked.requests[("POST", URL(url))]
-    assert len(calls) == 1
-    kwargs: dict[str, Any] = calls[0].kwargs
-    return kwargs
-
-
-def connector_error() -> aiohttp.ClientConnectorError:
-    """A connect failure that says nothing about the endpoint itself (no route, for now)."""
-    key = ConnectionKey(
-        "cloudbuild-ext.cn-north-4.myhuaweicloud.com", 443, True, True, None, None, None, None
-    )
-    return aiohttp.ClientConnectorError(key, OSError(errno.ENETUNREACH, "unreachable"))
+def sent(codearts: CodeArts) -> Sent:
+    """The one request the server received."""
+    [request] = codearts.requests
+    return request
 
 
 # --- what is sent -------------------------------------------------------------------------------
 
 
-@pytest.mark.anyio
-async def test_legacy_call_is_a_post_to_v3_jobs_stop(mocked: aioresponses) -> None:
-    mocked.post(LEGACY_URL, payload={"result": True})
+async def test_legacy_call_is_a_post_to_v3_jobs_stop(codearts: CodeArts) -> None:
+    await stop_once(codearts.url)
 
-    await stop_once()
-
-    assert list(mocked.requests) == [("POST", URL(LEGACY_URL))]
+    assert [(r.method, r.path) for r in codearts.requests] == [("POST", LEGACY_PATH)]
 
 
-@pytest.mark.anyio
-async def test_legacy_body_is_job_id_and_build_no_as_a_string(mocked: aioresponses) -> None:
-    mocked.post(LEGACY_URL, payload={"result": True})
+async def test_legacy_body_is_job_id_and_build_no_as_a_string(codearts: CodeArts) -> None:
+    await stop_once(codearts.url)
 
-    await stop_once()
-
-    assert json.loads(sent(mocked, LEGACY_URL)["data"]) == {"job_id": JOB_ID, "build_no": "20"}
+    assert json.loads(sent(codearts).body) == {"job_id": JOB_ID, "build_no": "20"}
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("api", ["legacy", "v3", "v1"])
 async def test_every_call_sends_the_token_and_a_json_content_type(
-    mocked: aioresponses, api: str
+    codearts: CodeArts, api: str
 ) -> None:
-    mocked.post(URL_OF_API[api], payload={"result": True})
+    await stop_once(codearts.url, api)
 
-    await stop_once(api)
-
-    headers = sent(mocked, URL_OF_API[api])["headers"]
+    headers = sent(codearts).headers
     assert headers["X-Auth-Token"] == TOKEN
     assert headers["Content-Type"] == "application/json"
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("endpoint", "url"),
+    ("base", "path"),
     [
-        ("https://gw.example.com", "https://gw.example.com/v3/jobs/stop"),
-        ("https://gw.example.com/", "https://gw.example.com/v3/jobs/stop"),
-        ("https://gw.example.com/base", "https://gw.example.com/base/v3/jobs/stop"),
-        ("https://gw.example.com/base/", "https://gw.example.com/base/v3/jobs/stop"),
-        ("https://gw.example.com:8443/a/b/", "https://gw.example.com:8443/a/b/v3/jobs/stop"),
+        ("", "/v3/jobs/stop"),
+        ("/", "/v3/jobs/stop"),
+        ("/base", "/base/v3/jobs/stop"),
+        ("/base/", "/base/v3/jobs/stop"),
+        ("/a/b/", "/a/b/v3/jobs/stop"),
     ],
 )
 async def test_endpoint_with_or_without_slash_or_base_path_gives_one_url(
-    mocked: aioresponses, endpoint: str, url: str
+    codearts: CodeArts, base: str, path: str
 ) -> None:
-    mocked.post(url, payload={"result": True})
-
-    reply = await stop_once(endpoint=endpoint)
+    reply = await stop_once(codearts.url + base)
 
     assert reply.kind is ReplyKind.STOPPED
-    assert list(mocked.requests) == [("POST", URL(url))]
+    assert codearts.paths == [path]
 
 
-@pytest.mark.anyio
 async def test_v3_call_names_job_and_build_in_the_path_with_an_empty_body(
-    mocked: aioresponses,
+    codearts: CodeArts,
 ) -> None:
-    mocked.post(V3_URL, payload={"success": True, "result": ""})
+    codearts.answer(payload={"success": True, "result": ""})
 
-    await stop_once("v3")
+    await stop_once(codearts.url, "v3")
 
-    assert sent(mocked, V3_URL)["data"] == b""
+    assert (sent(codearts).path, sent(codearts).body) == (V3_PATH, b"")
 
 
-@pytest.mark.anyio
 async def test_v1_call_sends_build_no_in_the_query_and_as_an_integer_body(
-    mocked: aioresponses,
+    codearts: CodeArts,
 ) -> None:
-    mocked.post(V1_URL, payload={"status": "success"})
+    codearts.answer(payload={"status": "success"})
 
-    await stop_once("v1")
+    await stop_once(codearts.url, "v1")
 
-    ((_, url),) = mocked.requests
-    assert url.path == f"/v1/job/{JOB_ID}/stop"
-    assert url.query["build_no"] == "20"
-    assert json.loads(sent(mocked, V1_URL)["data"]) == {"build_no": 20}
+    request = sent(codearts)
+    assert request.path == V1_PATH
+    assert request.query == {"build_no": "20"}
+    assert json.loads(request.body) == {"build_no": 20}
 
 
-@pytest.mark.anyio
-async def test_requests_ask_aiohttp_not_to_follow_redirects(mocked: aioresponses) -> None:
-    mocked.post(LEGACY_URL, payload={"result": True})
+async def test_a_redirect_is_not_followed(codearts: CodeArts) -> None:
+    # Where the redirect points is this same server: a client that followed it would ask again.
+    codearts.answer(status=302, body="", headers={"Location": f"{codearts.url}/login"})
 
-    await stop_once()
+    await stop_once(codearts.url)
 
-    assert sent(mocked, LEGACY_URL)["allow_redirects"] is False
+    assert codearts.paths == [LEGACY_PATH]
 
 
 # --- reading 2xx answers ------------------------------------------------------------------------
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("api", "payload", "kind"),
     [
@@ -198,31 +317,29 @@ async def test_requests_ask_aiohttp_not_to_follow_redirects(mocked: aioresponses
     ],
 )
 async def test_success_flag_decides_stopped_or_not_stopped(
-    mocked: aioresponses, api: str, payload: dict[str, Any], kind: ReplyKind
+    codearts: CodeArts, api: str, payload: dict[str, Any], kind: ReplyKind
 ) -> None:
-    mocked.post(URL_OF_API[api], payload=payload)
+    codearts.answer(payload=payload)
 
-    reply = await stop_once(api)
+    reply = await stop_once(codearts.url, api)
 
     assert (reply.kind, reply.http_status, reply.error_code, reply.error_msg) == (kind, 200, "", "")
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("kind", "outcome"),
     [(ReplyKind.STOPPED, Outcome.STOPPED), (ReplyKind.NOT_STOPPED, Outcome.NOT_STOPPED)],
 )
 async def test_success_replies_classify_as_final(
-    mocked: aioresponses, kind: ReplyKind, outcome: Outcome
+    codearts: CodeArts, kind: ReplyKind, outcome: Outcome
 ) -> None:
-    mocked.post(LEGACY_URL, payload={"result": kind is ReplyKind.STOPPED})
+    codearts.answer(payload={"result": kind is ReplyKind.STOPPED})
 
-    reply = await stop_once()
+    reply = await stop_once(codearts.url)
 
     assert classify(reply) == Decision(Verdict.FINAL, outcome)
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
@@ -238,11 +355,11 @@ async def test_success_replies_classify_as_final(
     ids=["text", "html", "empty", "broken-json", "array", "string-flag", "other-api", "deep"],
 )
 async def test_unreadable_2xx_body_is_bad_body_that_may_have_applied(
-    mocked: aioresponses, body: str, content_type: str
+    codearts: CodeArts, body: str, content_type: str
 ) -> None:
-    mocked.post(LEGACY_URL, status=200, body=body, content_type=content_type)
+    codearts.answer(status=200, body=body, content_type=content_type)
 
-    reply = await stop_once()
+    reply = await stop_once(codearts.url)
 
     assert (reply.kind, reply.http_status, reply.maybe_applied) == (ReplyKind.BAD_BODY, 200, True)
     assert reply.error_msg.startswith("unreadable legacy answer")
@@ -252,7 +369,6 @@ async def test_unreadable_2xx_body_is_bad_body_that_may_have_applied(
 # --- reading error answers ----------------------------------------------------------------------
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     "payload",
     [
@@ -265,9 +381,9 @@ async def test_unreadable_2xx_body_is_bad_body_that_may_have_applied(
     ids=["snake", "camel", "code-message", "nested", "nested-snake"],
 )
 async def test_every_error_body_form_gives_code_and_message(
-    mocked: aioresponses, payload: dict[str, Any]
+    codearts: CodeArts, payload: dict[str, Any]
 ) -> None:
-    reply = await error_reply(mocked, 400, payload=payload)
+    reply = await error_reply(codearts, 400, payload=payload)
 
     assert reply.kind is ReplyKind.HTTP_ERROR
     assert (reply.http_status, reply.error_code, reply.error_msg) == (
@@ -277,20 +393,18 @@ async def test_every_error_body_form_gives_code_and_message(
     )
 
 
-@pytest.mark.anyio
 async def test_html_error_body_message_names_status_and_content_type(
-    mocked: aioresponses,
+    codearts: CodeArts,
 ) -> None:
-    reply = await error_reply(mocked, 502, body=HTML, content_type="text/html; charset=utf-8")
+    reply = await error_reply(codearts, 502, body=HTML, content_type="text/html; charset=utf-8")
 
     assert (reply.error_code, reply.error_msg) == ("", "HTTP 502 with text/html body")
 
 
-@pytest.mark.anyio
 async def test_error_body_nested_too_deep_for_json_still_gives_a_reply(
-    mocked: aioresponses,
+    codearts: CodeArts,
 ) -> None:
-    reply = await error_reply(mocked, 500, body='{"error":' * 5000 + "{}" + "}" * 5000)
+    reply = await error_reply(codearts, 500, body='{"error":' * 5000 + "{}" + "}" * 5000)
 
     assert (reply.kind, reply.error_msg) == (
         ReplyKind.HTTP_ERROR,
@@ -298,19 +412,19 @@ async def test_error_body_nested_too_deep_for_json_still_gives_a_reply(
     )
 
 
-@pytest.mark.anyio
-async def test_long_error_message_is_collapsed_and_cut_with_a_mark(mocked: aioresponses) -> None:
+async def test_long_error_message_is_collapsed_and_cut_with_a_mark(codearts: CodeArts) -> None:
     message = "too\n  many\twords " * 100
-    reply = await error_reply(mocked, 400, payload={"error_code": "X", "error_msg": message})
+    reply = await error_reply(codearts, 400, payload={"error_code": "X", "error_msg": message})
 
     assert len(reply.error_msg) == 300
     assert reply.error_msg.startswith("too many words too many words")
     assert reply.error_msg.endswith(CUT_MARK)
 
 
+#: Line breaks, NUL, an escape sequence, C1 and Unicode line separators, DEL and a lone
+#: surrogate (JSON can carry one as ``\\ud800``).
 HOSTILE_TEXT = "a\r\nb\x00c\x1b[2Jd\x85e\u2028f\ud800g\x7f"
 HOSTILE_LINE = "a b c [2Jd e f\ufffdg"
-HOSTILE_HEADER = HOSTILE_TEXT.replace("\ud800", "")
 
 
 def _field(reply: Reply, field: str) -> str:
@@ -318,9 +432,8 @@ def _field(reply: Reply, field: str) -> str:
     return value
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("response", "field", "limit"),
+    ("answer", "field", "limit"),
     [
         ({"payload": {"error_code": "C" * 50_000, "error_msg": "m"}}, "error_code", 64),
         ({"payload": {"error_code": "C", "error_msg": "m" * 50_000}}, "error_msg", 300),
@@ -334,89 +447,92 @@ def _field(reply: Reply, field: str) -> str:
     ids=["error_code", "error_msg", "request_id", "location"],
 )
 async def test_every_server_chosen_field_is_capped_with_a_mark(
-    mocked: aioresponses, response: dict[str, Any], field: str, limit: int
+    codearts: CodeArts, answer: dict[str, Any], field: str, limit: int
 ) -> None:
-    mocked.post(LEGACY_URL, **{"status": 400, "body": "", **response})
+    codearts.answer(**{"status": 400, "body": "", **answer})
 
-    value = _field(await stop_once(), field)
+    value = _field(await stop_once(codearts.url), field)
 
     assert len(value) == limit
     assert value.endswith(CUT_MARK)
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("response", "field", "expected"),
+    ("payload", "field"),
     [
-        ({"payload": {"error_code": HOSTILE_TEXT, "error_msg": "m"}}, "error_code", HOSTILE_LINE),
-        ({"payload": {"error_code": "C", "error_msg": HOSTILE_TEXT}}, "error_msg", HOSTILE_LINE),
-        # no surrogate in a header here: the mock encodes header values as UTF-8
-        (
-            {"payload": {"error_code": "C"}, "headers": {"X-Request-Id": HOSTILE_HEADER}},
-            "request_id",
-            "a b c [2Jd e fg",
-        ),
+        ({"error_code": HOSTILE_TEXT, "error_msg": "m"}, "error_code"),
+        ({"error_code": "C", "error_msg": HOSTILE_TEXT}, "error_msg"),
     ],
-    ids=["error_code", "error_msg", "request_id"],
+    ids=["error_code", "error_msg"],
 )
-async def test_control_characters_and_lone_surrogates_never_reach_a_reply(
-    mocked: aioresponses, response: dict[str, Any], field: str, expected: str
+async def test_control_characters_and_lone_surrogates_in_a_body_never_reach_a_reply(
+    codearts: CodeArts, payload: dict[str, str], field: str
 ) -> None:
-    mocked.post(LEGACY_URL, **{"status": 400, **response})
+    codearts.answer(status=400, payload=payload)
 
-    assert _field(await stop_once(), field) == expected
+    assert _field(await stop_once(codearts.url), field) == HOSTILE_LINE
 
 
-@pytest.mark.anyio
+async def test_control_characters_and_undecodable_bytes_in_a_header_never_reach_a_reply() -> None:
+    # What a header line can carry: a tab, an escape sequence, DEL, C1 and U+2028 in UTF-8, and
+    # a byte that is not UTF-8 at all (read as a lone surrogate).
+    request_id = b"a\tb\x1b[2Jc\x7fd\xc2\x85e\xe2\x80\xa8f\xffg"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n")
+        writer.write(b"X-Request-Id: " + request_id + b"\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+
+    async with raw_server(answer) as url:
+        reply = await stop_once(url)
+
+    assert reply.request_id == "a b [2Jc d e f\ufffdg"
+
+
 @pytest.mark.parametrize(
     ("status", "payload"),
     [(200, {"result": True}), (400, {"error_code": "CB.00060200", "error_msg": "bad"})],
 )
 async def test_x_request_id_is_kept(
-    mocked: aioresponses, status: int, payload: dict[str, Any]
+    codearts: CodeArts, status: int, payload: dict[str, Any]
 ) -> None:
-    mocked.post(LEGACY_URL, status=status, payload=payload, headers={"X-Request-Id": "req-42"})
+    codearts.answer(status=status, payload=payload, headers={"X-Request-Id": "req-42"})
 
-    reply = await stop_once()
+    reply = await stop_once(codearts.url)
 
     assert reply.request_id == "req-42"
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), ("1.5", 1.5), ("0", 0.0)])
 async def test_retry_after_in_seconds_is_read(
-    mocked: aioresponses, header: str, seconds: float
+    codearts: CodeArts, header: str, seconds: float
 ) -> None:
     reply = await error_reply(
-        mocked, 429, payload={"error_code": "APIG.0308"}, headers={"Retry-After": header}
+        codearts, 429, payload={"error_code": "APIG.0308"}, headers={"Retry-After": header}
     )
 
     assert reply.retry_after == seconds
 
 
-@pytest.mark.anyio
-async def test_retry_after_as_http_date_is_read_as_seconds_from_now(
-    mocked: aioresponses,
-) -> None:
+async def test_retry_after_as_http_date_is_read_as_seconds_from_now(codearts: CodeArts) -> None:
     # An hour ahead: the seconds that pass between writing the header and reading it cannot
     # bring the answer below 3590, so no clock needs faking.
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
     header = format_datetime(when, usegmt=True)
 
     reply = await error_reply(
-        mocked, 503, body=HTML, content_type="text/html", headers={"Retry-After": header}
+        codearts, 503, body=HTML, content_type="text/html", headers={"Retry-After": header}
     )
 
     assert reply.retry_after is not None
     assert 3590 < reply.retry_after <= 3600
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("headers", [{}, {"Retry-After": "soon"}], ids=["absent", "garbage"])
 async def test_missing_or_unreadable_retry_after_is_none(
-    mocked: aioresponses, headers: dict[str, str]
+    codearts: CodeArts, headers: dict[str, str]
 ) -> None:
-    reply = await error_reply(mocked, 429, payload={"error_code": "APIG.0308"}, headers=headers)
+    reply = await error_reply(codearts, 429, payload={"error_code": "APIG.0308"}, headers=headers)
 
     assert reply.retry_after is None
 
@@ -446,22 +562,21 @@ _ERRORS = [
 ]
 
 
-async def _reply_for(mocked: aioresponses, status: int, code: str) -> Reply:
+async def _reply_for(codearts: CodeArts, status: int, code: str) -> Reply:
     if code:
-        return await error_reply(mocked, status, payload={"error_code": code, "error_msg": "m"})
-    return await error_reply(mocked, status, body=HTML, content_type="text/html")
+        return await error_reply(codearts, status, payload={"error_code": code, "error_msg": "m"})
+    return await error_reply(codearts, status, body=HTML, content_type="text/html")
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("status", "code", "decision"),
     [case[:3] for case in _ERRORS],
     ids=[f"{status}-{code or 'html'}" for status, code, *_ in _ERRORS],
 )
 async def test_error_status_and_code_classify_as(
-    mocked: aioresponses, status: int, code: str, decision: Decision
+    codearts: CodeArts, status: int, code: str, decision: Decision
 ) -> None:
-    reply = await _reply_for(mocked, status, code)
+    reply = await _reply_for(codearts, status, code)
 
     assert (reply.kind, reply.http_status, reply.error_code) == (
         ReplyKind.HTTP_ERROR,
@@ -471,38 +586,32 @@ async def test_error_status_and_code_classify_as(
     assert classify(reply) == decision
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("status", "code", "maybe_applied"),
     [(status, code, applied) for status, code, _, applied in _ERRORS],
     ids=[f"{status}-{code or 'html'}" for status, code, *_ in _ERRORS],
 )
 async def test_only_non_throttling_5xx_may_have_applied(
-    mocked: aioresponses, status: int, code: str, maybe_applied: bool
+    codearts: CodeArts, status: int, code: str, maybe_applied: bool
 ) -> None:
-    reply = await _reply_for(mocked, status, code)
+    reply = await _reply_for(codearts, status, code)
 
     assert reply.maybe_applied is maybe_applied
 
 
-@pytest.mark.anyio
-async def test_redirect_is_reported_not_followed(mocked: aioresponses) -> None:
-    mocked.post(
-        LEGACY_URL, status=302, body="", headers={"Location": "https://elsewhere.example/login"}
-    )
+async def test_redirect_is_reported_not_followed(codearts: CodeArts) -> None:
+    codearts.answer(status=302, body="", headers={"Location": "https://elsewhere.example/login"})
 
-    reply = await stop_once()
+    reply = await stop_once(codearts.url)
 
     assert (reply.kind, reply.http_status) == (ReplyKind.HTTP_ERROR, 302)
     assert reply.error_msg == "HTTP 302 redirect to 'https://elsewhere.example/login' not followed"
-    assert len(mocked.requests) == 1
 
 
-@pytest.mark.anyio
-async def test_redirect_classifies_as_rejected(mocked: aioresponses) -> None:
-    mocked.post(LEGACY_URL, status=302, body="", headers={"Location": "https://elsewhere.example/"})
+async def test_redirect_classifies_as_rejected(codearts: CodeArts) -> None:
+    codearts.answer(status=302, body="", headers={"Location": "https://elsewhere.example/"})
 
-    reply = await stop_once()
+    reply = await stop_once(codearts.url)
 
     assert classify(reply) == Decision(Verdict.FINAL, Outcome.REJECTED)
     assert reply.maybe_applied is False
@@ -511,53 +620,61 @@ async def test_redirect_classifies_as_rejected(mocked: aioresponses) -> None:
 # --- transport failures -------------------------------------------------------------------------
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("exception", "kind", "maybe_applied"),
+    ("failure", "kind", "maybe_applied"),
     [
-        # builtin TimeoutError is asyncio.TimeoutError on 3.11+
-        pytest.param(TimeoutError(), ReplyKind.TIMEOUT, True, id="timeout"),
-        pytest.param(connector_error(), ReplyKind.CONNECTION, False, id="never-connected"),
-        pytest.param(aiohttp.ServerDisconnectedError(), ReplyKind.CONNECTION, True, id="dropped"),
-        pytest.param(
-            aiohttp.ClientOSError(errno.ECONNRESET, "reset"), ReplyKind.CONNECTION, True, id="reset"
-        ),
-        pytest.param(
-            aiohttp.ClientPayloadError("cut short"), ReplyKind.CONNECTION, True, id="cut-short"
-        ),
+        ("timeout", ReplyKind.TIMEOUT, True),
+        ("never-connected", ReplyKind.CONNECTION, False),
+        ("dropped", ReplyKind.CONNECTION, True),
+        ("reset", ReplyKind.CONNECTION, True),
+        ("cut-short", ReplyKind.CONNECTION, True),
     ],
 )
 async def test_transport_failure_becomes_a_reply_not_an_exception(
-    mocked: aioresponses, exception: Exception, kind: ReplyKind, maybe_applied: bool
+    tmp_path: Path, failure: str, kind: ReplyKind, maybe_applied: bool
 ) -> None:
-    mocked.post(LEGACY_URL, exception=exception)
-
-    reply = await stop_once()
+    reply = await stop_failing(failure, tmp_path)
 
     assert (reply.kind, reply.http_status, reply.maybe_applied) == (kind, None, maybe_applied)
     assert classify(reply) == Decision(Verdict.TRANSIENT)
 
 
-@pytest.mark.anyio
-async def test_timeout_message_names_the_configured_timeout(mocked: aioresponses) -> None:
-    mocked.post(LEGACY_URL, exception=TimeoutError())
-
-    reply = await stop_once(timeout=2.5)
-
-    assert reply.error_msg == "no answer within 2.5 s"
-
-
-@pytest.mark.anyio
-async def test_connect_failure_message_names_the_host_and_the_os_error(
-    mocked: aioresponses,
+@pytest.mark.parametrize(
+    "exception",
+    [aiohttp.ClientError("something new"), aiohttp.ClientConnectionError("something new")],
+    ids=["client-error", "connection-error"],
+)
+async def test_any_other_aiohttp_error_becomes_a_reply_that_may_have_applied(
+    exception: Exception,
 ) -> None:
-    mocked.post(LEGACY_URL, exception=connector_error())
+    # No server makes aiohttp raise an error of a kind it has not met yet; aioresponses raises
+    # one (an exception only: it builds no response, so it needs nothing of aiohttp's inside).
+    with aioresponses() as mocked:
+        mocked.post(ENDPOINT + LEGACY_PATH, exception=exception)
+        reply = await stop_once(ENDPOINT)
 
-    reply = await stop_once()
+    assert (reply.kind, reply.http_status, reply.maybe_applied) == (
+        ReplyKind.CONNECTION,
+        None,
+        True,
+    )
+    assert classify(reply) == Decision(Verdict.TRANSIENT)
+
+
+async def test_timeout_message_names_the_configured_timeout() -> None:
+    async with raw_server(never_answer) as url:
+        reply = await stop_once(url, timeout=NO_ANSWER_TIMEOUT)
+
+    assert reply.error_msg == f"no answer within {NO_ANSWER_TIMEOUT:g} s"
+
+
+async def test_connect_failure_message_names_the_host_and_the_os_error(tmp_path: Path) -> None:
+    async with unconnectable(tmp_path) as session:
+        reply = await stop_once(ENDPOINT, session=session)
 
     assert reply.error_msg == (
         "cannot connect to cloudbuild-ext.cn-north-4.myhuaweicloud.com:443: "
-        f"[Errno {errno.ENETUNREACH}] unreachable"
+        f"[Errno {errno.ENOENT}] {os.strerror(errno.ENOENT)}"
     )
     assert reply.transport_failure is None
 
@@ -565,11 +682,10 @@ async def test_connect_failure_message_names_the_host_and_the_os_error(
 # --- connect failures that say the endpoint is wrong (real sockets on loopback) -------------------
 
 
-@pytest.mark.anyio
 async def test_a_refused_connection_is_a_refused_transport_failure() -> None:
     port = closed_port()
 
-    reply = await stop_once(endpoint=f"http://127.0.0.1:{port}")
+    reply = await stop_once(f"http://127.0.0.1:{port}")
 
     assert (reply.kind, reply.transport_failure, reply.maybe_applied) == (
         ReplyKind.CONNECTION,
@@ -580,12 +696,11 @@ async def test_a_refused_connection_is_a_refused_transport_failure() -> None:
     assert classify(reply) == Decision(Verdict.TRANSIENT, fault=SystematicFault.REFUSED)
 
 
-@pytest.mark.anyio
 async def test_a_host_that_does_not_resolve_is_a_dns_transport_failure() -> None:
     resolver = NoSuchHostResolver()  # no network: the lookup fails as a resolver's does
     connector = aiohttp.TCPConnector(resolver=resolver)
     async with aiohttp.ClientSession(connector=connector) as session:
-        reply = await stop_once(endpoint=f"https://{UNRESOLVABLE_HOST}", session=session)
+        reply = await stop_once(f"https://{UNRESOLVABLE_HOST}", session=session)
 
     assert resolver.lookups
     assert set(resolver.lookups) == {UNRESOLVABLE_HOST}
@@ -598,13 +713,12 @@ async def test_a_host_that_does_not_resolve_is_a_dns_transport_failure() -> None
     assert classify(reply) == Decision(Verdict.TRANSIENT, fault=SystematicFault.DNS)
 
 
-@pytest.mark.anyio
 async def test_an_untrusted_certificate_is_a_permanent_certificate_failure(
     tmp_path: Path,
 ) -> None:
     cert, key = self_signed_certificate(tmp_path)
     with SelfSignedTLSServer(cert, key) as server:
-        reply = await stop_once(endpoint=server.url)
+        reply = await stop_once(server.url)
 
     assert (reply.kind, reply.transport_failure, reply.maybe_applied) == (
         ReplyKind.CONNECTION,
@@ -617,14 +731,13 @@ async def test_an_untrusted_certificate_is_a_permanent_certificate_failure(
     )  # never retried
 
 
-@pytest.mark.anyio
 async def test_a_certificate_trusted_through_the_ca_bundle_is_no_certificate_failure(
     tmp_path: Path,
 ) -> None:
     cert, key = self_signed_certificate(tmp_path)
     with SelfSignedTLSServer(cert, key) as server:
         # trusted now: the handshake succeeds and the server hangs up without an answer
-        reply = await stop_once(endpoint=server.url, ca_bundle=cert)
+        reply = await stop_once(server.url, ca_bundle=cert)
 
     assert reply.kind is ReplyKind.CONNECTION
     assert reply.transport_failure is None
@@ -634,7 +747,6 @@ async def test_a_certificate_trusted_through_the_ca_bundle_is_no_certificate_fai
 # --- session ownership --------------------------------------------------------------------------
 
 
-@pytest.mark.anyio
 async def test_stop_outside_the_context_manager_is_refused() -> None:
     client = CodeArtsClient(ENDPOINT, TokenAuth(TOKEN))
 
@@ -642,15 +754,13 @@ async def test_stop_outside_the_context_manager_is_refused() -> None:
         await client.stop(TARGET)
 
 
-@pytest.mark.anyio
-async def test_a_given_session_is_used_and_left_open(mocked: aioresponses) -> None:
-    mocked.post(LEGACY_URL, payload={"result": True})
-
-    async with aiohttp.ClientSession() as session:
-        async with CodeArtsClient(ENDPOINT, TokenAuth(TOKEN), session=session) as client:
+async def test_a_given_session_is_used_and_left_open(codearts: CodeArts) -> None:
+    async with aiohttp.ClientSession(headers={"X-Session": "given"}) as session:
+        async with CodeArtsClient(codearts.url, TokenAuth(TOKEN), session=session) as client:
             reply = await client.stop(TARGET)
         assert not session.closed
     assert reply.kind is ReplyKind.STOPPED
+    assert sent(codearts).headers["X-Session"] == "given"  # sent through that session
 
 
 # --- no secret shows ----------------------------------------------------------------------------
@@ -670,33 +780,36 @@ def test_token_auth_repr_and_str_show_no_token() -> None:
     assert TOKEN not in str(auth)
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
-    "response",
+    "answer",
     [
         {"status": 401, "payload": {"error_code": "APIG.0301", "error_msg": "Incorrect token"}},
         {"status": 502, "body": HTML, "content_type": "text/html"},
         {"status": 200, "body": "not json"},
-        {"exception": TimeoutError()},
-        {"exception": connector_error()},
-        {"exception": aiohttp.ServerDisconnectedError()},
     ],
-    ids=["401", "502", "bad-body", "timeout", "connect", "dropped"],
+    ids=["401", "502", "bad-body"],
 )
-async def test_reply_never_carries_the_token(
-    mocked: aioresponses, response: dict[str, Any]
+async def test_reply_to_an_answer_never_carries_the_token(
+    codearts: CodeArts, answer: dict[str, Any]
 ) -> None:
-    mocked.post(LEGACY_URL, **response)
+    codearts.answer(**answer)
 
-    reply = await stop_once()
+    reply = await stop_once(codearts.url)
 
     assert TOKEN not in reply.error_msg
     assert TOKEN not in repr(reply)
 
 
-@pytest.mark.anyio
+@pytest.mark.parametrize("failure", ["timeout", "never-connected", "dropped"])
+async def test_reply_to_a_failure_never_carries_the_token(tmp_path: Path, failure: str) -> None:
+    reply = await stop_failing(failure, tmp_path)
+
+    assert TOKEN not in reply.error_msg
+    assert TOKEN not in repr(reply)
+
+
 @pytest.mark.parametrize(
-    "response",
+    "answer",
     [
         {
             "status": 401,
@@ -713,11 +826,11 @@ async def test_reply_never_carries_the_token(
     ids=["every-field", "at-the-message-cut", "at-the-quote-cut", "location", "content-type"],
 )
 async def test_a_token_the_server_echoes_is_scrubbed_from_the_reply(
-    mocked: aioresponses, response: dict[str, Any]
+    codearts: CodeArts, answer: dict[str, Any]
 ) -> None:
-    mocked.post(LEGACY_URL, **response)
+    codearts.answer(**answer)
 
-    reply = await stop_once()
+    reply = await stop_once(codearts.url)
 
     shown = repr(reply)
     assert TOKEN[:8] not in shown  # not even the part before a cut

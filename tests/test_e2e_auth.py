@@ -1,44 +1,47 @@
 """End to end: every credential way against the simulator, and no secret anywhere it could leak.
 
-The simulators run in this process, on one event loop in a background thread; ``bulkstop run``
-runs as a subprocess whose environment holds only the credentials a case gives it (every
-``CODEARTS_*`` and ``HUAWEICLOUD_*`` variable of the test's own environment is removed).
+The simulators run in this process, on one event loop in a background thread
+(``tests/simhost.py``). Each ``bulkstop run`` is declared as a :class:`Case` next to the test
+that checks it and made the first time a test asks for it, with an environment that holds only
+the credentials the case gives it (every ``CODEARTS_*`` and ``HUAWEICLOUD_*`` variable of the
+test's own environment is removed). Each case has a simulator of its own, so its counters tell
+exactly what that run sent.
 
-Starting the CLI costs more than the runs themselves, so every CLI run of this module is
-declared as a :class:`Case` next to the test that checks it, and the ``cli_runs`` fixture runs
-them all, several at a time, before the first test reads its result. Each case has a simulator
-of its own, so its counters tell exactly what that run sent.
+Most cases run in-process, through click's ``CliRunner``, each with a logging redactor of its
+own (one run's registered secrets cannot hide another's leak). One run per credential way —
+with debug logs as JSON — is a real process, so that the leak scans also see whatever a real
+interpreter writes that an in-process run would not capture; those run side by side.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
 from collections import Counter
-from collections.abc import Coroutine, Iterator, Mapping
-from concurrent.futures import Future
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from unittest import mock
 
 import aiohttp
 import pytest
+import structlog
+from click.testing import CliRunner
+from simhost import HostedSimulator, SimulatorHost
 from yarl import URL
 
+from bulkstop import cli, logconfig
 from bulkstop.auth import IamPasswordAuth, OutgoingRequest
 from bulkstop.clock import MonotonicClock
 from bulkstop.credentials import CredentialOptions, resolve_auth
-from bulkstop.simulator import Simulator, SimulatorConfig
+from bulkstop.simulator import SimulatorConfig
 
 pytestmark = pytest.mark.e2e
-
-T = TypeVar("T")
 
 # Distinctive secrets, so that even a piece of one (a prefix, say) is found in the output.
 PIECE = 8
@@ -80,64 +83,15 @@ TOKEN_FILE_ARGS = ("--token-file", "{inputs}/token")
 
 CONCURRENCY = 8
 BREAKER = 5  # --auth-breaker's default
-#: Starting the CLI is CPU-bound (about a second of imports), so a few per core.
-PARALLEL_RUNS = 2 * (os.cpu_count() or 1) + 2
-RUN_TIMEOUT = 60.0  # seconds; a run takes one or two, this only bounds a hang
+RUN_TIMEOUT = 60.0  # seconds; a process run takes one or two, this only bounds a hang
 
 
 # --- simulators on a background loop -----------------------------------------------------------
 
 
-class SimulatorHost:
-    """Simulators served from one event loop in a background thread, for subprocesses to call."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="simulators", daemon=True
-        )
-        self._thread.start()
-        self._started: list[Simulator] = []
-
-    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        return future.result(timeout=10)
-
-    def start(self, config: Mapping[str, Any]) -> RunningSimulator:
-        """A new simulator on which every build is running, so every good stop is ``stopped``."""
-        simulator = Simulator(SimulatorConfig(seed=0, finished_ratio=0.0, **config))
-        url = self.call(simulator.start())
-        self._started.append(simulator)
-        return RunningSimulator(url, simulator, self)
-
-    def close(self) -> None:
-        for simulator in self._started:
-            self.call(simulator.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-
-@dataclass(frozen=True)
-class RunningSimulator:
-    url: str
-    simulator: Simulator
-    host: SimulatorHost
-
-    def stats(self) -> dict[str, Any]:
-        """A snapshot taken on the simulator's own loop (its counters are not locked)."""
-
-        async def snapshot() -> dict[str, Any]:
-            return self.simulator.stats.snapshot()
-
-        return self.host.call(snapshot())
-
-
-@pytest.fixture(scope="module")
-def simulators() -> Iterator[SimulatorHost]:
-    host = SimulatorHost()
-    yield host
-    host.close()
+def start_simulator(host: SimulatorHost, config: Mapping[str, Any]) -> HostedSimulator:
+    """A new simulator on which every build is running, so every good stop is ``stopped``."""
+    return host.start(SimulatorConfig(seed=0, finished_ratio=0.0, **config))
 
 
 # --- CLI runs ----------------------------------------------------------------------------------
@@ -149,6 +103,7 @@ class Case:
 
     In ``args`` and ``endpoint``, ``{url}`` is the simulator's URL and ``{inputs}`` the folder
     holding the targets, ``inputs`` (name → content) and a token file ``token`` with TOKEN.
+    ``process`` runs it as a subprocess instead of in this process.
     """
 
     simulator: Mapping[str, Any]
@@ -159,6 +114,7 @@ class Case:
     log_format: str = "console"
     endpoint: str = "{url}"
     inputs: Mapping[str, bytes] = field(default_factory=dict)
+    process: bool = False
 
 
 CASES: dict[str, Case] = {}
@@ -171,15 +127,9 @@ def case(name: str, **settings: Any) -> str:
     return name
 
 
-def clean_env(credentials: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment without any credential, plus ``credentials``."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("CODEARTS_", "HUAWEICLOUD_"))
-    }
-    env.update(credentials)
-    return env
+def outside_variables() -> list[str]:
+    """Every variable of this environment that could hand a run a credential."""
+    return [name for name in os.environ if name.startswith(("CODEARTS_", "HUAWEICLOUD_"))]
 
 
 def job_id(number: int) -> str:
@@ -187,7 +137,7 @@ def job_id(number: int) -> str:
 
 
 class CliRun:
-    """One case run as a subprocess: inputs in ``inputs/``, all it writes in ``out/``."""
+    """One case: inputs in ``inputs/``, all it writes in ``out/``, its streams in ``streams/``."""
 
     def __init__(self, spec: Case, workdir: Path) -> None:
         self.spec = spec
@@ -196,10 +146,11 @@ class CliRun:
         self.code = -1
         self.stdout = self.stderr = ""
         self.stats: dict[str, Any] = {}
-        self._simulator: RunningSimulator | None = None
+        self._simulator: HostedSimulator | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
-    def launch(self, simulators: SimulatorHost) -> None:
+    def _prepare(self, host: SimulatorHost) -> list[str]:
+        """Write the inputs, start the simulator; the arguments of ``bulkstop run``."""
         spec = self.spec
         inputs = self.workdir / "inputs"
         for folder in ("inputs", "out", "streams"):
@@ -213,14 +164,13 @@ class CliRun:
         (inputs / "token").write_text(TOKEN + "\n", encoding="utf-8")
         for name, content in spec.inputs.items():
             (inputs / name).write_bytes(content)
-        self._simulator = simulators.start(spec.simulator)
+        simulator = self._simulator = start_simulator(host, spec.simulator)
 
         def fill(text: str) -> str:
-            assert self._simulator is not None
-            return text.format(url=self._simulator.url, inputs=inputs)
+            return text.format(url=simulator.url, inputs=inputs)
 
-        command = [
-            sys.executable, "-m", "bulkstop", "run", str(targets_csv),
+        return [
+            "run", str(targets_csv),
             "--endpoint", fill(spec.endpoint),
             "--report", str(self.report),
             "--rate", "500",
@@ -230,21 +180,47 @@ class CliRun:
             "--log-format", spec.log_format,
             *map(fill, spec.args),
         ]  # fmt: skip
+
+    def run_here(self, host: SimulatorHost) -> None:
+        """Run the case in this process, to its end."""
+        args = self._prepare(host)
+        env: dict[str, str | None] = dict.fromkeys(outside_variables())
+        env.update(self.spec.credentials)
+        # A redactor of its own: secrets an earlier run registered must not scrub this one's.
+        redactor = type(logconfig.redactor)()
+        try:
+            with (
+                mock.patch.object(logconfig, "redactor", redactor),
+                mock.patch.object(cli, "redactor", redactor),
+            ):
+                result = CliRunner().invoke(cli.main, args, env=env)
+        finally:
+            structlog.reset_defaults()  # the run pointed its logs at the runner's stderr
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise AssertionError(f"bulkstop raised instead of exiting: {result.exception!r}")
+        self.code = result.exit_code
+        self.stdout, self.stderr = result.stdout, result.stderr
+        self._finish()
+
+    def launch(self, host: SimulatorHost) -> None:
+        """Start the case as a process; :meth:`wait` ends it."""
+        args = self._prepare(host)
+        env = {k: v for k, v in os.environ.items() if k not in outside_variables()}
+        env.update(self.spec.credentials)
         # Streams go to files: runs side by side must not block on full pipes.
         streams = self.workdir / "streams"
         with (streams / "stdout").open("wb") as stdout, (streams / "stderr").open("wb") as stderr:
             self._process = subprocess.Popen(
-                command,
+                [sys.executable, "-m", "bulkstop", *args],
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
-                env=clean_env(spec.credentials),
+                env=env,
                 cwd=self.workdir / "out",
             )
 
     def wait(self) -> None:
         assert self._process is not None
-        assert self._simulator is not None
         try:
             self.code = self._process.wait(timeout=RUN_TIMEOUT)
         finally:
@@ -252,7 +228,12 @@ class CliRun:
         streams = self.workdir / "streams"
         self.stdout = (streams / "stdout").read_text(encoding="utf-8", errors="replace")
         self.stderr = (streams / "stderr").read_text(encoding="utf-8", errors="replace")
+        self._finish()
+
+    def _finish(self) -> None:
+        assert self._simulator is not None
         self.stats = self._simulator.stats()
+        self._simulator.close()
 
     def kill(self) -> None:
         """End the subprocess if it still runs (a hang, or a failure elsewhere)."""
@@ -281,24 +262,52 @@ class CliRun:
         return [json.loads(line) for line in self.stderr.splitlines() if line.startswith("{")]
 
 
+class CliRuns:
+    """The module's cases, each made the first time a test asks for it.
+
+    Asking for a process case starts every process case not made yet, side by side (starting
+    the CLI is a second of CPU-bound imports; the runs overlap on the cores), and waits for
+    them all.
+    """
+
+    def __init__(self, host: SimulatorHost, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._host = host
+        self._factory = tmp_path_factory
+        self._done: dict[str, CliRun] = {}
+
+    def __getitem__(self, name: str) -> CliRun:
+        if name not in self._done:
+            if CASES[name].process:
+                self._run_processes()
+            else:
+                run = CliRun(CASES[name], self._factory.mktemp(name))
+                run.run_here(self._host)
+                self._done[name] = run
+        return self._done[name]
+
+    def _run_processes(self) -> None:
+        runs = {
+            name: CliRun(spec, self._factory.mktemp(name))
+            for name, spec in CASES.items()
+            if spec.process and name not in self._done
+        }
+        try:
+            for run in runs.values():
+                run.launch(self._host)
+            for run in runs.values():
+                run.wait()
+        finally:
+            for run in runs.values():
+                run.kill()
+        self._done.update(runs)
+
+
 @pytest.fixture(scope="module")
 def cli_runs(
-    simulators: SimulatorHost, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, CliRun]:
-    """Every case of the module, run ``PARALLEL_RUNS`` at a time."""
-    runs = {name: CliRun(spec, tmp_path_factory.mktemp(name)) for name, spec in CASES.items()}
-    waiting = list(runs.values())
-    running: list[CliRun] = []
-    try:
-        while waiting or running:
-            while waiting and len(running) < PARALLEL_RUNS:
-                running.append(waiting.pop(0))
-                running[-1].launch(simulators)
-            running.pop(0).wait()
-    finally:
-        for run in running:
-            run.kill()
-    return runs
+    simulator_host: SimulatorHost, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CliRuns]:
+    yield CliRuns(simulator_host, tmp_path_factory)
+    structlog.reset_defaults()
 
 
 def leaked_secrets(text: str) -> list[str]:
@@ -311,7 +320,7 @@ def leaked_secrets(text: str) -> list[str]:
     return sorted(piece for piece in pieces if piece in text) + ISSUED_TOKEN.findall(text)
 
 
-# --- the five ways, each a full run with debug logs in both formats -----------------------------
+# --- the five ways, each a full run with debug logs in both formats (JSON: a real process) ----
 
 
 @dataclass(frozen=True)
@@ -362,6 +371,7 @@ WAY_RUNS = {
         targets=WAY_TARGETS,
         log_level="debug",
         log_format=log_format,
+        process=log_format == "json",
     )
     for way, spec in WAYS.items()
     for log_format in ("console", "json")
@@ -369,7 +379,7 @@ WAY_RUNS = {
 
 
 @pytest.mark.parametrize("name", WAY_RUNS.values())
-def test_each_way_stops_every_target(cli_runs: dict[str, CliRun], name: str) -> None:
+def test_each_way_stops_every_target(cli_runs: CliRuns, name: str) -> None:
     run = cli_runs[name]
 
     assert run.code == 0, run.stderr
@@ -379,7 +389,7 @@ def test_each_way_stops_every_target(cli_runs: dict[str, CliRun], name: str) -> 
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_each_way_logs_its_credential_source(cli_runs: dict[str, CliRun], way: str) -> None:
+def test_each_way_logs_its_credential_source(cli_runs: CliRuns, way: str) -> None:
     run = cli_runs[WAY_RUNS[way, "json"]]
 
     chosen = [event for event in run.log_events() if event["event"] == "auth.source"]
@@ -391,13 +401,13 @@ def test_each_way_logs_its_credential_source(cli_runs: dict[str, CliRun], way: s
 
 @pytest.mark.parametrize(("way", "expected"), [("aksk", 0), ("aksk-temporary", WAY_TARGETS)])
 def test_only_temporary_keys_send_a_security_token(
-    cli_runs: dict[str, CliRun], way: str, expected: int
+    cli_runs: CliRuns, way: str, expected: int
 ) -> None:
     assert cli_runs[WAY_RUNS[way, "json"]].stats["security_token_requests"] == expected
 
 
 @pytest.mark.parametrize("name", WAY_RUNS.values())
-def test_no_secret_in_output_report_or_sidecar(cli_runs: dict[str, CliRun], name: str) -> None:
+def test_no_secret_in_output_report_or_sidecar(cli_runs: CliRuns, name: str) -> None:
     run = cli_runs[name]
     # Teeth: debug lines were written, and the report is among the files scanned.
     assert "debug" in run.stderr
@@ -409,10 +419,10 @@ def test_no_secret_in_output_report_or_sidecar(cli_runs: dict[str, CliRun], name
 @pytest.mark.anyio
 @pytest.mark.parametrize("way", WAYS)
 async def test_no_secret_in_reprs_of_ready_credentials(
-    simulators: SimulatorHost, tmp_path: Path, way: str
+    simulator_host: SimulatorHost, tmp_path: Path, way: str
 ) -> None:
     spec = WAYS[way]
-    simulator = simulators.start(spec.simulator)
+    simulator = start_simulator(simulator_host, spec.simulator)
     (tmp_path / "token").write_text(TOKEN, encoding="utf-8")
     args = [arg.format(url=simulator.url, inputs=tmp_path) for arg in spec.args]
     flags = dict(zip(args[::2], args[1::2], strict=True))
@@ -441,9 +451,11 @@ async def test_no_secret_in_reprs_of_ready_credentials(
 
 
 @pytest.mark.anyio
-async def test_scans_recognise_a_token_the_simulator_issues(simulators: SimulatorHost) -> None:
+async def test_scans_recognise_a_token_the_simulator_issues(
+    simulator_host: SimulatorHost,
+) -> None:
     # The CLI runs cannot be told the tokens IAM issued them, so the scans look for their shape.
-    simulator = simulators.start(IAM_SIMULATOR)
+    simulator = start_simulator(simulator_host, IAM_SIMULATOR)
     async with aiohttp.ClientSession() as session:
         auth = IamPasswordAuth(
             session,
@@ -485,7 +497,7 @@ FIXED_TOKEN_EXPIRY_NO_BREAKER = case(
 )
 
 
-def test_iam_token_expiring_mid_run_stops_every_target(cli_runs: dict[str, CliRun]) -> None:
+def test_iam_token_expiring_mid_run_stops_every_target(cli_runs: CliRuns) -> None:
     run = cli_runs[IAM_EXPIRY]
 
     assert run.code == 0, run.stderr
@@ -494,7 +506,7 @@ def test_iam_token_expiring_mid_run_stops_every_target(cli_runs: dict[str, CliRu
 
 
 def test_iam_token_is_fetched_once_per_expiry_not_once_per_worker(
-    cli_runs: dict[str, CliRun],
+    cli_runs: CliRuns,
 ) -> None:
     run = cli_runs[IAM_EXPIRY]
     # Each token serves exactly TOKEN_TTL successful stops and every target is stopped once,
@@ -505,7 +517,7 @@ def test_iam_token_is_fetched_once_per_expiry_not_once_per_worker(
     assert run.stats["iam_token_requests"] == 1 + expiries
 
 
-def test_fixed_token_expiring_mid_run_trips_the_auth_breaker(cli_runs: dict[str, CliRun]) -> None:
+def test_fixed_token_expiring_mid_run_trips_the_auth_breaker(cli_runs: CliRuns) -> None:
     run = cli_runs[FIXED_TOKEN_EXPIRY]
     outcomes = run.outcomes()
 
@@ -518,7 +530,7 @@ def test_fixed_token_expiring_mid_run_trips_the_auth_breaker(cli_runs: dict[str,
 
 
 def test_fixed_token_expiring_mid_run_leaves_the_rest_unauthorized(
-    cli_runs: dict[str, CliRun],
+    cli_runs: CliRuns,
 ) -> None:
     run = cli_runs[FIXED_TOKEN_EXPIRY_NO_BREAKER]
 
@@ -551,7 +563,7 @@ def test_fixed_token_expiring_mid_run_leaves_the_rest_unauthorized(
     ],
 )
 def test_refused_credentials_trip_the_breaker_and_stop_nothing(
-    cli_runs: dict[str, CliRun], name: str
+    cli_runs: CliRuns, name: str
 ) -> None:
     run = cli_runs[name]
 
@@ -571,7 +583,7 @@ WRONG_IAM_PASSWORD = case(
 )
 
 
-def test_wrong_iam_password_is_an_error_before_any_stop(cli_runs: dict[str, CliRun]) -> None:
+def test_wrong_iam_password_is_an_error_before_any_stop(cli_runs: CliRuns) -> None:
     run = cli_runs[WRONG_IAM_PASSWORD]
 
     assert run.code == 2, run.stderr
@@ -632,7 +644,7 @@ EVERY_WAY_SIMULATOR = {**IAM_SIMULATOR, "aksk": (AK, SK)}
     ],
 )
 def test_missing_or_contradictory_credentials_are_a_usage_error(
-    cli_runs: dict[str, CliRun], name: str, named: tuple[str, ...]
+    cli_runs: CliRuns, name: str, named: tuple[str, ...]
 ) -> None:
     run = cli_runs[name]
 
@@ -655,7 +667,7 @@ PLAIN_HTTP_REMOTE = case(
 
 
 def test_plain_http_to_a_remote_host_is_refused_before_connecting(
-    cli_runs: dict[str, CliRun],
+    cli_runs: CliRuns,
 ) -> None:
     run = cli_runs[PLAIN_HTTP_REMOTE]
 
@@ -674,7 +686,7 @@ CA_BUNDLE_NOT_PEM = case(
 )
 
 
-def test_ca_bundle_that_is_not_pem_is_a_usage_error(cli_runs: dict[str, CliRun]) -> None:
+def test_ca_bundle_that_is_not_pem_is_a_usage_error(cli_runs: CliRuns) -> None:
     run = cli_runs[CA_BUNDLE_NOT_PEM]
 
     assert run.code == 2, run.stderr

@@ -3,25 +3,26 @@
 Most runs call the click command in-process (``CliRunner``): a run then takes a tenth of a
 second instead of the second and a half a fresh interpreter needs to import bulkstop. The few
 tests where the real process matters — the exit status the shell sees, what reaches stderr, no
-traceback — run ``python -m bulkstop`` (or the ``bulkstop`` script) as a subprocess with a
-timeout.
+traceback, the installed script — run ``python -m bulkstop`` (or the ``bulkstop`` script) as a
+subprocess with a timeout.
 
-An external simulator runs on its own event loop in a background thread, so that a test can
-choose its build model and read its statistics (what was really sent) after the run.
+An external simulator runs on a background event loop (``tests/simhost.py``), so that a test
+can choose its build model and read its statistics (what was really sent) after the run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import hashlib
 import json
 import logging
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
-import threading
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,11 +39,12 @@ from netfaults import (
     resolver_is_quick,
     self_signed_certificate,
 )
+from simhost import HostedSimulator, SimulatorHost
 
 from bulkstop.cli import main
 from bulkstop.models import Outcome
 from bulkstop.report import LoadedReport, load_report
-from bulkstop.simulator import FaultConfig, Simulator, SimulatorConfig
+from bulkstop.simulator import FaultConfig, SimulatorConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -90,69 +92,17 @@ def quiet_logs() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------------------------
-# An external simulator on its own thread
-
-
-class ThreadedSimulator:
-    """A :class:`Simulator` served by an event loop on a background thread."""
-
-    def __init__(self, config: SimulatorConfig) -> None:
-        self.config = config
-        self.url = ""
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._simulator: Simulator | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="e2e-simulator", daemon=True)
-
-    def _main(self) -> None:
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            async with Simulator(self.config) as simulator:
-                self._simulator = simulator
-                self.url = simulator.url
-                self._ready.set()
-                await self._stop.wait()
-
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:  # handed to the test thread by start()
-            self._error = exc
-            self._ready.set()
-
-    def start(self) -> ThreadedSimulator:
-        self._thread.start()
-        if not self._ready.wait(10) or self._error is not None:
-            raise RuntimeError(f"the simulator did not start: {self._error!r}")
-        return self
-
-    def stats(self, *, targets: bool = False) -> dict[str, Any]:
-        """A snapshot of the simulator's counters, taken on its own loop."""
-        assert self._loop is not None
-        assert self._simulator is not None
-        simulator = self._simulator
-
-        async def snapshot() -> dict[str, Any]:
-            return simulator.stats.snapshot(targets=targets)
-
-        return asyncio.run_coroutine_threadsafe(snapshot(), self._loop).result(timeout=10)
-
-    def close(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
+# An external simulator
 
 
 @pytest.fixture
-def start_simulator() -> Iterator[Any]:
-    """``start_simulator(**config)`` → a running :class:`ThreadedSimulator` (closed at teardown)."""
-    running: list[ThreadedSimulator] = []
+def start_simulator(simulator_host: SimulatorHost) -> Iterator[Any]:
+    """``start_simulator(**config)`` → a running :class:`HostedSimulator` (closed at teardown)."""
+    running: list[HostedSimulator] = []
 
-    def start(**config: Any) -> ThreadedSimulator:
+    def start(**config: Any) -> HostedSimulator:
         config.setdefault("token", TOKEN)
-        simulator = ThreadedSimulator(SimulatorConfig(**config)).start()
+        simulator = simulator_host.start(SimulatorConfig(**config))
         running.append(simulator)
         return simulator
 
@@ -162,9 +112,9 @@ def start_simulator() -> Iterator[Any]:
 
 
 @pytest.fixture
-def simulator(start_simulator: Any) -> ThreadedSimulator:
+def simulator(start_simulator: Any) -> HostedSimulator:
     """A simulator whose builds are all running."""
-    sim: ThreadedSimulator = start_simulator(finished_ratio=0.0)
+    sim: HostedSimulator = start_simulator(finished_ratio=0.0)
     return sim
 
 
@@ -209,7 +159,7 @@ def run_process(
     )
 
 
-def against(simulator: ThreadedSimulator, report: Path) -> list[str]:
+def against(simulator: HostedSimulator, report: Path) -> list[str]:
     return ["--endpoint", simulator.url, "--report", str(report), *FAST]
 
 
@@ -398,7 +348,7 @@ def test_every_row_ends_with_its_outcome_exactly_once(tmp_path: Path, start_simu
 
 
 @pytest.mark.parametrize("via", ["file", "stdin"])
-def test_only_running_builds_exit_0(tmp_path: Path, simulator: ThreadedSimulator, via: str) -> None:
+def test_only_running_builds_exit_0(tmp_path: Path, simulator: HostedSimulator, via: str) -> None:
     pairs = [(RUNNING_JOB if n % 2 else OTHER_RUNNING_JOB, n) for n in range(1, 41)]
     report = tmp_path / "report.csv"
     text = "".join(json.dumps({"job_id": job, "build_no": n}) + "\n" for job, n in pairs)
@@ -433,7 +383,7 @@ def csv_input(tmp_path: Path, pairs: Sequence[tuple[str, Any]], via: str) -> tup
 
 @pytest.mark.parametrize("via", ["file", "stdin"])
 def test_resume_of_a_reordered_input_reports_every_row_at_its_own_line(
-    tmp_path: Path, simulator: ThreadedSimulator, via: str
+    tmp_path: Path, simulator: HostedSimulator, via: str
 ) -> None:
     first = [(RUNNING_JOB, n) for n in range(1, 7)]
     again = [*reversed(first), (RUNNING_JOB, 7), (RUNNING_JOB, 3)]
@@ -464,7 +414,7 @@ def test_resume_of_a_reordered_input_reports_every_row_at_its_own_line(
 
 
 def test_resume_from_stdin_refuses_the_report_of_another_input(
-    tmp_path: Path, simulator: ThreadedSimulator
+    tmp_path: Path, simulator: HostedSimulator
 ) -> None:
     report = tmp_path / "report.csv"
     args, text = csv_input(tmp_path, [(RUNNING_JOB, 1), (RUNNING_JOB, 2)], "stdin")
@@ -495,7 +445,7 @@ WRONG_TOKEN = "wrong-token-9d2e51aa"  # deliberately not the simulator's
     ("breaker", "exit_code"), [(None, 3), ("0", 1)], ids=["breaker-default", "breaker-off"]
 )
 def test_wrong_token_reports_every_row_unauthorized_or_aborted(
-    tmp_path: Path, simulator: ThreadedSimulator, breaker: str | None, exit_code: int
+    tmp_path: Path, simulator: HostedSimulator, breaker: str | None, exit_code: int
 ) -> None:
     pairs = [(RUNNING_JOB, n) for n in range(1, 31)]
     source = write_csv(tmp_path / "targets.csv", pairs)
@@ -641,16 +591,17 @@ def test_a_run_ended_by_a_wrong_api_is_finished_by_a_resume_with_the_right_one(
 # A failing server: the run ends as a whole, resumable
 
 
-@pytest.mark.parametrize(("window", "exit_code"), [("1", 3), ("0", 1)], ids=["1s", "off"])
+@pytest.mark.parametrize(("window", "exit_code"), [("0.3", 3), ("0", 1)], ids=["0.3s", "off"])
 def test_a_server_failing_every_call_aborts_the_run_after_the_window(
     tmp_path: Path, start_simulator: Any, window: str, exit_code: int
 ) -> None:
+    count = 60
     simulator = start_simulator(finished_ratio=0.0, faults=FaultConfig(error_500=1.0))
-    pairs = [(RUNNING_JOB, n) for n in range(1, 101)]
+    pairs = [(RUNNING_JOB, n) for n in range(1, count + 1)]
     source = write_csv(tmp_path / "targets.csv", pairs)
     report = tmp_path / "report.csv"
-    # one attempt each at 50/s: the run lasts two seconds, a window of one is over first
-    pace = ["--rate", "50", "--max-attempts", "1", "--progress", "never"]
+    # one attempt each at 100/s: the run lasts 0.6 s, a window of 0.3 s is over first
+    pace = ["--rate", "100", "--max-attempts", "1", "--progress", "never"]
 
     result = invoke(
         [
@@ -668,17 +619,17 @@ def test_a_server_failing_every_call_aborts_the_run_after_the_window(
 
     assert result.exit_code == exit_code, result.stderr
     records = by_line(load_report(report))
-    assert sorted(records) == list(range(2, 102))
+    assert sorted(records) == list(range(2, count + 2))
     outcomes = Counter(r.outcome for r in records.values())
     if exit_code == 3:
-        assert "ABORTED (server failing): the server failed 100 % of calls for the last 1 s" in (
+        assert "ABORTED (server failing): the server failed 100 % of calls for the last 0.3 s" in (
             result.stderr
         )
         assert f"--report {report} --resume" in result.stderr
         assert set(outcomes) == {Outcome.FAILED, Outcome.ABORTED}
-        assert simulator.stats()["stop_requests"] == outcomes[Outcome.FAILED] < 100
+        assert simulator.stats()["stop_requests"] == outcomes[Outcome.FAILED] < count
     else:
-        assert outcomes == {Outcome.FAILED: 100}
+        assert outcomes == {Outcome.FAILED: count}
         assert "ABORTED" not in result.stderr
 
 
@@ -755,7 +706,7 @@ def _materialise(tmp_path: Path, bad: Bad) -> Path:
 
 @pytest.mark.parametrize("case", list(MALFORMED), ids=list(MALFORMED))
 def test_malformed_input_gives_one_line_and_the_right_exit(
-    tmp_path: Path, simulator: ThreadedSimulator, case: str
+    tmp_path: Path, simulator: HostedSimulator, case: str
 ) -> None:
     bad = MALFORMED[case]
     path = _materialise(tmp_path, bad)
@@ -782,7 +733,7 @@ def test_malformed_input_gives_one_line_and_the_right_exit(
     assert simulator.stats()["stop_requests"] == len(sent)
 
 
-def test_header_only_is_zero_rows_and_exit_0(tmp_path: Path, simulator: ThreadedSimulator) -> None:
+def test_header_only_is_zero_rows_and_exit_0(tmp_path: Path, simulator: HostedSimulator) -> None:
     source = tmp_path / "header.csv"
     source.write_text("job_id,build_no\n", encoding="utf-8")
     report = tmp_path / "report.csv"
@@ -796,7 +747,7 @@ def test_header_only_is_zero_rows_and_exit_0(tmp_path: Path, simulator: Threaded
 
 
 def test_stdin_without_input_format_is_a_usage_error(
-    tmp_path: Path, simulator: ThreadedSimulator
+    tmp_path: Path, simulator: HostedSimulator
 ) -> None:
     report = tmp_path / "report.csv"
     result = invoke(
@@ -812,9 +763,9 @@ def test_stdin_without_input_format_is_a_usage_error(
     assert simulator.stats()["stop_requests"] == 0
 
 
-@pytest.mark.parametrize("case", ["binary-garbage", "missing"])
-def test_malformed_input_as_a_process_exits_2_without_traceback(tmp_path: Path, case: str) -> None:
-    bad = MALFORMED[case]
+def test_malformed_input_as_a_process_exits_2_without_traceback(tmp_path: Path) -> None:
+    # One input stands for all: the in-process test above gives each its message and exit.
+    bad = MALFORMED["binary-garbage"]
     path = _materialise(tmp_path, bad)
     done = run_process(
         ["run", str(path), "--endpoint", "http://127.0.0.1:9", *FAST],
@@ -845,7 +796,7 @@ def test_malformed_input_as_a_process_exits_2_without_traceback(tmp_path: Path, 
     ],
 )
 def test_usage_error_exits_2_and_sends_nothing(
-    tmp_path: Path, simulator: ThreadedSimulator, case: str, says: tuple[str, ...]
+    tmp_path: Path, simulator: HostedSimulator, case: str, says: tuple[str, ...]
 ) -> None:
     source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1), (RUNNING_JOB, 2)])
     report = tmp_path / "report.csv"
@@ -883,7 +834,7 @@ def test_plain_http_to_another_host_needs_insecure_http(tmp_path: Path) -> None:
 
 
 def test_plain_http_to_a_remote_iam_endpoint_needs_insecure_http(
-    tmp_path: Path, simulator: ThreadedSimulator
+    tmp_path: Path, simulator: HostedSimulator
 ) -> None:
     source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1)])
     iam = {
@@ -909,13 +860,16 @@ def test_plain_http_to_a_remote_iam_endpoint_needs_insecure_http(
     assert simulator.stats()["requests_total"] == 0
 
 
-def test_no_endpoint_as_a_process_exits_2_naming_the_flags(tmp_path: Path) -> None:
+def test_no_endpoint_exits_2_before_a_default_report_is_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1)])
-    done = run_process(["run", str(source), *FAST], env={"CODEARTS_TOKEN": TOKEN}, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)  # where the default report would be written
 
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    [message] = error_lines(done.stderr)
+    result = invoke([str(source), *FAST], env={"CODEARTS_TOKEN": TOKEN})
+
+    assert result.exit_code == 2
+    [message] = error_lines(result.stderr)
     assert "--endpoint" in message
     assert "--region" in message
     assert list(tmp_path.iterdir()) == [source]  # no report was started
@@ -934,7 +888,7 @@ FLAGS = pytest.mark.parametrize(
     "way", ["same-path", "report-links-to-input", "input-links-to-report", "hard-link", "stdin"]
 )
 def test_report_that_is_the_input_is_refused_whatever_the_flags(
-    tmp_path: Path, simulator: ThreadedSimulator, way: str, flags: list[str]
+    tmp_path: Path, simulator: HostedSimulator, way: str, flags: list[str]
 ) -> None:
     source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, n) for n in range(1, 4)])
     content = source.read_bytes()
@@ -969,7 +923,7 @@ def test_report_that_is_the_input_is_refused_whatever_the_flags(
 
 @FLAGS
 def test_report_path_that_is_a_symlink_is_refused(
-    tmp_path: Path, simulator: ThreadedSimulator, flags: list[str]
+    tmp_path: Path, simulator: HostedSimulator, flags: list[str]
 ) -> None:
     source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1), (RUNNING_JOB, 2)])
     victim = tmp_path / "victim.csv"
@@ -990,7 +944,7 @@ def test_report_path_that_is_a_symlink_is_refused(
 
 
 def test_resume_of_a_report_that_does_not_exist_is_refused(
-    tmp_path: Path, simulator: ThreadedSimulator
+    tmp_path: Path, simulator: HostedSimulator
 ) -> None:
     source = write_csv(tmp_path / "targets.csv", [(RUNNING_JOB, 1), (RUNNING_JOB, 2)])
     report = tmp_path / "reprot.csv"  # a typo of the report to continue
@@ -1011,12 +965,53 @@ def test_resume_of_a_report_that_does_not_exist_is_refused(
 # Help and JSON logs
 
 
-def test_module_help_lists_the_commands() -> None:
-    done = run_process(["--help"])
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
 
-    assert done.returncode == 0
-    assert "run" in done.stdout
-    assert "simulate" in done.stdout
+    assert result.exit_code == 0
+    assert "run" in result.stdout
+    assert "simulate" in result.stdout
+
+
+def test_simulate_as_a_process_serves_runs_until_interrupted(tmp_path: Path) -> None:
+    """``bulkstop simulate`` for real: its first line names its URL, it serves a run and its
+    statistics, and an interrupt ends it cleanly."""
+    environment = {k: v for k, v in os.environ.items() if k not in OUTSIDE_VARIABLES}
+    command = [sys.executable, "-m", "bulkstop", "simulate", "--port", "0"]
+    simulator = subprocess.Popen(
+        [*command, "--token", TOKEN, "--finished-ratio", "0", "--jobs", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    try:
+        assert simulator.stdout is not None
+        ready, _, _ = select.select([simulator.stdout], [], [], PROCESS_TIMEOUT)
+        first = simulator.stdout.readline().decode() if ready else ""
+        assert first.startswith("bulkstop simulator listening on http://127.0.0.1:"), first
+        url = first.split()[4]  # the fifth word, as scripts read it
+        pairs = [(RUNNING_JOB, n) for n in range(1, 6)]
+        source = write_csv(tmp_path / "targets.csv", pairs)
+        report = tmp_path / "report.csv"
+
+        result = invoke(
+            [str(source), "--endpoint", url, "--report", str(report), *FAST],
+            env={"CODEARTS_TOKEN": TOKEN},
+        )
+
+        assert result.exit_code == 0, result.stderr
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with no_proxy.open(f"{url}/_sim/stats", timeout=PROCESS_TIMEOUT) as answer:
+            stats = json.load(answer)
+        assert (stats["stop_requests"], stats["effective_stops"]) == (5, 5)
+        simulator.send_signal(signal.SIGINT)
+        _, stderr = simulator.communicate(timeout=PROCESS_TIMEOUT)
+    finally:
+        if simulator.poll() is None:  # a failure above: end it
+            simulator.kill()
+            simulator.communicate()
+    assert simulator.returncode == 0
+    assert "Traceback" not in stderr.decode()
 
 
 def test_run_help_from_the_installed_script() -> None:

@@ -9,7 +9,10 @@ counted reached the server, and a build the simulator stopped is never reported
 ``not_stopped``.
 
 The simulator decides faults from ``(seed, job_id, build_no, attempt)`` alone, so which target
-fails how is the same on every run; only timing varies.
+fails how is the same on every run; only timing varies. So these tests judge outcomes and
+counts, never timing: the control law's figures (the rate a gateway's window leaves, its cuts
+and pauses) and the waits of ``Retry-After`` are checked exactly on the fake clock, in
+``tests/test_control_law.py``.
 """
 
 from __future__ import annotations
@@ -38,20 +41,24 @@ from bulkstop import (
     Stopper,
     TokenAuth,
 )
-from bulkstop.pacing import ThrottleControl
 from bulkstop.simulator import FaultConfig, Simulator, SimulatorConfig, ThrottleConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 TOKEN = "e2e-faults-token-61c9f0"  # the simulator's throwaway token
 CONCURRENCY = 8
-#: Client timeouts: short where the simulator hangs (a hung request then costs little), and
-#: roomy elsewhere, so that a busy machine cannot turn a slow answer into a spurious timeout.
-HANG_TIMEOUT = 0.5
+#: Client timeouts: short where the simulator hangs (a hung request then costs little, and an
+#: answer of this in-process simulator takes milliseconds), and roomy elsewhere, so that a busy
+#: machine cannot turn a slow answer into a spurious timeout.
+HANG_TIMEOUT = 0.3
 TIMEOUT = 5.0
 #: Small backoffs keep a run short; Retry-After is capped so that the simulator's whole-second
 #: values (it rounds up) do not park the run.
-POLICY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, max_retry_after=0.2)
+POLICY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, max_retry_after=0.1)
+#: Targets of a run: enough that every injected fault and the throttle occur (the simulator's
+#: seeded choices make them occur on every run), few enough that a run takes a fraction of a
+#: second.
+COUNT = 30
 
 Key = tuple[str, int]
 
@@ -168,16 +175,9 @@ def running(**config: Any) -> SimulatorConfig:
 # Throttling
 
 
-#: Every refusal style, without and with ``Retry-After`` in seconds (the HTTP-date form is met
-#: by the mixed test further down).
-THROTTLE_CASES = [
-    ("apig429", "none"),
-    ("apig429", "seconds"),
-    ("cb400", "none"),
-    ("cb400", "seconds"),
-    ("cb500", "none"),
-    ("cb500", "seconds"),
-]
+#: Every refusal style, two of them with ``Retry-After`` in seconds (the HTTP-date form is met
+#: by the mixed test further down, a 429 without one by the adaptive test).
+THROTTLE_CASES = [("apig429", "seconds"), ("cb400", "none"), ("cb500", "seconds")]
 
 
 @pytest.mark.parametrize(("style", "retry_after"), THROTTLE_CASES)
@@ -190,63 +190,34 @@ async def test_throttled_run_stops_every_target_once(style: Any, retry_after: An
     """
     throttle = ThrottleConfig(limit=12, window=0.2, style=style, retry_after=retry_after)
     pacer = Pacer(rate=100, adaptive=False)
-    run = await stop_all(running(throttle=throttle), targets(60), pacer=pacer)
+    run = await stop_all(running(throttle=throttle), targets(COUNT), pacer=pacer)
 
     assert_one_result_per_row(run)
-    assert run.outcomes() == {Outcome.STOPPED: 60}
+    assert run.outcomes() == {Outcome.STOPPED: COUNT}
     assert_server_agrees(run)
-    assert run.server["effective_stops"] == 60
+    assert run.server["effective_stops"] == COUNT
     assert run.server["throttled"] > 0  # the throttle really refused some requests
     assert run.stats.throttled == run.server["throttled"]
-    assert run.stats.requests == 60 + run.server["throttled"]
+    assert run.stats.requests == COUNT + run.server["throttled"]
 
 
-def _pauses_within_one_second(control: ThrottleControl) -> int:
-    """How many of the growing throttle pauses start within one second of the first one."""
-    count, elapsed, k = 0, 0.0, 0
-    while elapsed < 1.0:
-        count += 1
-        elapsed += min(control.pause_max, control.pause_base * control.pause_growth**k)
-        k += 1
-    return count
-
-
-async def test_adaptive_pacing_keeps_arrivals_near_the_server_limit() -> None:
-    """In any second the server sees its limit, the calls in flight, and one probe per pause.
-
-    Against a fixed window of ``limit`` per second: the first second admits ``limit``; when
-    the first refusal comes back at most ``concurrency`` calls were in flight; from then on
-    every worker waits out a run-wide pause, after which one call probes the closed window
-    (the others see the new pause and forfeit their slots), until the rate is cut to 95 % of
-    what the server accepted and the run fits under the limit.
-    """
-    limit = 20
+async def test_adaptive_pacing_against_a_throttle_stops_every_target_once() -> None:
+    """The whole path of the control law over a real socket: refusals come back, the rate is
+    cut, and every target is still stopped exactly once (the law's figures are checked on the
+    fake clock)."""
+    count = 16  # the window of 12 is spent at once; at the cut rate the rest take a while
     pacer = Pacer(rate=500)
-    throttle = ThrottleConfig(limit=limit, window=1.0)
-    run = await stop_all(running(throttle=throttle), targets(30), pacer=pacer)
+    throttle = ThrottleConfig(limit=12, window=0.2)
+    run = await stop_all(running(throttle=throttle), targets(count), pacer=pacer)
 
     assert_one_result_per_row(run)
-    assert run.outcomes() == {Outcome.STOPPED: 30}
+    assert run.outcomes() == {Outcome.STOPPED: count}
     assert_server_agrees(run)
-    bound = limit + CONCURRENCY + _pauses_within_one_second(pacer.control)
-    assert run.server["max_requests_in_1s"] <= bound
-    assert pacer.rate < limit * 1.1  # the rate came down from 500 to about the limit
-
-
-async def test_a_long_window_closed_for_a_while_does_not_collapse_the_rate() -> None:
-    """A gateway that allows ``limit`` per 2 s window: each window is spent in about a second,
-    then refuses everything until it ends. One cut per window that let something through;
-    none while it is closed (the old law cut again at every pause and the rate collapsed)."""
-    limit, window = 10, 2.0
-    pacer = Pacer(rate=50)
-    throttle = ThrottleConfig(limit=limit, window=window)
-    run = await stop_all(running(throttle=throttle), targets(3 * limit), pacer=pacer)
-
-    assert_one_result_per_row(run)
-    assert run.outcomes() == {Outcome.STOPPED: 3 * limit}
-    assert_server_agrees(run)
-    assert pacer.control.cuts <= 3  # at most once per window
-    assert pacer.rate >= 0.8 * limit  # still about what a window lets through in a second
+    assert run.server["throttled"] > 0
+    assert run.stats.throttled == run.server["throttled"]
+    assert run.stats.requests == count + run.server["throttled"]
+    assert pacer.control.cuts >= 1  # the refusals reached the control law
+    assert pacer.rate < 500
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,27 +230,14 @@ FAULT_KINDS = ["error_500", "html_502", "unavailable_503", "reset", "hang", "bad
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 async def test_transient_faults_are_retried_until_stopped(kind: str) -> None:
     faults = FaultConfig(**{kind: 0.25}, hang_seconds=1.0)
-    run = await stop_all(running(faults=faults), targets(60))
+    run = await stop_all(running(faults=faults), targets(COUNT))
 
     assert_one_result_per_row(run)
-    assert run.outcomes() == {Outcome.STOPPED: 60}
+    assert run.outcomes() == {Outcome.STOPPED: COUNT}
     assert_server_agrees(run)
     assert run.server["faults"][kind] > 0
     assert run.stats.retries == run.server["faults"][kind]  # one retry per fault, no more
-    assert run.server["effective_stops"] == 60
-
-
-async def test_503_retry_after_is_honoured_up_to_the_cap() -> None:
-    faults = FaultConfig(unavailable_503=0.25)
-    run = await stop_all(running(faults=faults), targets(60))
-
-    retried = [r for r in run.results if r.attempts > 1]
-    assert retried
-    for result in retried:
-        # Each 503 says "Retry-After: 1", capped at POLICY.max_retry_after before the retry.
-        waited = (result.attempts - 1) * POLICY.max_retry_after
-        assert result.elapsed_ms is not None
-        assert result.elapsed_ms >= waited * 1000, result
+    assert run.server["effective_stops"] == COUNT
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +247,7 @@ async def test_503_retry_after_is_honoured_up_to_the_cap() -> None:
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 async def test_fault_after_the_stop_is_reported_uncertain_not_not_stopped(kind: str) -> None:
     faults = FaultConfig(**{kind: 0.25}, after_stop=1.0, hang_seconds=1.0)
-    run = await stop_all(running(faults=faults), targets(60))
+    run = await stop_all(running(faults=faults), targets(COUNT))
 
     assert_one_result_per_row(run)
     assert_server_agrees(run)
@@ -318,8 +276,10 @@ async def test_mixed_faults_and_throttling_never_lose_a_row() -> None:
         hang_seconds=1.0,
     )
     throttle = ThrottleConfig(limit=40, window=0.2, retry_after="http-date")
-    run = await stop_all(running(faults=faults, throttle=throttle), targets(80))
+    run = await stop_all(running(faults=faults, throttle=throttle), targets(60))
 
+    assert run.server["throttled"] > 0
+    assert sum(run.server["faults"].values()) > 0
     assert_one_result_per_row(run)
     assert_server_agrees(run)
     assert set(run.outcomes()) <= {Outcome.STOPPED, Outcome.UNCERTAIN, Outcome.FAILED}
@@ -335,7 +295,7 @@ async def test_mixed_faults_and_throttling_never_lose_a_row() -> None:
 #: 30 % of the calls fail, 5 % for each kind of fault.
 STORM = {kind: 0.05 for kind in FAULT_KINDS}
 #: How long a hung call of the storm lasts, and the client's timeout there: short, since the
-#: storm hangs some thirty calls (a spurious timeout is one more transient failure, retried).
+#: storm hangs some fifteen calls (a spurious timeout is one more transient failure, retried).
 STORM_HANG = 0.25
 
 
@@ -350,20 +310,20 @@ async def test_a_fault_storm_fails_no_target_that_still_had_attempts_left(
         max_attempts=10, initial_backoff=0.01, max_backoff=0.05, max_retry_after=0.05
     )
     faults = FaultConfig(**STORM, after_stop=after_stop, hang_seconds=STORM_HANG)
-    # a budget with no reserve, refilled at 60 tokens a second: the storm spends it at once,
+    # a budget with no reserve, refilled at 120 tokens a second: the storm spends it at once,
     # and retries wait for it
     run = await stop_all(
         running(faults=faults),
-        targets(400),
+        targets(200),
         policy=policy,
         pacer=Pacer(rate=500),
-        settings={"budget_reserve": 0.0, "budget_refill": 60.0},
+        settings={"budget_reserve": 0.0, "budget_refill": 120.0},
         call_timeout=STORM_HANG,
     )
 
     assert_one_result_per_row(run)
     assert_server_agrees(run)
-    assert sum(run.server["faults"].values()) > 100
+    assert sum(run.server["faults"].values()) > 50
     assert run.stats.budget_waits > 0  # the budget was spent, and made retries wait
     cut_short = [r for r in run.results if r.outcome is Outcome.FAILED and r.attempts < 10]
     assert cut_short == []
@@ -382,11 +342,11 @@ async def test_a_dying_server_ends_the_run_and_leaves_the_rest_unsent() -> None:
     run = await stop_all(
         running(faults=FaultConfig(error_500=1.0)),
         targets(count),
-        settings={"failing_server_window": 1.0},
+        settings={"failing_server_window": 0.5},
     )
 
     assert isinstance(run.aborted, ServerFailing)
-    assert str(run.aborted).startswith("the server failed 100 % of calls for the last 1 s (")
+    assert str(run.aborted).startswith("the server failed 100 % of calls for the last 0.5 s (")
     assert run.stats.aborted_by is run.aborted
     assert_one_result_per_row(run)
     assert_server_agrees(run)

@@ -213,6 +213,7 @@ def test_without_a_world_only_the_url_is_printed() -> None:
     ]
 
 
+@pytest.mark.e2e  # a fresh interpreter is a subprocess
 def test_bulkstop_help_does_not_load_the_simulators_server() -> None:
     # A fresh interpreter: this test process has long imported the server.
     probe = (
