@@ -29,6 +29,7 @@ from bulkstop.report import (
     ReportWriter,
     check_report_matches,
     default_report_path,
+    encoding,
     inflight_path,
     load_report,
     lock_path,
@@ -37,6 +38,8 @@ from bulkstop.report import (
     report_format,
     target_key,
 )
+from bulkstop.report import fingerprint as fingerprinting
+from bulkstop.report import writer as writing
 
 FORMATS: list[ReportFormat] = ["csv", "jsonl", "json"]
 T0 = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
@@ -228,7 +231,7 @@ def test_any_text_survives_a_round_trip(fmt_: ReportFormat, text: str) -> None:
         path = Path(directory) / f"r.{fmt_}"
         write_run(path, [result(0, error_msg=text, detail=text)])
         loaded = load_report(path).records[0]
-    expected = report._NEWLINES.sub(" ", text) if fmt_ == "csv" else text
+    expected = encoding.NEWLINES.sub(" ", text) if fmt_ == "csv" else text
     assert (loaded.error_msg, loaded.detail) == (expected, expected)
 
 
@@ -298,7 +301,7 @@ def test_csv_text_cells_never_start_a_formula_and_read_back_unchanged(text: str)
         [row] = csv_rows(path)
         loaded = load_report(path).records[0]
 
-    expected = report._NEWLINES.sub(" ", text)  # line breaks become spaces, as before
+    expected = encoding.NEWLINES.sub(" ", text)  # line breaks become spaces, as before
     escaped = "'" + expected if expected.startswith((*FORMULA_LEADS, "'")) else expected
     for name in fields:
         assert not row[name].startswith(FORMULA_LEADS)
@@ -590,7 +593,7 @@ def test_fingerprint_knows_its_keys_however_build_no_is_spelled() -> None:
 
 
 def test_fingerprint_merges_chunks_of_sorted_digests(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report, "_FINGERPRINT_CHUNK", 4)
+    monkeypatch.setattr(fingerprinting, "_FINGERPRINT_CHUNK", 4)
     fingerprint = KeyFingerprint.from_keys((job(i), i + 1) for i in range(11))
     assert len(fingerprint) == 11
     assert all((job(i), i + 1) in fingerprint for i in range(11))
@@ -670,7 +673,7 @@ def test_finalize_of_a_first_run_does_not_rewrite(
     def no_compaction(*args: object) -> None:
         raise AssertionError("a first run needs no compaction")
 
-    monkeypatch.setattr(report, "_compact", no_compaction)
+    monkeypatch.setattr(writing, "compact", no_compaction)
     write_run(path, [result(0), result(1)], attempting=[0, 1], finalize=True)
     assert len(load_report(path).records) == 2
 

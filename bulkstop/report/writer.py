@@ -1,0 +1,413 @@
+"""Writing a report as the run goes: the journal of records and in-flight markers."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Protocol
+
+from bulkstop.errors import UsageError
+from bulkstop.log import get_logger
+from bulkstop.models import REPORT_FIELDS, Result
+from bulkstop.report.compaction import compact, rewrite
+from bulkstop.report.encoding import LineEncoder
+from bulkstop.report.files import (
+    check_report_path,
+    fsync_dir,
+    open_own,
+    refuse_unsafe,
+    remove_stale_temps,
+)
+from bulkstop.report.lock import ReportLock
+from bulkstop.report.markers import read_markers
+from bulkstop.report.paths import ReportFormat, inflight_path, report_format
+from bulkstop.report.reading import ReportReader
+
+__all__ = ["ReportWriter", "ResultSink"]
+
+log = get_logger(__name__)
+
+
+class ResultSink(Protocol):
+    """Where the engine puts what it learns: the seam :class:`ReportWriter` fills."""
+
+    def attempting(self, line: int, job_id: str, build_no: int) -> None:
+        """A target's first attempt is about to be sent."""
+        ...
+
+    def write(self, result: Result) -> None:
+        """One input row's final record."""
+        ...
+
+
+class ReportWriter:
+    """Appends report records and in-flight markers as a run goes, crash-safe; see the module.
+
+    Each :meth:`write` appends one line and flushes it to the OS, so a SIGKILL loses nothing.
+    Both files are fsynced when ``fsync_every`` lines (records and markers) have been written
+    since the last fsync, or when a line is written ``fsync_interval`` seconds or more after
+    the last fsync (on ``now``), and at :meth:`flush`, :meth:`close` and :meth:`finalize`. A
+    quiet writer is not fsynced until its next line; the OS writes its data back meanwhile.
+
+    Writing is synchronous, called from the event loop, and that is deliberate: a record is a
+    small append that lands in the page cache in microseconds, and the one slow call, fsync,
+    runs at most about once a second. A worker thread per record would cost more than the
+    write itself and would need a lock to keep lines whole and in order; the run's pace is set
+    by the service's rate limit, far below what the loop can write.
+
+    The writer holds the report's :class:`ReportLock` while it is open: ``lock`` is one the
+    caller acquired (and releases) itself, to hold it from before the report was read;
+    without one the writer acquires its own and releases it when it closes or finalizes.
+    Before writing anything it removes the temporary files an interrupted compaction left
+    (:func:`~bulkstop.report.files.remove_stale_temps`). Every file it creates is 0600, and
+    it opens none through a symbolic link: a report path or sidecar that is a link raises
+    :class:`UsageError`.
+
+    ``append=False`` starts a report: a missing or empty file, or any file with
+    ``overwrite=True``, which is replaced by a new file; an existing non-empty one raises
+    :class:`UsageError`. A stale sidecar is removed. ``append=True`` continues one (a
+    resume): a torn last line is cut away first so the next record starts on a line of its
+    own, a JSON report's closing ``]`` is reopened, a CSV report with other columns (another
+    bulkstop version) is first rewritten with this version's, and :meth:`finalize` compacts.
+    The file is read once to find where its good content ends; it raises like
+    :func:`load_report` on a bad file.
+
+    :meth:`write` stamps this writer's ``run`` on every record. Targets a resume carries over
+    are not written again: :meth:`finalize` keeps their record from the file, unless the
+    input moved the target to another line; then :meth:`write_carried` appends the record
+    with its new line, and that copy is the one kept.
+
+    An ``OSError`` while writing (a full disk) propagates unchanged; what is on disk remains a
+    readable journal. Opening maps ``OSError`` to :class:`UsageError`.
+
+    As a context manager: a clean exit finalizes, an exception only closes (the report stays
+    a journal that ``--resume`` can continue, and the sidecar is kept). Calling
+    :meth:`finalize` inside the block is fine: the exit then has nothing left to do.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_compact_needed",
+        "_encoder",
+        "_file",
+        "_finalized",
+        "_fsync_every",
+        "_fsync_interval",
+        "_last_sync",
+        "_now",
+        "_own_lock",
+        "_report_dirty",
+        "_sidecar",
+        "_sidecar_dirty",
+        "_unsynced",
+        "_written",
+        "format",
+        "path",
+        "run",
+    )
+
+    #: the report file
+    path: Path
+    format: ReportFormat
+    #: the run number stamped on this writer's records
+    run: int
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        run: int = 1,
+        append: bool = False,
+        overwrite: bool = False,
+        lock: ReportLock | None = None,
+        fsync_interval: float = 1.0,
+        fsync_every: int = 1000,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if run < 1:
+            raise ValueError(f"run must be ≥ 1, got {run}")
+        if fsync_every < 1 or fsync_interval < 0:
+            raise ValueError("fsync_every must be ≥ 1 and fsync_interval ≥ 0")
+        if lock is not None and (not lock.held or lock.report != path):
+            raise ValueError(f"{lock!r} is not a held lock of {path}")
+        self.path = path
+        self.format = report_format(path)
+        self.run = run
+        self._fsync_interval = fsync_interval
+        self._fsync_every = fsync_every
+        self._now = now
+        self._sidecar_dirty = False
+        self._report_dirty = False
+        self._unsynced = 0
+        self._written = 0
+        self._closed = False
+        self._finalized = False
+        self._compact_needed = False
+        self._own_lock = ReportLock.acquire(path) if lock is None else None
+        try:
+            check_report_path(path)
+            remove_stale_temps(path)
+            if append:
+                self._file, self._encoder = self._open_append()
+            else:
+                self._file, self._encoder = self._open_new(overwrite=overwrite)
+            self._sidecar = self._open_sidecar()
+        except OSError as exc:
+            self._release_lock()
+            raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
+        except BaseException:
+            self._release_lock()
+            raise
+        self._last_sync = now()
+        log.info(
+            "report.opened",
+            path=str(path),
+            format=self.format,
+            run=run,
+            append=append,
+            compact_at_finalize=self._compact_needed,
+        )
+
+    def _open_new(self, *, overwrite: bool) -> tuple[BinaryIO, LineEncoder]:
+        path = self.path
+        exists = os.path.lexists(path)
+        if not overwrite and exists and os.lstat(path).st_size > 0:
+            raise UsageError(
+                f"the report {path} already exists; continue it with --resume, "
+                "or choose another --report path"
+            )
+        inflight_path(path).unlink(missing_ok=True)  # a stale one would tell of another run
+        if exists:
+            # A new file, not the old one truncated: it is created 0600 whatever the old
+            # one's mode, and another name (hard link) of the old file keeps its content.
+            path.unlink()
+        encoder = LineEncoder(self.format)
+        fd = open_own(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "the report")
+        stream = os.fdopen(fd, "wb")
+        stream.write(encoder.header())
+        stream.flush()
+        self._report_dirty = True
+        fsync_dir(path.parent)
+        return stream, encoder
+
+    def _open_append(self) -> tuple[BinaryIO, LineEncoder]:
+        path = self.path
+        if not path.exists() or path.stat().st_size == 0:
+            return self._start_empty()
+        reader = ReportReader(path, self.format)
+        for _ in reader:  # find where the good content ends; records are not kept
+            pass
+        if self.format == "csv" and reader.columns not in (None, REPORT_FIELDS):
+            encoder = LineEncoder(self.format)
+            old = ReportReader(path, self.format)
+            records = rewrite(path, self.format, (encoder.bare(record) for record in old))
+            log.info("report.columns_upgraded", path=str(path), records=records)
+            reader = ReportReader(path, self.format)
+            for _ in reader:
+                pass
+        cut = reader.closed_at if reader.closed_at is not None else reader.end
+        self._repair_sidecar()
+        stream = os.fdopen(open_own(path, os.O_WRONLY | os.O_APPEND, "the report"), "ab")
+        try:
+            size = os.fstat(stream.fileno()).st_size
+            if cut < size:
+                os.ftruncate(stream.fileno(), cut)
+                log.info("report.tail_cut", path=str(path), offset=cut, bytes=size - cut)
+            encoder = LineEncoder(self.format, has_records=reader.records > 0)
+            if self.format == "csv":
+                header_missing = reader.columns is None
+            else:
+                header_missing = self.format == "json" and not reader.opened
+            if header_missing:  # nothing but a torn header: start over
+                stream.write(encoder.header())
+                stream.flush()
+                self._report_dirty = True
+        except BaseException:
+            stream.close()
+            raise
+        self._compact_needed = reader.records > 0
+        return stream, encoder
+
+    def _start_empty(self) -> tuple[BinaryIO, LineEncoder]:
+        """A missing or empty report being continued: keep its sidecar, write the header."""
+        created = not self.path.exists()
+        self._repair_sidecar()
+        encoder = LineEncoder(self.format)
+        fd = open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "the report")
+        stream = os.fdopen(fd, "ab")
+        stream.write(encoder.header())
+        stream.flush()
+        self._report_dirty = True
+        if created:
+            fsync_dir(self.path.parent)
+        return stream, encoder
+
+    def _repair_sidecar(self) -> None:
+        """Cut a torn last marker off the sidecar of a report being continued."""
+        sidecar = inflight_path(self.path)
+        refuse_unsafe(sidecar, "the in-flight sidecar")  # markers from a link are not ours
+        _, end = read_markers(sidecar)
+        try:
+            fd = open_own(sidecar, os.O_WRONLY, "the in-flight sidecar")
+        except FileNotFoundError:
+            return
+        try:
+            if os.fstat(fd).st_size > end:
+                os.ftruncate(fd, end)
+        finally:
+            os.close(fd)
+
+    def _open_sidecar(self) -> BinaryIO:
+        """Open the sidecar for markers now, so that no file is opened once stops are sent."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        try:
+            return os.fdopen(
+                open_own(inflight_path(self.path), flags, "the in-flight sidecar"), "ab"
+            )
+        except BaseException:
+            self._file.close()
+            raise
+
+    # -- the engine's calls -------------------------------------------------------------------
+
+    def attempting(self, line: int, job_id: str, build_no: int) -> None:
+        """Note, before its first attempt, that a target's stop is about to be sent."""
+        self._check_open()
+        marker = {"run": self.run, "line": line, "job_id": job_id, "build_no": build_no}
+        self._sidecar.write(json.dumps(marker, separators=(",", ":")).encode() + b"\n")
+        self._sidecar.flush()
+        self._sidecar_dirty = True
+        self._line_written()
+
+    def write(self, result: Result) -> None:
+        """Append ``result`` (stamped with this writer's run) and flush it to the OS."""
+        self._append(self._encoder.record(result, run=self.run))
+
+    def write_carried(self, result: Result) -> None:
+        """Append a record carried over from an earlier run again, keeping its own run.
+
+        For a resume whose input holds the target at another line than the report's record
+        says: ``result`` is that record with the current line. Being the key's last record,
+        this copy is the one :meth:`finalize` keeps.
+        """
+        self._append(self._encoder.record(result))
+
+    def _append(self, line: bytes) -> None:
+        self._check_open()
+        self._file.write(line)
+        self._file.flush()
+        self._report_dirty = True
+        self._written += 1
+        self._line_written()
+
+    def flush(self) -> None:
+        """Flush and fsync both files now."""
+        self._check_open()
+        self._sync()
+
+    def close(self) -> None:
+        """Fsync and close, leaving the report a journal (no ``]``, no compaction, sidecar
+        kept): what a crash leaves, minus the torn line. Releases the writer's own lock.
+        Idempotent."""
+        try:
+            self._close_files()
+        finally:
+            self._release_lock()
+
+    def finalize(self) -> Path:
+        """End the run's report: close it, compact it to one record per row, drop the sidecar.
+
+        Call at the end of every run that reached its end, normal, interrupted or aborted,
+        once every input row has a record from this run or a carried-over one. A first run
+        only closes (its records are one per row already); a resumed run rewrites the report
+        atomically (see :func:`~bulkstop.report.compaction.compact`). The writer's own lock is
+        released after that. Returns the report's path. Calling it again does nothing;
+        calling it after :meth:`close` raises ``ValueError``.
+        """
+        if self._finalized:
+            return self.path
+        self._check_open()
+        try:
+            if self.format == "json":
+                self._file.write(self._encoder.footer())
+                self._file.flush()
+                self._report_dirty = True
+            self._close_files()
+            if self._compact_needed:
+                before, after = compact(self.path, self.format, self.run)
+                log.info(
+                    "report.compacted", path=str(self.path), records_before=before, records=after
+                )
+            self._finalized = True
+            inflight_path(self.path).unlink(missing_ok=True)
+        finally:
+            self._release_lock()
+        log.info("report.finalized", path=str(self.path), run=self.run, written=self._written)
+        return self.path
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"the report writer for {self.path} is closed")
+
+    def _close_files(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._sync()
+        finally:
+            self._closed = True
+            try:
+                self._file.close()
+            finally:
+                self._sidecar.close()
+
+    def _release_lock(self) -> None:
+        if self._own_lock is not None:
+            self._own_lock.release()
+
+    def _line_written(self) -> None:
+        self._unsynced += 1
+        if (
+            self._unsynced >= self._fsync_every
+            or self._now() - self._last_sync >= self._fsync_interval
+        ):
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._report_dirty:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._report_dirty = False
+        if self._sidecar_dirty:
+            self._sidecar.flush()
+            os.fsync(self._sidecar.fileno())
+            self._sidecar_dirty = False
+        self._unsynced = 0
+        self._last_sync = self._now()
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finalize()
+        else:
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<ReportWriter {str(self.path)!r} run={self.run} written={self._written} "
+            f"unsynced={self._unsynced} {state}>"
+        )
