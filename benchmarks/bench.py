@@ -304,20 +304,21 @@ def _rss_child(path: str, resume: bool) -> None:
     report = Path(path + ".report.csv")
 
     async def main() -> int:
-        carry: Any = {}
-        maybe: Any = ()
+        carried = None
         run = 1
         if resume:
             plan = plan_resume(load_report(report), retry_failed=False)
-            carry, maybe, run = plan.skip, plan.maybe_applied, plan.run
+            carried, run = plan.carried, plan.run
         stopper = Stopper(Instant(), pacer=Pacer(rate=1e9, burst=64),
                           settings=RunSettings(concurrency=64, run=run))
         done = 0
-        with open_source(path) as source, ReportWriter(report, run=run, append=resume) as writer:
-            async with stopper.run(iter(source), carry_over=carry, maybe_applied=maybe) as results:
+        with (
+            open_source(path) as source,
+            ReportWriter(report, run=run, append=resume, carried=carried) as writer,
+        ):
+            async with stopper.run(iter(source), carried=carried) as results:
                 async for result in results:
-                    if result.run == run:
-                        writer.write(result)
+                    writer.write(result)
                     done += 1
             writer.finalize()
         return done

@@ -26,7 +26,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -55,6 +55,7 @@ from bulkstop.models import ACCEPTABLE, Outcome, Result
 from bulkstop.pacing import Pacer
 from bulkstop.progress import ProgressDisplay
 from bulkstop.report import (
+    CarriedRecords,
     KeyFingerprint,
     ReportLock,
     ReportWriter,
@@ -63,7 +64,6 @@ from bulkstop.report import (
     default_report_path,
     load_report,
     plan_resume,
-    record_key,
     report_format,
 )
 from bulkstop.retry import RetryPolicy, SystematicFault
@@ -371,8 +371,8 @@ class _Plan:
     lock: ReportLock
     run_number: int = 1
     append: bool = False
-    carry: dict[tuple[str, str], Result] = field(default_factory=dict)
-    maybe_applied: frozenset[tuple[str, str]] = frozenset()
+    #: a resume's: the records it carries over from earlier runs
+    carried: CarriedRecords | None = None
 
 
 async def _run_main(options: RunOptions) -> int:
@@ -412,8 +412,7 @@ async def _run_main(options: RunOptions) -> int:
                 lock=lock,
                 run_number=resume.run,
                 append=True,
-                carry=dict(resume.skip),
-                maybe_applied=frozenset(resume.maybe_applied),
+                carried=resume.carried,
             )
         if options.simulate:
             return await _simulated(options, plan)
@@ -516,11 +515,11 @@ async def _simulated(options: RunOptions, plan: _Plan) -> int:
 
 
 async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> int:
-    source, report_path, run_number, carry = (
+    source, report_path, run_number, carried = (
         plan.source,
         plan.report_path,
         plan.run_number,
-        plan.carry,
+        plan.carried,
     )
     settings = RunSettings(
         concurrency=options.concurrency,
@@ -537,6 +536,7 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
         append=plan.append,
         overwrite=options.overwrite,
         lock=plan.lock,
+        carried=carried,
     )
     stopper = Stopper(client, pacer=pacer, settings=settings, observer=writer)
     log.info(
@@ -548,7 +548,7 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
         rate=options.rate,
         concurrency=options.concurrency,
         run=run_number,
-        carried_over=len(carry),
+        carried=0 if carried is None else len(carried),
     )
     console = _console()
     show = options.progress == "always" or (
@@ -557,7 +557,7 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
     interrupted = False
     aborted: RunAborted | None = None
     # The source itself, not iter(source): its async reading lets a drain stop reading a pipe.
-    run = stopper.run(source, carry_over=carry, maybe_applied=plan.maybe_applied)
+    run = stopper.run(source, carried=carried)
     with writer:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, run, options.grace)
@@ -595,15 +595,7 @@ def _record(writer: ReportWriter, result: Result, plan: _Plan) -> None:
         log.warning(
             "input.invalid_row", where=f"{plan.source.name}:{result.line}", problem=result.detail
         )
-    if result.run == plan.run_number:
-        writer.write(result)
-        return
-    # Carried over: the report holds the record already, unless at another line (the input
-    # was reordered); then it is written again, with this input's line.
-    key = record_key(result)
-    earlier = None if key is None else plan.carry.get(key)
-    if earlier is None or earlier.line != result.line:
-        writer.write_carried(result)
+    writer.write(result)  # a carried record is in the report already: the writer knows
 
 
 async def _watch_signals(run: StopRun, grace: float) -> None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import bulkstop.report as report
 from bulkstop.errors import InputError, ReportMismatchError, UsageError
-from bulkstop.models import REPORT_FIELDS, Outcome, Result, Target
+from bulkstop.models import REPORT_FIELDS, Outcome, Result, TargetKey
 from bulkstop.report import (
     KeyFingerprint,
     LoadedReport,
@@ -36,7 +36,6 @@ from bulkstop.report import (
     plan_resume,
     record_key,
     report_format,
-    target_key,
 )
 from bulkstop.report import fingerprint as fingerprinting
 from bulkstop.report import writer as writing
@@ -49,8 +48,8 @@ def job(i: int) -> str:
     return f"{i:032x}"
 
 
-def key(i: int) -> tuple[str, str]:
-    return (job(i), str(i + 1))
+def key(i: int) -> TargetKey:
+    return TargetKey(job(i), i + 1)
 
 
 def result(i: int, outcome: Outcome = Outcome.STOPPED, **fields: Any) -> Result:
@@ -138,11 +137,20 @@ def test_default_report_path_is_stamped_in_utc(tmp_path: Path) -> None:
     )
 
 
-def test_record_key_is_canonical_and_absent_for_unkeyed_records() -> None:
-    assert record_key(result(0, build_no=" 007 ")) == (job(0), "7")
+def test_record_key_is_the_target_key_and_absent_for_unkeyed_records() -> None:
+    assert record_key(result(0, job_id=f" {job(0)} ", build_no=" 007 ")) == TargetKey(job(0), 7)
     assert record_key(result(0, Outcome.INVALID, build_no="x")) is None
     assert record_key(result(0, Outcome.DUPLICATE)) is None
-    assert target_key(Target(job_id=job(3), build_no=4)) == key(3)
+
+
+@pytest.mark.parametrize("build_no", ["x", "+7", "7_0", "", "٧"])
+def test_a_record_of_a_target_without_a_build_number_is_a_bad_line(
+    path: Path, build_no: str
+) -> None:
+    write_run(path, [result(1), result(0, build_no=build_no), result(2)])
+    line = 2 if path.suffix == ".jsonl" else 3  # after a header or "[" and one record
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{line}: build_no: "):
+        load_report(path)
 
 
 # -- round trip ----------------------------------------------------------------------------------
@@ -420,21 +428,19 @@ def test_missing_report_is_an_input_error_unless_missing_ok(tmp_path: Path) -> N
     with pytest.raises(InputError, match=r"nope\.csv does not exist"):
         load_report(path)
     loaded = load_report(path, missing_ok=True)
-    assert loaded.is_empty
-    assert loaded.last_run == 0
+    assert (loaded.records, loaded.in_flight, loaded.last_run) == ([], frozenset(), 0)
 
 
 # -- resume state --------------------------------------------------------------------------------
 
 
-def test_loaded_report_keeps_latest_latest_final_and_failed_like(path: Path) -> None:
+def test_loaded_report_keeps_every_record_and_each_targets_latest(path: Path) -> None:
     write_run(path, [result(0), result(1, Outcome.FAILED), result(2, Outcome.ABORTED)])
     write_run(path, [result(2, Outcome.UNAUTHORIZED, http_status=401)], run=2, append=True)
     loaded = load_report(path)
     assert len(loaded.records) == 4
-    assert loaded.latest[key(2)].outcome is Outcome.UNAUTHORIZED
-    assert set(loaded.latest_final) == {key(0)}
-    assert {k: r.outcome for k, r in loaded.failed_like.items()} == {
+    assert {k: r.outcome for k, r in loaded.latest.items()} == {
+        key(0): Outcome.STOPPED,
         key(1): Outcome.FAILED,
         key(2): Outcome.UNAUTHORIZED,
     }
@@ -550,8 +556,8 @@ def test_plan_resume_decides_by_the_latest_record(
     tmp_path: Path, latest: Result, retry_failed: bool, sent: bool, maybe_applied: bool
 ) -> None:
     plan = plan_resume(loaded_with(tmp_path / "r.jsonl", latest), retry_failed=retry_failed)
-    assert plan.should_send(key(0)) is sent
-    assert (key(0) in plan.maybe_applied) is maybe_applied
+    assert (plan.carried.get(key(0), 2) is None) is sent
+    assert plan.carried.maybe_applied(key(0)) is maybe_applied
 
 
 @pytest.mark.parametrize("retry_failed", [False, True])
@@ -562,15 +568,15 @@ def test_plan_resume_sends_in_flight_targets_as_maybe_applied(
     write_run(path, [result(0, Outcome.FAILED, http_status=429)])
     write_run(path, [], run=2, append=True, attempting=[0])  # retried, then the process died
     plan = plan_resume(load_report(path), retry_failed=retry_failed)
-    assert plan.should_send(key(0))
-    assert plan.maybe_applied == {key(0)}
+    assert plan.carried.get(key(0), 2) is None
+    assert plan.carried.maybe_applied(key(0))
 
 
 def test_plan_resume_sends_targets_the_report_never_saw(tmp_path: Path) -> None:
     plan = plan_resume(loaded_with(tmp_path / "r.csv", result(0)), retry_failed=False)
-    assert plan.skip == {key(0): result(0)}
-    assert plan.should_send(key(1))
-    assert key(1) not in plan.maybe_applied
+    assert plan.carried.get(key(0), 2) == result(0)
+    assert plan.carried.get(key(1), 3) is None
+    assert not plan.carried.maybe_applied(key(1))
 
 
 def test_plan_resume_numbers_the_next_run_after_report_and_sidecar(tmp_path: Path) -> None:
@@ -583,26 +589,26 @@ def test_plan_resume_numbers_the_next_run_after_report_and_sidecar(tmp_path: Pat
 # -- fingerprint ---------------------------------------------------------------------------------
 
 
-def test_fingerprint_knows_its_keys_however_build_no_is_spelled() -> None:
-    fingerprint = KeyFingerprint.from_keys([(job(0), 1), (job(1), 2)])
-    assert (job(0), 1) in fingerprint
-    assert (job(1), "002") in fingerprint
-    assert (job(0), 2) not in fingerprint
+def test_fingerprint_knows_its_keys() -> None:
+    fingerprint = KeyFingerprint.from_keys([key(0), key(1)])
+    assert key(0) in fingerprint
+    assert TargetKey(job(1), 2) in fingerprint
+    assert TargetKey(job(0), 2) not in fingerprint
     assert "not a key" not in fingerprint
     assert len(fingerprint) == 2
 
 
 def test_fingerprint_merges_chunks_of_sorted_digests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fingerprinting, "_FINGERPRINT_CHUNK", 4)
-    fingerprint = KeyFingerprint.from_keys((job(i), i + 1) for i in range(11))
+    fingerprint = KeyFingerprint.from_keys(key(i) for i in range(11))
     assert len(fingerprint) == 11
-    assert all((job(i), i + 1) in fingerprint for i in range(11))
-    assert (job(11), 12) not in fingerprint
+    assert all(key(i) in fingerprint for i in range(11))
+    assert key(11) not in fingerprint
 
 
 def test_report_of_another_input_is_refused_with_count_and_example(tmp_path: Path) -> None:
     loaded = loaded_with(tmp_path / "r.csv", result(0), result(1), result(2))
-    fingerprint = KeyFingerprint.from_keys([(job(1), 2)])
+    fingerprint = KeyFingerprint.from_keys([key(1)])
     with pytest.raises(ReportMismatchError) as caught:
         check_report_matches(loaded, fingerprint, Path("r.csv"), "targets.csv")
     message = str(caught.value)
@@ -616,7 +622,7 @@ def test_report_of_another_input_is_refused_with_count_and_example(tmp_path: Pat
 
 def test_report_matches_an_input_that_holds_its_targets_and_more(tmp_path: Path) -> None:
     loaded = loaded_with(tmp_path / "r.csv", result(0), result(4, Outcome.INVALID, job_id="x"))
-    fingerprint = KeyFingerprint.from_keys([(job(0), 1), (job(1), 2)])
+    fingerprint = KeyFingerprint.from_keys([key(0), key(1)])
     check_report_matches(loaded, fingerprint, loaded.path, "in.csv")
 
 
@@ -642,7 +648,7 @@ def test_finalize_after_resume_keeps_one_record_per_row(path: Path) -> None:
         finalize=True,
     )
     plan = plan_resume(load_report(path), retry_failed=False)
-    assert set(plan.skip) == {key(0), key(1), key(4)}
+    assert [i for i in range(5) if plan.carried.get(key(i), i + 2)] == [0, 1, 4]
     rerun = [result(2), result(3, Outcome.INVALID, **invalid)]
     write_run(path, rerun, run=plan.run, append=True, finalize=True)
     records = load_report(path).records
@@ -786,18 +792,36 @@ def test_exception_in_the_context_leaves_a_resumable_journal(tmp_path: Path) -> 
 # -- carried-over records at another line --------------------------------------------------------
 
 
-def test_carried_record_written_again_is_the_copy_finalize_keeps(path: Path) -> None:
+def test_a_carried_record_at_another_line_is_kept_at_that_line(path: Path) -> None:
     write_run(path, [result(0), result(1)], finalize=True)  # lines 2 and 3
-    writer = ReportWriter(path, run=2, append=True)
+    plan = plan_resume(load_report(path), retry_failed=False)
+    writer = ReportWriter(path, run=2, append=True, carried=plan.carried)
 
-    writer.write_carried(result(0, line=3))  # the resumed input holds the two swapped
-    writer.write_carried(result(1, line=2))
+    for i, line in ((0, 3), (1, 2)):  # the resumed input holds the two swapped
+        handed_out = plan.carried.get(key(i), line)
+        assert handed_out is not None
+        writer.write(handed_out)
     writer.finalize()
 
-    assert [(r.line, r.key, r.run) for r in load_report(path).records] == [
-        (3, key(0), 1),
+    records = load_report(path).records
+    assert sorted((r.line, record_key(r), r.run) for r in records) == [
         (2, key(1), 1),
+        (3, key(0), 1),
     ]
+    assert [r._replace(line=0) for r in records] == [result(i, line=0) for i in (0, 1)]
+
+
+def test_a_carried_record_at_its_own_line_is_not_written_again(path: Path) -> None:
+    write_run(path, [result(0), result(1)], finalize=True)
+    plan = plan_resume(load_report(path), retry_failed=False)
+    writer = ReportWriter(path, run=2, append=True, carried=plan.carried)
+
+    handed_out = plan.carried.get(key(0), 2)
+    assert handed_out is not None
+    writer.write(handed_out)
+    writer.close()
+
+    assert load_report(path).records == [result(0), result(1)]  # closed: not compacted
 
 
 # -- the files of a report: owner only, never through a link, one process at a time ---------------

@@ -49,21 +49,22 @@ Resume, as the CLI strings it together::
         loaded = load_report(path)
         check_report_matches(loaded, KeyFingerprint.from_keys(input_keys), path, input_name)
         plan = plan_resume(loaded, retry_failed=...)
-        with ReportWriter(path, run=plan.run, append=True, lock=lock) as writer:
-            ...   # send what plan.skip lacks; write() this run's records, and
-            ...   # write_carried() a carried-over record that now stands at another line
+        with ReportWriter(path, run=plan.run, append=True, lock=lock,
+                          carried=plan.carried) as writer:
+            ...   # stopper.run(rows, carried=plan.carried); write() every result
             writer.finalize()
 
-Records are keyed by ``(job_id, build_no)`` as text (:data:`ReportKey`), ``build_no`` in
-canonical digits (``"007"`` keys as ``"7"``). ``invalid`` and ``duplicate`` records carry the
-raw text of their row and are never keyed: each run reports them afresh.
+Records are keyed by :class:`~bulkstop.models.TargetKey` (:func:`record_key`). ``invalid`` and
+``duplicate`` records carry the raw text of their row and are never keyed: each run reports
+them afresh.
 """
 
 from __future__ import annotations
 
+from bulkstop.report.carried import CarriedRecords
 from bulkstop.report.fingerprint import KeyFingerprint, check_report_matches
-from bulkstop.report.keys import ReportKey, record_key, target_key
-from bulkstop.report.loading import FAILED_LIKE, LoadedReport, load_report
+from bulkstop.report.keys import record_key
+from bulkstop.report.loading import LoadedReport, load_report
 from bulkstop.report.lock import ReportLock
 from bulkstop.report.paths import (
     ReportFormat,
@@ -73,17 +74,15 @@ from bulkstop.report.paths import (
     report_format,
 )
 from bulkstop.report.resume import ResumePlan, plan_resume
-from bulkstop.report.writer import ReportWriter, ResultSink
+from bulkstop.report.writer import ReportWriter
 
 __all__ = [
-    "FAILED_LIKE",
+    "CarriedRecords",
     "KeyFingerprint",
     "LoadedReport",
     "ReportFormat",
-    "ReportKey",
     "ReportLock",
     "ReportWriter",
-    "ResultSink",
     "ResumePlan",
     "check_report_matches",
     "default_report_path",
@@ -93,5 +92,4 @@ __all__ = [
     "plan_resume",
     "record_key",
     "report_format",
-    "target_key",
 ]

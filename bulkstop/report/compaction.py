@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
+from bulkstop.models import TargetKey
 from bulkstop.report.encoding import LineEncoder
 from bulkstop.report.files import fsync_dir
 from bulkstop.report.keys import record_key
@@ -61,7 +62,7 @@ def compact(path: Path, fmt: ReportFormat, run: int) -> tuple[int, int]:
     file order and their bytes (a carried-over record keeps its ``run``). One parsing pass
     notes where each survivor's line is; a second pass copies those lines. Memory O(keys).
     """
-    latest: dict[str, tuple[int, int]] = {}
+    latest: dict[TargetKey, tuple[int, int]] = {}
     current: list[tuple[int, int]] = []
     reader = ReportReader(path, fmt)
     for record in reader:
@@ -71,7 +72,7 @@ def compact(path: Path, fmt: ReportFormat, run: int) -> tuple[int, int]:
             if record.run == run:
                 current.append(span)
         else:
-            latest[f"{key[0]}:{key[1]}"] = span
+            latest[key] = span
     spans = sorted([*latest.values(), *current])
 
     def lines() -> Iterator[bytes]:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bulkstop.errors import ReportMismatchError
-from bulkstop.report.keys import canonical_build
+from bulkstop.models import TargetKey
 from bulkstop.report.loading import LoadedReport
 
 __all__ = ["KeyFingerprint", "check_report_matches"]
@@ -19,15 +19,15 @@ __all__ = ["KeyFingerprint", "check_report_matches"]
 _FINGERPRINT_CHUNK = 1 << 20
 
 
-def _digest(job_id: str, build_no: str) -> int:
-    text = f"{job_id}:{build_no}".encode()
+def _digest(key: TargetKey) -> int:
+    text = f"{key.job_id}:{key.build_no}".encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
 class KeyFingerprint:
     """The set of an input's target keys in about 8 bytes per key.
 
-    Holds a sorted array of 64-bit blake2b digests of ``"job_id:build_no"``; membership is a
+    Holds a sorted array of 64-bit blake2b digests of each key; membership is a
     binary search. A false "yes" needs a 64-bit collision, so it is ignored. Build it with
     :meth:`from_keys` from a streaming pass over the input.
     """
@@ -39,13 +39,13 @@ class KeyFingerprint:
         self._digests = digests
 
     @classmethod
-    def from_keys(cls, keys: Iterable[tuple[str, int | str]]) -> KeyFingerprint:
-        """Fingerprint ``(job_id, build_no)`` pairs, e.g. ``Target.key`` of each valid row."""
+    def from_keys(cls, keys: Iterable[TargetKey]) -> KeyFingerprint:
+        """Fingerprint target keys, e.g. ``Target.key`` of each valid row."""
         # Sorted in chunks, then merged: the list that sorted() builds stays small.
         runs: list[array[int]] = []
         chunk: array[int] = array("Q")
-        for job_id, build_no in keys:
-            chunk.append(_digest(job_id, canonical_build(str(build_no))))
+        for key in keys:
+            chunk.append(_digest(key))
             if len(chunk) >= _FINGERPRINT_CHUNK:
                 runs.append(array("Q", sorted(chunk)))
                 chunk = array("Q")
@@ -56,12 +56,9 @@ class KeyFingerprint:
         return cls(merged)
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, tuple) or len(key) != 2:
+        if not isinstance(key, TargetKey):
             return False
-        job_id, build_no = key
-        if not isinstance(job_id, str) or not isinstance(build_no, int | str):
-            return False
-        digest = _digest(job_id.strip(), canonical_build(str(build_no)))
+        digest = _digest(key)
         index = bisect_left(self._digests, digest)
         return index < len(self._digests) and self._digests[index] == digest
 

@@ -1,7 +1,8 @@
-"""Which target a report record is about: its key.
+"""Which target a report record is about: its :class:`~bulkstop.models.TargetKey`.
 
-Records are keyed by ``(job_id, build_no)`` as text (:data:`ReportKey`), ``build_no`` in
-canonical digits (``"007"`` keys as ``"7"``). ``invalid`` and ``duplicate`` records carry the
+A record of a target (every outcome but ``invalid`` and ``duplicate``) is keyed by its
+``job_id`` and the number its ``build_no`` text spells (``"007"`` keys as 7), so that a record
+keys the same however the number was written. ``invalid`` and ``duplicate`` records carry the
 raw text of their row and are never keyed: each run reports them afresh.
 """
 
@@ -9,39 +10,32 @@ from __future__ import annotations
 
 from typing import Final
 
-from bulkstop.models import Outcome, Result, Target
+from bulkstop.models import Outcome, Result, TargetKey
 
-__all__ = ["UNKEYED", "ReportKey", "canonical_build", "record_key", "target_key"]
-
-#: ``(job_id, build_no)`` as text, ``build_no`` in canonical digits.
-ReportKey = tuple[str, str]
+__all__ = ["UNKEYED", "build_number", "record_key"]
 
 #: Outcomes of rows that were never a target: their records have no key.
 UNKEYED: Final = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
 
 
-def target_key(target: Target) -> ReportKey:
-    """The report key of a validated target."""
-    return (target.job_id, str(target.build_no))
-
-
-def record_key(result: Result) -> ReportKey | None:
+def record_key(result: Result) -> TargetKey | None:
     """The key of a report record, or None for ``invalid``/``duplicate`` records.
 
-    Surrounding whitespace is stripped and ``build_no`` digits are made canonical, so a record
-    keys the same however the engine spelled the number.
+    Surrounding whitespace is stripped from both fields. A record of a target whose
+    ``build_no`` is not digits raises ``ValueError`` (reading a report refuses such a line).
     """
     if result.outcome in UNKEYED:
         return None
-    return (result.job_id.strip(), canonical_build(result.build_no))
+    return TargetKey(result.job_id.strip(), build_number(result.build_no))
 
 
-def canonical_build(text: str) -> str:
-    """``build_no`` text in canonical digits (``" 007 "`` → ``"7"``); other text as written."""
+def build_number(text: str) -> int:
+    """The number ``text`` spells in ASCII digits, surrounding whitespace aside.
+
+    Stricter than ``int()``, which also takes a sign, ``_`` and other scripts' digits: a
+    build number in a report is written the way the engine writes it, or it is not one.
+    """
     digits = text.strip()
-    if digits.isascii() and digits.isdigit():
-        try:
-            return str(int(digits))
-        except ValueError:  # beyond int()'s digit limit: keep as written
-            pass
-    return digits
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"not a build number: {text[:40]!r}")
+    return int(digits)  # beyond int()'s digit limit this raises ValueError too

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bulkstop.errors import InputError
+from bulkstop.models import TargetKey
 from bulkstop.report.files import open_own
-from bulkstop.report.keys import ReportKey, canonical_build
+from bulkstop.report.keys import build_number
 from bulkstop.report.reading import BadLine, decode, json_object, lines, with_last
 
 __all__ = ["Marker", "read_markers"]
@@ -22,7 +23,7 @@ __all__ = ["Marker", "read_markers"]
 @dataclass(frozen=True, slots=True)
 class Marker:
     run: int
-    key: ReportKey
+    key: TargetKey
 
 
 def read_markers(path: Path) -> tuple[list[Marker], int]:
@@ -48,10 +49,11 @@ def read_markers(path: Path) -> tuple[list[Marker], int]:
                     and isinstance(build_no, int | str)
                 ):
                     raise BadLine("expected run, job_id and build_no")
-            except BadLine as exc:
+                key = TargetKey(job_id.strip(), build_number(str(build_no)))
+            except (BadLine, ValueError) as exc:
                 if last:
                     break
                 raise InputError(f"{path}:{line.number}: {exc}") from None
-            markers.append(Marker(run, (job_id.strip(), canonical_build(str(build_no)))))
+            markers.append(Marker(run, key))
             end = line.end
     return markers, end

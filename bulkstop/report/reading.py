@@ -21,6 +21,7 @@ from bulkstop.errors import InputError, ReportMismatchError
 from bulkstop.log import get_logger
 from bulkstop.models import REPORT_FIELDS, RESULT_ADAPTER, Result
 from bulkstop.report.encoding import TEXT_COLUMNS
+from bulkstop.report.keys import UNKEYED, build_number
 from bulkstop.report.paths import ReportFormat
 
 __all__ = [
@@ -121,9 +122,18 @@ def _validated(data: dict[str, Any]) -> Result:
     if missing:
         raise BadLine("; ".join(f"{name}: missing" for name in missing))
     try:
-        return RESULT_ADAPTER.validate_python(data)
+        record = RESULT_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise BadLine(_condensed(exc)) from exc
+    if record.outcome not in UNKEYED:  # a record of a target: its key must be one
+        try:
+            build_number(record.build_no)
+        except ValueError:
+            raise BadLine(
+                f"build_no: must be the digits of a build number for a {record.outcome.value}"
+                f" record, got {record.build_no[:40]!r}"
+            ) from None
+    return record
 
 
 def json_object(text: str) -> dict[str, Any]:

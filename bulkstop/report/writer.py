@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from bulkstop.errors import UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import REPORT_FIELDS, Result
+from bulkstop.report.carried import CarriedRecords
 from bulkstop.report.compaction import compact, rewrite
 from bulkstop.report.encoding import LineEncoder
 from bulkstop.report.files import (
@@ -22,26 +23,15 @@ from bulkstop.report.files import (
     refuse_unsafe,
     remove_stale_temps,
 )
+from bulkstop.report.keys import record_key
 from bulkstop.report.lock import ReportLock
 from bulkstop.report.markers import read_markers
 from bulkstop.report.paths import ReportFormat, inflight_path, report_format
 from bulkstop.report.reading import ReportReader
 
-__all__ = ["ReportWriter", "ResultSink"]
+__all__ = ["ReportWriter"]
 
 log = get_logger(__name__)
-
-
-class ResultSink(Protocol):
-    """Where the engine puts what it learns: the seam :class:`ReportWriter` fills."""
-
-    def attempting(self, line: int, job_id: str, build_no: int) -> None:
-        """A target's first attempt is about to be sent."""
-        ...
-
-    def write(self, result: Result) -> None:
-        """One input row's final record."""
-        ...
 
 
 class ReportWriter:
@@ -76,10 +66,11 @@ class ReportWriter:
     The file is read once to find where its good content ends; it raises like
     :func:`load_report` on a bad file.
 
-    :meth:`write` stamps this writer's ``run`` on every record. Targets a resume carries over
-    are not written again: :meth:`finalize` keeps their record from the file, unless the
-    input moved the target to another line; then :meth:`write_carried` appends the record
-    with its new line, and that copy is the one kept.
+    :meth:`write` stamps this writer's ``run`` on every record, except the records a resume
+    carries over (``carried``, handed out by the engine in place of a target it does not send):
+    the report holds those already, and :meth:`write` leaves them there, unless the input
+    moved the target to another line; then the record is appended again with its new line
+    (and its own run), and that copy is the one :meth:`finalize` keeps.
 
     An ``OSError`` while writing (a full disk) propagates unchanged; what is on disk remains a
     readable journal. Opening maps ``OSError`` to :class:`UsageError`.
@@ -90,6 +81,7 @@ class ReportWriter:
     """
 
     __slots__ = (
+        "_carried",
         "_closed",
         "_compact_needed",
         "_encoder",
@@ -124,6 +116,7 @@ class ReportWriter:
         append: bool = False,
         overwrite: bool = False,
         lock: ReportLock | None = None,
+        carried: CarriedRecords | None = None,
         fsync_interval: float = 1.0,
         fsync_every: int = 1000,
         now: Callable[[], float] = time.monotonic,
@@ -147,6 +140,7 @@ class ReportWriter:
         self._closed = False
         self._finalized = False
         self._compact_needed = False
+        self._carried = carried
         self._own_lock = ReportLock.acquire(path) if lock is None else None
         try:
             check_report_path(path)
@@ -284,17 +278,20 @@ class ReportWriter:
         self._line_written()
 
     def write(self, result: Result) -> None:
-        """Append ``result`` (stamped with this writer's run) and flush it to the OS."""
-        self._append(self._encoder.record(result, run=self.run))
+        """Append ``result`` (stamped with this writer's run) and flush it to the OS.
 
-    def write_carried(self, result: Result) -> None:
-        """Append a record carried over from an earlier run again, keeping its own run.
-
-        For a resume whose input holds the target at another line than the report's record
-        says: ``result`` is that record with the current line. Being the key's last record,
-        this copy is the one :meth:`finalize` keeps.
+        A record ``carried`` over from an earlier run is left where the report holds it, or,
+        at another line now, appended again with that line and its own run.
         """
-        self._append(self._encoder.record(result))
+        carried = self._carried
+        if carried is not None and result.run != self.run:
+            key = record_key(result)
+            original = None if key is None else carried.original(key)
+            if original is not None:
+                if original.line != result.line:
+                    self._append(self._encoder.record(result))
+                return
+        self._append(self._encoder.record(result, run=self.run))
 
     def _append(self, line: bytes) -> None:
         self._check_open()
