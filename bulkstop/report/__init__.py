@@ -3,13 +3,9 @@
 The report is also the run's journal. Every format is line-oriented so that it can be appended
 to while the run goes on and read back, line by line, after the process was killed.
 
-Formats (from the report path's extension, any case)
+Formats (from the report path's extension, any case; values: :mod:`~bulkstop.report.encoding`)
     ``.csv``               a header row (:data:`~bulkstop.models.REPORT_FIELDS`), then one
-                           record per line. ``\\r`` and ``\\n`` inside text become a space, so a
-                           record is exactly one line; an empty field means "none". A text
-                           cell that a spreadsheet would run as a formula (first character
-                           ``=``, ``+``, ``-``, ``@`` or a tab) or that starts with ``'`` is
-                           written with one leading ``'``, which reading strips again.
+                           record per line; an empty field means "none".
     ``.jsonl``/``.ndjson`` one JSON object per line, ``null`` for "none".
     ``.json``              a JSON array with one element per line::
 
@@ -22,9 +18,6 @@ Formats (from the report path's extension, any case)
                            in ``\\n``) the moment it is written, and the file is valid JSON once
                            :meth:`ReportWriter.finalize` has appended ``]``.
 
-Values: timestamps are UTC ISO-8601 to the millisecond with ``Z`` (``2026-11-28T12:00:00.123Z``;
-a naive datetime is taken as UTC), outcomes their lowercase value, numbers as numbers.
-
 Crash safety
     :class:`ReportWriter` appends one line per result and flushes it to the OS at once, so a
     killed process loses nothing; it fsyncs on a cadence (time and count) so that a power cut
@@ -34,25 +27,27 @@ Crash safety
     so. :func:`load_report` drops a torn last line. :meth:`ReportWriter.finalize` rewrites the
     report to exactly one record per input row and removes the sidecar.
 
-The files of a report
-    The report is the user's record of an incident, so every file bulkstop creates for it (the
-    report, ``<report>.inflight``, ``<report>.lock`` and the temporary files of a compaction,
-    ``.<name>.XXXXXXXX.tmp``) is created readable by its owner only (0600), and none of them
-    is ever opened through a symbolic link: a link, or anything but a regular file, where one
-    of them belongs is refused with a :class:`UsageError`. One process at a time writes a
-    report: :class:`ReportLock` holds ``<report>.lock`` from before the report is read until
-    it is finalized or closed, and a second process is refused, naming the first.
+The files of a report (:mod:`~bulkstop.report.files`, :mod:`~bulkstop.report.lock`)
+    Every file bulkstop creates for a report (the report, ``<report>.inflight``,
+    ``<report>.lock`` and the temporary files of a compaction) is created readable by its owner
+    only (0600) and never opened through a symbolic link. One process at a time writes a
+    report: :class:`ReportLock` holds ``<report>.lock`` from before the report is read until it
+    is finalized or closed, and a second process is refused, naming the first.
 
-Resume, as the CLI strings it together::
+Resume: one call, :func:`open_resume` (:mod:`~bulkstop.report.resume`)::
 
-    with ReportLock.acquire(path) as lock:
-        loaded = load_report(path)
-        check_report_matches(loaded, KeyFingerprint.from_keys(input_keys), path, input_name)
-        plan = plan_resume(loaded, retry_failed=...)
-        with ReportWriter(path, run=plan.run, append=True, lock=lock,
+    with open_resume(path, "targets.csv", retry_failed=False) as resume:
+        plan = resume.plan
+        with ReportWriter(path, run=plan.run, append=True, lock=resume.lock,
                           carried=plan.carried) as writer:
-            ...   # stopper.run(rows, carried=plan.carried); write() every result
-            writer.finalize()
+            async with stopper.run(resume.source, carried=plan.carried) as results:
+                async for result in results:
+                    writer.write(result)
+
+It locks the report, refuses a report that is the input or that does not exist, spools stdin,
+checks the report against the input and plans the run (what :mod:`~bulkstop.report.carried`
+carries over); the :class:`Resume` it returns holds the lock, the input from its first row,
+and the plan.
 
 Records are keyed by :class:`~bulkstop.models.TargetKey` (:func:`record_key`). ``invalid`` and
 ``duplicate`` records carry the raw text of their row and are never keyed: each run reports
@@ -62,6 +57,7 @@ them afresh.
 from __future__ import annotations
 
 from bulkstop.report.carried import CarriedRecords
+from bulkstop.report.files import refuse_report_as_input
 from bulkstop.report.fingerprint import KeyFingerprint, check_report_matches
 from bulkstop.report.keys import record_key
 from bulkstop.report.loading import LoadedReport, load_report
@@ -73,7 +69,7 @@ from bulkstop.report.paths import (
     lock_path,
     report_format,
 )
-from bulkstop.report.resume import ResumePlan, plan_resume
+from bulkstop.report.resume import Resume, ResumePlan, open_resume, plan_resume
 from bulkstop.report.writer import ReportWriter
 
 __all__ = [
@@ -83,13 +79,16 @@ __all__ = [
     "ReportFormat",
     "ReportLock",
     "ReportWriter",
+    "Resume",
     "ResumePlan",
     "check_report_matches",
     "default_report_path",
     "inflight_path",
     "load_report",
     "lock_path",
+    "open_resume",
     "plan_resume",
     "record_key",
+    "refuse_report_as_input",
     "report_format",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 from bulkstop.errors import UsageError
 from bulkstop.log import get_logger
@@ -23,6 +23,7 @@ __all__ = [
     "check_report_path",
     "fsync_dir",
     "open_own",
+    "refuse_report_as_input",
     "refuse_unsafe",
     "remove_stale_temps",
     "same_file",
@@ -85,6 +86,28 @@ def check_report_path(path: Path) -> None:
     if not path.is_symlink() and path.is_dir():
         raise UsageError(f"cannot write the report {path}: it is a directory")
     refuse_unsafe(path, "the report")
+
+
+def refuse_report_as_input(input_name: str, stdin: IO[bytes] | None, report_path: Path) -> None:
+    """Refuse a report that is the input itself (same path, a link, a hard link, or stdin
+    redirected from it): writing the report would destroy the rows still to be read.
+
+    ``input_name`` is the input's path, or ``"-"`` with ``stdin`` the stream it reads.
+    """
+    try:
+        report = report_path.stat()
+    except OSError:
+        return  # no report yet; one that cannot be read is the writer's to report
+    try:
+        given = os.stat(input_name) if stdin is None else os.fstat(stdin.fileno())
+    except (OSError, ValueError):  # no such input (open_source says so), or not a file
+        return
+    if (given.st_dev, given.st_ino) == (report.st_dev, report.st_ino):
+        what = f"the input {input_name} itself" if stdin is None else "the file stdin reads"
+        raise UsageError(
+            f"the report {report_path} is {what}: writing the report would destroy the "
+            "input; choose another --report path"
+        )
 
 
 def same_file(fd: int, path: Path) -> bool:
