@@ -386,6 +386,10 @@ def bench_memory(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
     for label, (n, peak) in peaks.items():
         per = "" if n == small_n else f"{(peak - small_peak) * 2**20 / (n - small_n):.0f}"
         row(label, f"{peak:.1f}", per)
+    big = f"{sizes[-1]:,}"
+    if f"resume of {big}" in peaks:  # what holding the resume plan adds to the run itself
+        (n, resumed), (_, fresh) = peaks[f"resume of {big}"], peaks[f"{big} rows"]
+        row("  resume beyond the fresh run", "", f"{(resumed - fresh) * 2**20 / n:.0f}")
     print("  bytes/target: beyond the 10,000-row run, per extra target; target ≤ 32")
 
 

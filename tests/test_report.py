@@ -7,9 +7,9 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,57 +17,25 @@ import pytest
 from fakeclock import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reportkit import FORMATS, job, key, result, write_run
 
 import bulkstop.report as report
 from bulkstop.errors import InputError, ReportMismatchError, UsageError
 from bulkstop.models import REPORT_FIELDS, Outcome, Result, TargetKey
 from bulkstop.report import (
-    KeyFingerprint,
-    LoadedReport,
+    CarriedRecords,
     ReportFormat,
     ReportLock,
     ReportWriter,
-    check_report_matches,
     default_report_path,
     encoding,
     inflight_path,
     load_report,
     lock_path,
-    plan_resume,
     record_key,
     report_format,
 )
-from bulkstop.report import fingerprint as fingerprinting
 from bulkstop.report import writer as writing
-
-FORMATS: list[ReportFormat] = ["csv", "jsonl", "json"]
-T0 = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
-
-
-def job(i: int) -> str:
-    return f"{i:032x}"
-
-
-def key(i: int) -> TargetKey:
-    return TargetKey(job(i), i + 1)
-
-
-def result(i: int, outcome: Outcome = Outcome.STOPPED, **fields: Any) -> Result:
-    """A record for target ``i`` (input line ``i + 2``), with realistic values."""
-    values: dict[str, Any] = {
-        "line": i + 2,
-        "job_id": job(i),
-        "build_no": str(i + 1),
-        "outcome": outcome,
-        "http_status": 200,
-        "request_id": f"req-{i}",
-        "attempts": 1,
-        "started_at": T0 + timedelta(seconds=i),
-        "finished_at": T0 + timedelta(seconds=i, milliseconds=250),
-        "elapsed_ms": 250,
-    }
-    values.update(fields)
-    return Result(**values)
 
 
 @pytest.fixture(params=FORMATS)
@@ -79,27 +47,6 @@ def fmt(request: pytest.FixtureRequest) -> ReportFormat:
 @pytest.fixture
 def path(tmp_path: Path, fmt: ReportFormat) -> Path:
     return tmp_path / f"report.{fmt}"
-
-
-def write_run(
-    path: Path,
-    records: list[Result],
-    *,
-    run: int = 1,
-    append: bool = False,
-    attempting: Sequence[int] = (),
-    finalize: bool = False,
-) -> None:
-    """Write one run's records; without ``finalize`` the run ends as if the process died."""
-    writer = ReportWriter(path, run=run, append=append)
-    for i in attempting:
-        writer.attempting(i + 2, job(i), i + 1)
-    for record in records:
-        writer.write(record)
-    if finalize:
-        writer.finalize()
-    else:
-        writer.close()
 
 
 def last_line_start(data: bytes) -> int:
@@ -484,153 +431,6 @@ def test_finalize_removes_the_sidecar(path: Path) -> None:
     assert not inflight_path(path).exists()
 
 
-def loaded_with(path: Path, *records: Result) -> LoadedReport:
-    write_run(path, list(records))
-    return load_report(path)
-
-
-def case(latest: Result, retry_failed: bool, sent: bool, maybe: bool, name: str) -> Any:
-    return pytest.param(latest, retry_failed, sent, maybe, id=name)
-
-
-@pytest.mark.parametrize(
-    ("latest", "retry_failed", "sent", "maybe_applied"),
-    [
-        case(result(0), False, False, False, "stopped-kept"),
-        case(result(0, Outcome.NOT_STOPPED), True, False, False, "not_stopped-kept-by-retry"),
-        case(result(0, Outcome.NOT_FOUND, http_status=404), True, False, False, "not_found-kept"),
-        case(result(0, Outcome.FORBIDDEN, http_status=403), True, False, False, "forbidden-kept"),
-        case(result(0, Outcome.FAILED, http_status=503), False, False, False, "failed-kept"),
-        case(result(0, Outcome.FAILED, http_status=503), True, True, True, "failed-503-retried"),
-        case(result(0, Outcome.FAILED, http_status=None), True, True, True, "failed-timeout"),
-        case(
-            result(0, Outcome.FAILED, http_status=500, error_code="CB.00060211"),
-            True,
-            True,
-            False,
-            "failed-throttled-500",
-        ),
-        case(result(0, Outcome.FAILED, http_status=429), True, True, False, "failed-429"),
-        case(result(0, Outcome.UNCERTAIN), False, False, False, "uncertain-kept"),
-        case(result(0, Outcome.UNCERTAIN), True, True, True, "uncertain-retried"),
-        case(
-            result(0, Outcome.ABORTED, http_status=None, attempts=0),
-            False,
-            True,
-            False,
-            "aborted-unsent",
-        ),
-        case(
-            result(0, Outcome.ABORTED, http_status=None, attempts=1),
-            False,
-            True,
-            True,
-            "aborted-mid-call",
-        ),
-        case(result(0, Outcome.UNAUTHORIZED, http_status=401), False, True, False, "unauthorized"),
-        # the flag carries what earlier runs knew, whatever this record's own last reply was
-        case(
-            result(0, Outcome.ABORTED, http_status=None, attempts=0, maybe_applied=True),
-            False,
-            True,
-            True,
-            "aborted-unsent-flagged",
-        ),
-        case(
-            result(0, Outcome.ABORTED, http_status=429, maybe_applied=True),
-            False,
-            True,
-            True,
-            "aborted-after-429-flagged",
-        ),
-        case(
-            result(0, Outcome.FAILED, http_status=429, maybe_applied=True),
-            True,
-            True,
-            True,
-            "failed-429-flagged",
-        ),
-    ],
-)
-def test_plan_resume_decides_by_the_latest_record(
-    tmp_path: Path, latest: Result, retry_failed: bool, sent: bool, maybe_applied: bool
-) -> None:
-    plan = plan_resume(loaded_with(tmp_path / "r.jsonl", latest), retry_failed=retry_failed)
-    assert (plan.carried.get(key(0), 2) is None) is sent
-    assert plan.carried.maybe_applied(key(0)) is maybe_applied
-
-
-@pytest.mark.parametrize("retry_failed", [False, True])
-def test_plan_resume_sends_in_flight_targets_as_maybe_applied(
-    tmp_path: Path, retry_failed: bool
-) -> None:
-    path = tmp_path / "r.jsonl"
-    write_run(path, [result(0, Outcome.FAILED, http_status=429)])
-    write_run(path, [], run=2, append=True, attempting=[0])  # retried, then the process died
-    plan = plan_resume(load_report(path), retry_failed=retry_failed)
-    assert plan.carried.get(key(0), 2) is None
-    assert plan.carried.maybe_applied(key(0))
-
-
-def test_plan_resume_sends_targets_the_report_never_saw(tmp_path: Path) -> None:
-    plan = plan_resume(loaded_with(tmp_path / "r.csv", result(0)), retry_failed=False)
-    assert plan.carried.get(key(0), 2) == result(0)
-    assert plan.carried.get(key(1), 3) is None
-    assert not plan.carried.maybe_applied(key(1))
-
-
-def test_plan_resume_numbers_the_next_run_after_report_and_sidecar(tmp_path: Path) -> None:
-    path = tmp_path / "r.csv"
-    write_run(path, [result(0)])
-    write_run(path, [], run=2, append=True, attempting=[1])
-    assert plan_resume(load_report(path), retry_failed=False).run == 3
-
-
-# -- fingerprint ---------------------------------------------------------------------------------
-
-
-def test_fingerprint_knows_its_keys() -> None:
-    fingerprint = KeyFingerprint.from_keys([key(0), key(1)])
-    assert key(0) in fingerprint
-    assert TargetKey(job(1), 2) in fingerprint
-    assert TargetKey(job(0), 2) not in fingerprint
-    assert "not a key" not in fingerprint
-    assert len(fingerprint) == 2
-
-
-def test_fingerprint_merges_chunks_of_sorted_digests(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fingerprinting, "_FINGERPRINT_CHUNK", 4)
-    fingerprint = KeyFingerprint.from_keys(key(i) for i in range(11))
-    assert len(fingerprint) == 11
-    assert all(key(i) in fingerprint for i in range(11))
-    assert key(11) not in fingerprint
-
-
-def test_report_of_another_input_is_refused_with_count_and_example(tmp_path: Path) -> None:
-    loaded = loaded_with(tmp_path / "r.csv", result(0), result(1), result(2))
-    fingerprint = KeyFingerprint.from_keys([key(1)])
-    with pytest.raises(ReportMismatchError) as caught:
-        check_report_matches(loaded, fingerprint, Path("r.csv"), "targets.csv")
-    message = str(caught.value)
-    assert "r.csv is not a report of targets.csv: 2 of its 3 targets are not in the input" in (
-        message
-    )
-    assert f"(e.g. {job(0)}:1)" in message
-    assert "use a new --report path" in message
-    assert "\n" not in message
-
-
-def test_report_matches_an_input_that_holds_its_targets_and_more(tmp_path: Path) -> None:
-    loaded = loaded_with(tmp_path / "r.csv", result(0), result(4, Outcome.INVALID, job_id="x"))
-    fingerprint = KeyFingerprint.from_keys([key(0), key(1)])
-    check_report_matches(loaded, fingerprint, loaded.path, "in.csv")
-
-
-def test_empty_report_matches_any_input(tmp_path: Path) -> None:
-    loaded = loaded_with(tmp_path / "r.json")
-    check_report_matches(loaded, KeyFingerprint.from_keys([]), loaded.path, "in.csv")
-
-
 # -- finalize ------------------------------------------------------------------------------------
 
 
@@ -647,10 +447,13 @@ def test_finalize_after_resume_keeps_one_record_per_row(path: Path) -> None:
         ],
         finalize=True,
     )
-    plan = plan_resume(load_report(path), retry_failed=False)
-    assert [i for i in range(5) if plan.carried.get(key(i), i + 2)] == [0, 1, 4]
+    carried = CarriedRecords.load(path, retry_failed=False)
+    assert [i for i in range(5) if carried.get(key(i), i + 2)] == [0, 1, 4]
     rerun = [result(2), result(3, Outcome.INVALID, **invalid)]
-    write_run(path, rerun, run=plan.run, append=True, finalize=True)
+    writer = ReportWriter(path, run=2, append=True, carried=carried)
+    for record in rerun:
+        writer.write(record)
+    writer.finalize()
     records = load_report(path).records
     assert records[:3] == [
         result(0),
@@ -794,11 +597,11 @@ def test_exception_in_the_context_leaves_a_resumable_journal(tmp_path: Path) -> 
 
 def test_a_carried_record_at_another_line_is_kept_at_that_line(path: Path) -> None:
     write_run(path, [result(0), result(1)], finalize=True)  # lines 2 and 3
-    plan = plan_resume(load_report(path), retry_failed=False)
-    writer = ReportWriter(path, run=2, append=True, carried=plan.carried)
+    carried = CarriedRecords.load(path, retry_failed=False)
+    writer = ReportWriter(path, run=2, append=True, carried=carried)
 
     for i, line in ((0, 3), (1, 2)):  # the resumed input holds the two swapped
-        handed_out = plan.carried.get(key(i), line)
+        handed_out = carried.get(key(i), line)
         assert handed_out is not None
         writer.write(handed_out)
     writer.finalize()
@@ -813,10 +616,10 @@ def test_a_carried_record_at_another_line_is_kept_at_that_line(path: Path) -> No
 
 def test_a_carried_record_at_its_own_line_is_not_written_again(path: Path) -> None:
     write_run(path, [result(0), result(1)], finalize=True)
-    plan = plan_resume(load_report(path), retry_failed=False)
-    writer = ReportWriter(path, run=2, append=True, carried=plan.carried)
+    carried = CarriedRecords.load(path, retry_failed=False)
+    writer = ReportWriter(path, run=2, append=True, carried=carried)
 
-    handed_out = plan.carried.get(key(0), 2)
+    handed_out = carried.get(key(0), 2)
     assert handed_out is not None
     writer.write(handed_out)
     writer.close()

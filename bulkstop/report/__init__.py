@@ -58,7 +58,6 @@ from __future__ import annotations
 
 from bulkstop.report.carried import CarriedRecords
 from bulkstop.report.files import refuse_report_as_input
-from bulkstop.report.fingerprint import KeyFingerprint, check_report_matches
 from bulkstop.report.keys import record_key
 from bulkstop.report.loading import LoadedReport, load_report
 from bulkstop.report.lock import ReportLock
@@ -69,25 +68,22 @@ from bulkstop.report.paths import (
     lock_path,
     report_format,
 )
-from bulkstop.report.resume import Resume, ResumePlan, open_resume, plan_resume
+from bulkstop.report.resume import Resume, ResumePlan, open_resume
 from bulkstop.report.writer import ReportWriter
 
 __all__ = [
     "CarriedRecords",
-    "KeyFingerprint",
     "LoadedReport",
     "ReportFormat",
     "ReportLock",
     "ReportWriter",
     "Resume",
     "ResumePlan",
-    "check_report_matches",
     "default_report_path",
     "inflight_path",
     "load_report",
     "lock_path",
     "open_resume",
-    "plan_resume",
     "record_key",
     "refuse_report_as_input",
     "report_format",

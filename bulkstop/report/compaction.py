@@ -11,12 +11,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
-from bulkstop.models import TargetKey
 from bulkstop.report.encoding import LineEncoder
 from bulkstop.report.files import fsync_dir
-from bulkstop.report.keys import record_key
+from bulkstop.report.index import ReportIndex
 from bulkstop.report.paths import TEMP_SUFFIX, ReportFormat, temp_prefix
-from bulkstop.report.reading import BOM, ReportReader
+from bulkstop.report.reading import BOM
 
 __all__ = ["compact", "rewrite"]
 
@@ -54,36 +53,43 @@ def rewrite(path: Path, fmt: ReportFormat, lines: Iterable[bytes]) -> int:
     return count
 
 
-def compact(path: Path, fmt: ReportFormat, run: int) -> tuple[int, int]:
-    """Rewrite ``path`` to one record per input row; return (records before, records after).
+def compact(path: Path, fmt: ReportFormat, index: ReportIndex, appended_from: int) -> int:
+    """Rewrite ``path`` to one record per input row; return how many records it keeps.
 
-    Keyed records: the last of each key survives. ``invalid``/``duplicate`` records: only
-    those of ``run``, which reported every such row of the input again. Survivors keep their
-    file order and their bytes (a carried-over record keeps its ``run``). One parsing pass
-    notes where each survivor's line is; a second pass copies those lines. Memory O(keys).
+    ``index`` is the report as it was before this run appended to it from ``appended_from``
+    on, told by the run's writer which records it superseded. Kept: the records the index
+    still has (each target's latest, in file order, with the line a resume handed it out at
+    where that moved), then every line this run appended; ``invalid``/``duplicate`` records
+    of earlier runs go, as this run reported every such row again. Kept lines keep their bytes
+    (a carried record keeps its ``run``); only a moved one is parsed and written anew. Memory:
+    none beyond the index.
     """
-    latest: dict[TargetKey, tuple[int, int]] = {}
-    current: list[tuple[int, int]] = []
-    reader = ReportReader(path, fmt)
-    for record in reader:
-        span = reader.span
-        key = record_key(record)
-        if key is None:
-            if record.run == run:
-                current.append(span)
-        else:
-            latest[key] = span
-    spans = sorted([*latest.values(), *current])
+    encoder = LineEncoder(fmt)
 
     def lines() -> Iterator[bytes]:
         with path.open("rb") as source:
-            for start, end in spans:
-                source.seek(start)
-                raw = source.read(end - start).rstrip(b"\r\n")
-                if start == 0:
-                    raw = raw.removeprefix(BOM)
-                if fmt == "json":
-                    raw = raw.strip().removeprefix(b",").removesuffix(b",")
-                yield raw + b"\n"
+            for offset, moved_to in index.survivors():
+                source.seek(offset)
+                raw = source.readline()
+                if moved_to is None:
+                    yield _bare(raw, offset, fmt)
+                else:
+                    record = index.reader.parse_record(raw, offset)
+                    yield encoder.bare(record._replace(line=moved_to))
+            source.seek(appended_from)
+            for raw in source:
+                bare = _bare(raw, appended_from, fmt)
+                if bare.strip() not in (b"", b"]"):  # JSON's closing bracket is written anew
+                    yield bare
 
-    return reader.records, rewrite(path, fmt, lines())
+    return rewrite(path, fmt, lines())
+
+
+def _bare(raw: bytes, offset: int, fmt: ReportFormat) -> bytes:
+    """A line of the report as :meth:`LineEncoder.bare` makes one."""
+    raw = raw.rstrip(b"\r\n")
+    if offset == 0:
+        raw = raw.removeprefix(BOM)
+    if fmt == "json":
+        raw = raw.strip().removeprefix(b",").removesuffix(b",")
+    return raw + b"\n"

@@ -8,11 +8,15 @@ raw text of their row and are never keyed: each run reports them afresh.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 from bulkstop.models import Outcome, Result, TargetKey
 
-__all__ = ["UNKEYED", "build_number", "record_key"]
+__all__ = ["DIGEST_BITS", "UNKEYED", "build_number", "key_digest", "record_key"]
+
+#: The width of :func:`key_digest`.
+DIGEST_BITS: Final = 96
 
 #: Outcomes of rows that were never a target: their records have no key.
 UNKEYED: Final = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
@@ -39,3 +43,13 @@ def build_number(text: str) -> int:
     if not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"not a build number: {text[:40]!r}")
     return int(digits)  # beyond int()'s digit limit this raises ValueError too
+
+
+def key_digest(key: TargetKey) -> int:
+    """The one digest of a target key: 96 bits of BLAKE2b over ``"job_id:build_no"``.
+
+    Compact structures (the report index of a resume) keep this instead of the key. Two keys
+    share it with a chance of 2**-96 (see :mod:`bulkstop.report.index` for what that means).
+    """
+    text = f"{key.job_id}:{key.build_no}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=DIGEST_BITS // 8).digest(), "big")

@@ -12,7 +12,7 @@ from pathlib import Path
 from bulkstop.errors import InputError
 from bulkstop.models import Result, TargetKey
 from bulkstop.report.keys import record_key
-from bulkstop.report.markers import read_markers
+from bulkstop.report.markers import MarkerReader
 from bulkstop.report.paths import ReportFormat, inflight_path, report_format
 from bulkstop.report.reading import ReportReader
 
@@ -66,7 +66,7 @@ def load_report(path: Path, *, missing_ok: bool = False) -> LoadedReport:
         torn = reader.torn_line
     elif not missing_ok:
         raise InputError(f"the report {path} does not exist")
-    markers, _ = read_markers(inflight_path(path))
+    markers = list(MarkerReader(inflight_path(path)))
 
     latest: dict[TargetKey, Result] = {}
     last_run = 0

@@ -8,8 +8,9 @@ which targets may have been stopped with no record saying so. A torn last line i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from bulkstop.errors import InputError
 from bulkstop.models import TargetKey
@@ -17,43 +18,63 @@ from bulkstop.report.files import open_own
 from bulkstop.report.keys import build_number
 from bulkstop.report.reading import BadLine, decode, json_object, lines, with_last
 
-__all__ = ["Marker", "read_markers"]
+__all__ = ["Marker", "MarkerReader"]
 
 
-@dataclass(frozen=True, slots=True)
-class Marker:
+class Marker(NamedTuple):
+    """One in-flight marker: run ``run`` was about to send the target ``key``."""
+
     run: int
     key: TargetKey
+    #: byte offset of its line in the sidecar
+    offset: int
 
 
-def read_markers(path: Path) -> tuple[list[Marker], int]:
-    """The in-flight markers of a sidecar and the byte offset where its good content ends."""
-    markers: list[Marker] = []
-    end = 0
-    try:
-        stream = os.fdopen(open_own(path, os.O_RDONLY, "the in-flight sidecar"), "rb")
-    except FileNotFoundError:
-        return markers, end
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    with stream:
-        for line, last in with_last(lines(stream)):
-            if not line.complete:
-                break
-            try:
-                obj = json_object(decode(line))
-                run, job_id, build_no = obj.get("run"), obj.get("job_id"), obj.get("build_no")
-                if not (
-                    isinstance(run, int)
-                    and isinstance(job_id, str)
-                    and isinstance(build_no, int | str)
-                ):
-                    raise BadLine("expected run, job_id and build_no")
-                key = TargetKey(job_id.strip(), build_number(str(build_no)))
-            except (BadLine, ValueError) as exc:
-                if last:
+class MarkerReader:
+    """Reads a sidecar's markers in file order; after iterating, tells where its content ends.
+
+    A missing sidecar has no markers. A bad line raises :class:`InputError` naming
+    ``file:line``, except the last, which is taken as torn and dropped.
+
+    Attributes:
+        path: the sidecar.
+        end: once iterated, the byte offset just after the last good marker.
+    """
+
+    __slots__ = ("end", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.end = 0
+
+    def __iter__(self) -> Iterator[Marker]:
+        path = self.path
+        try:
+            stream = os.fdopen(open_own(path, os.O_RDONLY, "the in-flight sidecar"), "rb")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        with stream:
+            for line, last in with_last(lines(stream)):
+                if not line.complete:
                     break
-                raise InputError(f"{path}:{line.number}: {exc}") from None
-            markers.append(Marker(run, key))
-            end = line.end
-    return markers, end
+                try:
+                    obj = json_object(decode(line))
+                    run, job_id, build_no = obj.get("run"), obj.get("job_id"), obj.get("build_no")
+                    if not (
+                        isinstance(run, int)
+                        and isinstance(job_id, str)
+                        and isinstance(build_no, int | str)
+                    ):
+                        raise BadLine("expected run, job_id and build_no")
+                    key = TargetKey(job_id.strip(), build_number(str(build_no)))
+                except (BadLine, ValueError) as exc:
+                    if last:
+                        break
+                    raise InputError(f"{path}:{line.number}: {exc}") from None
+                self.end = line.end
+                yield Marker(run, key, line.start)
+
+    def __repr__(self) -> str:
+        return f"<MarkerReader {str(self.path)!r}>"

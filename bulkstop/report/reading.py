@@ -146,6 +146,13 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def _json_element(text: str) -> Result:
+    """A record of a JSON report: one array element on its line."""
+    # Accept the element's comma on either side, so a hand-made layout reads too.
+    text = text.removeprefix(",").removesuffix(",")
+    return _validated({k: v for k, v in json_object(text).items() if v is not None})
+
+
 class ReportReader:
     """Reads a report's records in file order; after iterating, tells where its content ends.
 
@@ -269,6 +276,27 @@ class ReportReader:
         if text == "]":
             self.closed_at = line.start
             return None
-        # Accept the element's comma on either side, so a hand-made layout reads too.
-        text = text.removeprefix(",").removesuffix(",")
-        return _validated({k: v for k, v in json_object(text).items() if v is not None})
+        return _json_element(text)
+
+    def parse_record(self, raw: bytes, start: int) -> Result:
+        """The record of a line this reader yielded before, read back from ``start``.
+
+        For a look at one record after the pass (the file is unchanged: its lock is held).
+        Raises :class:`InputError` if that line no longer holds a record.
+        """
+        body = raw.rstrip(b"\r\n")
+        if start == 0:
+            body = body.removeprefix(BOM)
+        try:
+            text = body.decode("utf-8")
+            if self.fmt == "csv" and self.columns is not None:
+                record = self._parse_csv(text)
+            elif self.fmt == "json":
+                record = _json_element(text.strip())
+            else:
+                record = _validated(json_object(text))
+        except (BadLine, UnicodeDecodeError) as exc:
+            raise InputError(f"{self.path}: the record at byte {start} changed: {exc}") from None
+        if record is None:
+            raise InputError(f"{self.path}: no record at byte {start}")
+        return record

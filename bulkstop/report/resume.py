@@ -14,6 +14,9 @@ report that is the input itself or that does not exist, copies stdin to a privat
 file so that it can be read twice, reads the report, checks that every target the report knows
 is in the input, and plans what the resumed run carries over. The :class:`Resume` it returns
 holds the lock, the input opened again from its first row, and the :class:`ResumePlan`.
+
+The report is read once, into a compact index rather than into records, and the input once
+for the check: memory does not grow by more than about 29 bytes per record of the report.
 """
 
 from __future__ import annotations
@@ -28,16 +31,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from bulkstop.errors import UsageError
-from bulkstop.report.carried import CarriedRecords, carries, may_have_applied
+from bulkstop.errors import ReportMismatchError, UsageError
+from bulkstop.report.carried import CarriedRecords
 from bulkstop.report.files import refuse_report_as_input
-from bulkstop.report.fingerprint import KeyFingerprint, check_report_matches
-from bulkstop.report.loading import LoadedReport, load_report
+from bulkstop.report.index import ReportIndex
 from bulkstop.report.lock import ReportLock
 from bulkstop.report.paths import report_format
 from bulkstop.sources import TargetSource, open_source
 
-__all__ = ["Resume", "ResumePlan", "open_resume", "plan_resume"]
+__all__ = ["Resume", "ResumePlan", "open_resume"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,33 +50,14 @@ class ResumePlan:
         run: the run number for this run's records (the report's last run + 1).
         retry_failed: as asked.
         carried: the records carried over (not sent; the report keeps them, with their
-            original run), and the targets sent again maybe applied. Every target not
-            carried is sent, including those the report has never seen.
+            original run), and the targets sent again maybe applied, in about 29 bytes per
+            record of the report (:mod:`~bulkstop.report.index`). Every target not carried
+            is sent, including those the report has never seen.
     """
 
     run: int
     retry_failed: bool
     carried: CarriedRecords
-
-
-def plan_resume(loaded: LoadedReport, *, retry_failed: bool) -> ResumePlan:
-    """Decide which targets a resume sends again (see :mod:`bulkstop.report.carried`)."""
-    records = {
-        key: record
-        for key, record in loaded.latest.items()
-        if carries(record.outcome, retry_failed=retry_failed) and key not in loaded.in_flight
-    }
-    maybe = set(loaded.in_flight)
-    maybe.update(
-        key
-        for key, record in loaded.latest.items()
-        if key not in records and may_have_applied(record)
-    )
-    return ResumePlan(
-        run=loaded.last_run + 1,
-        retry_failed=retry_failed,
-        carried=CarriedRecords(records, frozenset(maybe)),
-    )
 
 
 class Resume:
@@ -176,18 +159,38 @@ def open_resume(
             )
         if stdin is not None:
             stdin = stack.enter_context(_spooled(stdin, report))
-        loaded = load_report(report)
+        carried = CarriedRecords.load(report, retry_failed=retry_failed)
         with open_source(input_name, input_format, stdin=stdin) as again:
-            keys = (row.target.key for row in again if row.target is not None)
-            check_report_matches(loaded, KeyFingerprint.from_keys(keys), report, again.name)
+            _check_input(carried.index, again, report)
         if stdin is not None:
             stdin.seek(0)
-        plan = plan_resume(loaded, retry_failed=retry_failed)
+        plan = ResumePlan(
+            run=carried.index.last_run + 1, retry_failed=retry_failed, carried=carried
+        )
         source = stack.enter_context(open_source(input_name, input_format, stdin=stdin))
     except BaseException:
         stack.close()
         raise
     return Resume(report, lock, source, plan, stack)
+
+
+def _check_input(index: ReportIndex, source: TargetSource, report: Path) -> None:
+    """Raise :class:`ReportMismatchError` unless every target the report knows is in the input.
+
+    The report's records of targets and its in-flight markers count; an empty report matches
+    any input, and the input may hold more targets than the report (a run that ended early).
+    """
+    for row in source:
+        if row.target is not None:
+            index.mark_seen(row.target.key)
+    strangers, first = index.strangers()
+    if strangers:
+        job_id, build_no = index.key_at(first)
+        raise ReportMismatchError(
+            f"{report} is not a report of {source.name}: {strangers} of its "
+            f"{index.targets} targets are not in the input (e.g. {job_id}:{build_no}); "
+            "use a new --report path for this input"
+        )
 
 
 @contextlib.contextmanager

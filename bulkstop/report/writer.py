@@ -23,9 +23,10 @@ from bulkstop.report.files import (
     refuse_unsafe,
     remove_stale_temps,
 )
+from bulkstop.report.index import HANDED_OUT, ReportIndex
 from bulkstop.report.keys import record_key
 from bulkstop.report.lock import ReportLock
-from bulkstop.report.markers import read_markers
+from bulkstop.report.markers import MarkerReader
 from bulkstop.report.paths import ReportFormat, inflight_path, report_format
 from bulkstop.report.reading import ReportReader
 
@@ -68,9 +69,9 @@ class ReportWriter:
 
     :meth:`write` stamps this writer's ``run`` on every record, except the records a resume
     carries over (``carried``, handed out by the engine in place of a target it does not send):
-    the report holds those already, and :meth:`write` leaves them there, unless the input
-    moved the target to another line; then the record is appended again with its new line
-    (and its own run), and that copy is the one :meth:`finalize` keeps.
+    the report holds those already, and :meth:`write` leaves them there; :meth:`finalize`
+    keeps them in place, and writes one that the input moved to another line with that line
+    (and its own run).
 
     An ``OSError`` while writing (a full disk) propagates unchanged; what is on disk remains a
     readable journal. Opening maps ``OSError`` to :class:`UsageError`.
@@ -81,7 +82,7 @@ class ReportWriter:
     """
 
     __slots__ = (
-        "_carried",
+        "_appended_from",
         "_closed",
         "_compact_needed",
         "_encoder",
@@ -89,6 +90,7 @@ class ReportWriter:
         "_finalized",
         "_fsync_every",
         "_fsync_interval",
+        "_index",
         "_last_sync",
         "_now",
         "_own_lock",
@@ -140,7 +142,8 @@ class ReportWriter:
         self._closed = False
         self._finalized = False
         self._compact_needed = False
-        self._carried = carried
+        self._index = None if carried is None else carried.index
+        self._appended_from = 0
         self._own_lock = ReportLock.acquire(path) if lock is None else None
         try:
             check_report_path(path)
@@ -192,19 +195,22 @@ class ReportWriter:
         path = self.path
         if not path.exists() or path.stat().st_size == 0:
             return self._start_empty()
-        reader = ReportReader(path, self.format)
-        for _ in reader:  # find where the good content ends; records are not kept
-            pass
-        if self.format == "csv" and reader.columns not in (None, REPORT_FIELDS):
+        index = self._index
+        if index is None:  # read the report to find where its good content ends
+            index = self._index = ReportIndex.build(path, markers=False)
+        elif path.stat().st_size != index.size:
+            raise UsageError(
+                f"the report {path} changed after it was read for the resume; start again"
+            )
+        if self.format == "csv" and index.reader.columns not in (None, REPORT_FIELDS):
             encoder = LineEncoder(self.format)
             old = ReportReader(path, self.format)
             records = rewrite(path, self.format, (encoder.bare(record) for record in old))
             log.info("report.columns_upgraded", path=str(path), records=records)
-            reader = ReportReader(path, self.format)
-            for _ in reader:
-                pass
+            index.reread()  # the records moved in the file
+        reader = index.reader
         cut = reader.closed_at if reader.closed_at is not None else reader.end
-        self._repair_sidecar()
+        self._repair_sidecar(index.sidecar_end)
         stream = os.fdopen(open_own(path, os.O_WRONLY | os.O_APPEND, "the report"), "ab")
         try:
             size = os.fstat(stream.fileno()).st_size
@@ -220,6 +226,7 @@ class ReportWriter:
                 stream.write(encoder.header())
                 stream.flush()
                 self._report_dirty = True
+            self._appended_from = os.fstat(stream.fileno()).st_size  # O_APPEND: not tell()
         except BaseException:
             stream.close()
             raise
@@ -229,7 +236,7 @@ class ReportWriter:
     def _start_empty(self) -> tuple[BinaryIO, LineEncoder]:
         """A missing or empty report being continued: keep its sidecar, write the header."""
         created = not self.path.exists()
-        self._repair_sidecar()
+        self._repair_sidecar(None)
         encoder = LineEncoder(self.format)
         fd = open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "the report")
         stream = os.fdopen(fd, "ab")
@@ -240,11 +247,16 @@ class ReportWriter:
             fsync_dir(self.path.parent)
         return stream, encoder
 
-    def _repair_sidecar(self) -> None:
-        """Cut a torn last marker off the sidecar of a report being continued."""
+    def _repair_sidecar(self, end: int | None) -> None:
+        """Cut a torn last marker off the sidecar of a report being continued; ``end`` is
+        where its good content ends, if known."""
         sidecar = inflight_path(self.path)
         refuse_unsafe(sidecar, "the in-flight sidecar")  # markers from a link are not ours
-        _, end = read_markers(sidecar)
+        if end is None:
+            markers = MarkerReader(sidecar)
+            for _ in markers:
+                pass
+            end = markers.end
         try:
             fd = open_own(sidecar, os.O_WRONLY, "the in-flight sidecar")
         except FileNotFoundError:
@@ -280,17 +292,18 @@ class ReportWriter:
     def write(self, result: Result) -> None:
         """Append ``result`` (stamped with this writer's run) and flush it to the OS.
 
-        A record ``carried`` over from an earlier run is left where the report holds it, or,
-        at another line now, appended again with that line and its own run.
+        A record of the resume's ``carried`` records, handed out in the place of a target
+        that was not sent, is in the report already: it stays there (see :meth:`finalize`).
         """
-        carried = self._carried
-        if carried is not None and result.run != self.run:
+        index = self._index
+        if index is not None:
             key = record_key(result)
-            original = None if key is None else carried.original(key)
-            if original is not None:
-                if original.line != result.line:
-                    self._append(self._encoder.record(result))
-                return
+            slot = -1 if key is None else index.find(key)
+            if slot >= 0:
+                if result.run != self.run and index.flags(slot) & HANDED_OUT:
+                    self._check_open()
+                    return
+                index.supersede(slot)  # this run's record is the target's latest
         self._append(self._encoder.record(result, run=self.run))
 
     def _append(self, line: bytes) -> None:
@@ -334,8 +347,9 @@ class ReportWriter:
                 self._file.flush()
                 self._report_dirty = True
             self._close_files()
-            if self._compact_needed:
-                before, after = compact(self.path, self.format, self.run)
+            if self._compact_needed and self._index is not None:
+                before = self._index.reader.records + self._written
+                after = compact(self.path, self.format, self._index, self._appended_from)
                 log.info(
                     "report.compacted", path=str(self.path), records_before=before, records=after
                 )
