@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import operator
 import os
@@ -9,7 +10,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -899,6 +900,227 @@ def test_records_reach_the_os_before_any_fsync(tmp_path: Path, fsyncs: Fsyncs) -
     writer.write(result(1))
     assert fsyncs.times(path) == []
     assert load_report(path).records == [result(0), result(1)]
+    writer.close()
+
+
+# -- flush cadence: records wait a few milliseconds, markers none ----------------------------------
+
+
+@dataclass
+class Timers:
+    """A ``call_later`` that keeps its callbacks until the test fires them."""
+
+    delays: list[float] = field(default_factory=list)
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.delays.append(delay)
+        self.callbacks.append(callback)
+
+    def fire(self) -> None:
+        callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+def on_disk(path: Path) -> list[Result]:
+    """The records that reached the OS (another reader sees them)."""
+    return load_report(path).records
+
+
+def test_records_wait_in_memory_until_the_flush_timer_fires(path: Path) -> None:
+    timers = Timers()
+    writer = ReportWriter(path, call_later=timers)
+    writer.write(result(0))
+    writer.write(result(1))
+    assert on_disk(path) == []
+    assert timers.delays == [0.005]  # one timer for the batch
+
+    timers.fire()
+
+    assert on_disk(path) == [result(0), result(1)]
+    writer.close()
+
+
+def test_records_reach_the_os_once_flush_every_wait(path: Path) -> None:
+    writer = ReportWriter(path, call_later=Timers(), flush_every=3)
+    writer.write(result(0))
+    writer.write(result(1))
+    assert on_disk(path) == []
+    writer.write(result(2))
+    assert on_disk(path) == [result(0), result(1), result(2)]
+    writer.close()
+
+
+def test_a_record_written_flush_interval_after_the_first_flushes_both(path: Path) -> None:
+    clock = FakeClock()
+    writer = ReportWriter(path, call_later=Timers(), now=clock.now, flush_interval=0.005)
+    writer.write(result(0))
+    clock.advance(0.004)
+    writer.write(result(1))
+    assert on_disk(path) == []
+    clock.advance(0.001)
+    writer.write(result(2))
+    assert on_disk(path) == [result(0), result(1), result(2)]
+    writer.close()
+
+
+def test_a_timer_due_for_an_earlier_batch_flushes_the_next_one(path: Path) -> None:
+    timers = Timers()
+    writer = ReportWriter(path, call_later=timers, flush_every=2)
+    writer.write(result(0))
+    writer.write(result(1))  # flushed by count; the timer of this batch is still due
+    writer.write(result(2))
+    assert (on_disk(path), len(timers.delays)) == ([result(0), result(1)], 1)
+
+    timers.fire()  # within the interval of result(2) too: it was due sooner
+
+    assert on_disk(path) == [result(0), result(1), result(2)]
+    writer.close()
+
+
+def test_without_a_flush_interval_every_record_goes_at_once(path: Path) -> None:
+    timers = Timers()
+    writer = ReportWriter(path, call_later=timers, flush_interval=0)
+    writer.write(result(0))
+    assert (on_disk(path), timers.delays) == ([result(0)], [])
+    writer.close()
+
+
+def test_a_marker_reaches_the_os_at_once_while_records_wait(path: Path) -> None:
+    writer = ReportWriter(path, call_later=Timers())
+    writer.attempting(2, job(0), 1)
+    writer.write(result(0))
+    writer.attempting(3, job(1), 2)
+    loaded = load_report(path)
+    assert (loaded.records, loaded.in_flight) == ([], {key(0), key(1)})
+    writer.close()
+
+
+@pytest.mark.parametrize("end", ["flush", "close", "finalize"])
+def test_records_waiting_in_memory_reach_the_file_when_the_writer_ends(
+    path: Path, end: str
+) -> None:
+    writer = ReportWriter(path, call_later=Timers())
+    writer.write(result(0))
+    getattr(writer, end)()
+    assert on_disk(path) == [result(0)]
+    if end == "flush":
+        writer.close()
+
+
+def test_a_failed_timed_flush_is_raised_by_the_next_call_and_loses_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timers = Timers()
+    writer = ReportWriter(path, call_later=timers)
+    writer.write(result(0))
+    real = writing._written
+
+    def disk_full(stream: Any, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writing, "_written", disk_full)
+    timers.fire()  # the event loop's callback: nothing to raise it to
+    with pytest.raises(OSError, match="No space left"):
+        writer.write(result(1))
+
+    monkeypatch.setattr(writing, "_written", real)  # room again
+    writer.close()
+    assert on_disk(path) == [result(0)]
+
+
+@pytest.mark.anyio
+async def test_inside_an_event_loop_records_are_batched_by_default(path: Path) -> None:
+    writer = ReportWriter(path)
+    writer.write(result(0))
+    assert on_disk(path) == []
+    writer.flush()
+    assert on_disk(path) == [result(0)]
+    writer.close()
+
+
+# -- the bytes of a line -------------------------------------------------------------------------
+
+GOLDEN = Result(
+    line=7,
+    job_id=job(1),
+    build_no="2",
+    outcome=Outcome.NOT_STOPPED,
+    http_status=None,
+    error_code="CB.1",
+    error_msg='said "no", then -1',
+    request_id="r,1",
+    attempts=2,
+    started_at=datetime(2026, 11, 28, 12, 0, 0, 999999, tzinfo=UTC),
+    finished_at=datetime(2026, 11, 28, 7, 0, 1, 5000, tzinfo=timezone(timedelta(hours=-5))),
+    elapsed_ms=1006,
+    detail="",
+    maybe_applied=True,
+    run=3,
+)
+
+
+#: Values of other types than their columns': each written as the generic way writes it.
+ODD = GOLDEN._replace(
+    line=True, build_no=2, outcome="stopped", http_status=200.0, attempts=False, detail=3
+)
+
+
+@pytest.mark.parametrize(
+    ("record", "fmt_", "line"),
+    [
+        (
+            GOLDEN,
+            "csv",
+            f'7,{job(1)},2,not_stopped,,CB.1,"said ""no"", then -1","r,1",2,'
+            "2026-11-28T12:00:00.999Z,2026-11-28T12:00:01.005Z,1006,,true,3\n",
+        ),
+        (
+            GOLDEN,
+            "jsonl",
+            f'{{"line":7,"job_id":"{job(1)}","build_no":"2","outcome":"not_stopped",'
+            '"http_status":null,"error_code":"CB.1","error_msg":"said \\"no\\", then -1",'
+            '"request_id":"r,1","attempts":2,"started_at":"2026-11-28T12:00:00.999Z",'
+            '"finished_at":"2026-11-28T12:00:01.005Z","elapsed_ms":1006,"detail":"",'
+            '"maybe_applied":true,"run":3}\n',
+        ),
+        (
+            ODD,
+            "csv",
+            f'true,{job(1)},2,stopped,200.0,CB.1,"said ""no"", then -1","r,1",false,'
+            "2026-11-28T12:00:00.999Z,2026-11-28T12:00:01.005Z,1006,3,true,3\n",
+        ),
+        (
+            ODD,
+            "jsonl",
+            f'{{"line":true,"job_id":"{job(1)}","build_no":2,"outcome":"stopped",'
+            '"http_status":200.0,"error_code":"CB.1","error_msg":"said \\"no\\", then -1",'
+            '"request_id":"r,1","attempts":false,"started_at":"2026-11-28T12:00:00.999Z",'
+            '"finished_at":"2026-11-28T12:00:01.005Z","elapsed_ms":1006,"detail":3,'
+            '"maybe_applied":true,"run":3}\n',
+        ),
+    ],
+    ids=["csv", "jsonl", "csv-other-types", "jsonl-other-types"],
+)
+def test_a_record_is_written_as_these_bytes(record: Result, fmt_: ReportFormat, line: str) -> None:
+    assert encoding.LineEncoder(fmt_).bare(record) == line.encode()
+
+
+@pytest.mark.parametrize(
+    ("job_id", "line"),
+    [
+        (job(1), f'{{"run":2,"line":7,"job_id":"{job(1)}","build_no":20}}\n'),
+        ('a "quoted" id', '{"run":2,"line":7,"job_id":"a \\"quoted\\" id","build_no":20}\n'),
+    ],
+    ids=["job-id", "other-text"],
+)
+def test_a_marker_is_written_as_these_bytes(tmp_path: Path, job_id: str, line: str) -> None:
+    path = tmp_path / "r.csv"
+    writer = ReportWriter(path, run=2)
+    writer.attempting(7, job_id, 20)
+    assert inflight_path(path).read_bytes() == line.encode()
+    assert load_report(path).in_flight == {TargetKey(job_id, 20)}
     writer.close()
 
 

@@ -18,14 +18,16 @@ Formats (from the report path's extension, any case; values: :mod:`~bulkstop.rep
                            in ``\\n``) the moment it is written, and the file is valid JSON once
                            :meth:`ReportWriter.finalize` has appended ``]``.
 
-Crash safety
-    :class:`ReportWriter` appends one line per result and flushes it to the OS at once, so a
-    killed process loses nothing; it fsyncs on a cadence (time and count) so that a power cut
-    loses at most about a second. Before a target's first attempt the engine calls
-    :meth:`ReportWriter.attempting`; that marker goes to the sidecar ``<report>.inflight``, so
-    after a crash the loader knows which targets may have been stopped with no record saying
-    so. :func:`load_report` drops a torn last line. :meth:`ReportWriter.finalize` rewrites the
-    report to exactly one record per input row and removes the sidecar.
+Crash safety (:mod:`~bulkstop.report.writer`)
+    Before a target's first attempt the engine calls :meth:`ReportWriter.attempting`; that
+    marker reaches the sidecar ``<report>.inflight`` before the stop can be sent, so after a
+    crash the loader knows which targets may have been stopped with no record saying so.
+    :class:`ReportWriter` appends one line per result and hands them to the OS within a few
+    milliseconds, so a killed process loses at most the records of its last few milliseconds
+    (their targets are sent again by a resume, as maybe stopped); it fsyncs on a cadence (time
+    and count) so that a power cut loses at most about a second. :func:`load_report` drops a
+    torn last line. :meth:`ReportWriter.finalize` rewrites the report to exactly one record
+    per input row and removes the sidecar.
 
 The files of a report (:mod:`~bulkstop.report.files`, :mod:`~bulkstop.report.lock`)
     Every file bulkstop creates for a report (the report, ``<report>.inflight``,

@@ -7,6 +7,7 @@ which targets may have been stopped with no record saying so. A torn last line i
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,23 @@ from bulkstop.report.files import open_own
 from bulkstop.report.keys import build_number
 from bulkstop.report.reading import BadLine, decode, json_object, lines, with_last
 
-__all__ = ["Marker", "MarkerReader"]
+__all__ = ["Marker", "MarkerReader", "marker_line"]
+
+
+def marker_line(run: int, line: int, job_id: str, build_no: int) -> bytes:
+    """The sidecar line that says run ``run`` is about to send a target (row ``line``)."""
+    if (
+        type(run) is int
+        and type(line) is int
+        and type(build_no) is int
+        and (
+            job_id.isascii() and job_id.isalnum()  # what a valid job id is: nothing to escape
+        )
+    ):
+        # Formatted by hand: json.dumps built an encoder for every marker, one per target.
+        return f'{{"run":{run},"line":{line},"job_id":"{job_id}","build_no":{build_no}}}\n'.encode()
+    fields = {"run": run, "line": line, "job_id": job_id, "build_no": build_no}
+    return json.dumps(fields, separators=(",", ":")).encode("utf-8", "surrogatepass") + b"\n"
 
 
 class Marker(NamedTuple):

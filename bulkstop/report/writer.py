@@ -1,14 +1,27 @@
-"""Writing a report as the run goes: the journal of records and in-flight markers."""
+"""Writing a report as the run goes: the journal of records and in-flight markers.
+
+What a SIGKILL can cost
+    An in-flight marker reaches the OS before :meth:`ReportWriter.attempting` returns, so
+    before the stop it announces can be sent. Records are handed to the OS in small batches:
+    within :data:`FLUSH_INTERVAL` (5 ms) of being written, or once :data:`FLUSH_EVERY` (64)
+    wait, whichever comes first (and at once when no event loop runs). A process killed
+    meanwhile loses the records of its last few milliseconds, never a marker. A target whose
+    record was lost has its marker, so ``--resume`` sends it again as one that may have been
+    stopped already: a "not stopped" answer then ends it ``uncertain``, which is the truth of
+    it, rather than ``not_stopped``. The delay is bounded by the event loop: a loop blocked
+    for longer delays the flush as long, and the next record written flushes them all.
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import errno
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from bulkstop.errors import UsageError
 from bulkstop.log import get_logger
@@ -26,7 +39,7 @@ from bulkstop.report.files import (
 from bulkstop.report.index import HANDED_OUT, ReportIndex
 from bulkstop.report.keys import record_key
 from bulkstop.report.lock import ReportLock
-from bulkstop.report.markers import MarkerReader
+from bulkstop.report.markers import MarkerReader, marker_line
 from bulkstop.report.paths import ReportFormat, inflight_path, report_format
 from bulkstop.report.reading import ReportReader
 
@@ -34,21 +47,31 @@ __all__ = ["ReportWriter"]
 
 log = get_logger(__name__)
 
+#: ``call_later(delay, callback)``: runs ``callback`` about ``delay`` seconds later.
+CallLater = Callable[[float, Callable[[], None]], object]
+#: At most this many records wait in memory for the OS, by default...
+FLUSH_EVERY: Final = 64
+#: ...and for at most this many seconds (5 ms).
+FLUSH_INTERVAL: Final = 0.005
+
 
 class ReportWriter:
     """Appends report records and in-flight markers as a run goes, crash-safe; see the module.
 
-    Each :meth:`write` appends one line and flushes it to the OS, so a SIGKILL loses nothing.
-    Both files are fsynced when ``fsync_every`` lines (records and markers) have been written
-    since the last fsync, or when a line is written ``fsync_interval`` seconds or more after
-    the last fsync (on ``now``), and at :meth:`flush`, :meth:`close` and :meth:`finalize`. A
-    quiet writer is not fsynced until its next line; the OS writes its data back meanwhile.
+    Each :meth:`write` appends one line. The lines reach the OS in batches, within
+    ``flush_interval`` seconds of the first of them (a timer on the running event loop, or
+    ``call_later``; on ``now``, checked at each write) or once ``flush_every`` wait, and at
+    once when no event loop runs; each :meth:`attempting` marker reaches it at once (see the
+    module for what a SIGKILL can cost). Both files are fsynced when ``fsync_every`` lines
+    (records and markers) have been written since the last fsync, or when a line is written
+    ``fsync_interval`` seconds or more after the last fsync (on ``now``), and at
+    :meth:`flush`, :meth:`close` and :meth:`finalize`. A quiet writer is not fsynced until its
+    next line; the OS writes its data back meanwhile.
 
-    Writing is synchronous, called from the event loop, and that is deliberate: a record is a
-    small append that lands in the page cache in microseconds, and the one slow call, fsync,
-    runs at most about once a second. A worker thread per record would cost more than the
-    write itself and would need a lock to keep lines whole and in order; the run's pace is set
-    by the service's rate limit, far below what the loop can write.
+    Writing is synchronous, called from the event loop, and that is deliberate: a batch of
+    records is a small append that lands in the page cache in microseconds, and the one slow
+    call, fsync, runs at most about once a second. A worker thread per record would cost more
+    than the write itself and would need a lock to keep lines whole and in order.
 
     The writer holds the report's :class:`ReportLock` while it is open: ``lock`` is one the
     caller acquired (and releases) itself, to hold it from before the report was read;
@@ -73,8 +96,9 @@ class ReportWriter:
     keeps them in place, and writes one that the input moved to another line with that line
     (and its own run).
 
-    An ``OSError`` while writing (a full disk) propagates unchanged; what is on disk remains a
-    readable journal. Opening maps ``OSError`` to :class:`UsageError`.
+    An ``OSError`` while writing (a full disk) propagates unchanged, from the call that
+    flushed, or when the timer flushed, from the writer's next call; what is on disk remains
+    a readable journal. Opening maps ``OSError`` to :class:`UsageError`.
 
     As a context manager: a clean exit finalizes, an exception only closes (the report stays
     a journal that ``--resume`` can continue, and the sidecar is kept). Calling
@@ -83,21 +107,28 @@ class ReportWriter:
 
     __slots__ = (
         "_appended_from",
+        "_call_later",
         "_closed",
         "_compact_needed",
         "_encoder",
+        "_failure",
         "_file",
         "_finalized",
+        "_flush_every",
+        "_flush_interval",
         "_fsync_every",
         "_fsync_interval",
         "_index",
         "_last_sync",
         "_now",
         "_own_lock",
+        "_pending_since",
         "_report_dirty",
         "_sidecar",
         "_sidecar_dirty",
+        "_timer_set",
         "_unsynced",
+        "_unwritten",
         "_written",
         "format",
         "path",
@@ -121,12 +152,17 @@ class ReportWriter:
         carried: CarriedRecords | None = None,
         fsync_interval: float = 1.0,
         fsync_every: int = 1000,
+        flush_interval: float = FLUSH_INTERVAL,
+        flush_every: int = FLUSH_EVERY,
         now: Callable[[], float] = time.monotonic,
+        call_later: CallLater | None = None,
     ) -> None:
         if run < 1:
             raise ValueError(f"run must be ≥ 1, got {run}")
         if fsync_every < 1 or fsync_interval < 0:
             raise ValueError("fsync_every must be ≥ 1 and fsync_interval ≥ 0")
+        if flush_every < 1 or flush_interval < 0:
+            raise ValueError("flush_every must be ≥ 1 and flush_interval ≥ 0")
         if lock is not None and (not lock.held or lock.report != path):
             raise ValueError(f"{lock!r} is not a held lock of {path}")
         self.path = path
@@ -134,6 +170,14 @@ class ReportWriter:
         self.run = run
         self._fsync_interval = fsync_interval
         self._fsync_every = fsync_every
+        self._flush_interval = flush_interval
+        self._flush_every = flush_every
+        self._call_later = call_later
+        #: what a failed write could not hand to the OS, first in line for the next one
+        self._unwritten = b""
+        self._pending_since = 0.0
+        self._timer_set = False
+        self._failure: OSError | None = None
         self._now = now
         self._sidecar_dirty = False
         self._report_dirty = False
@@ -184,9 +228,8 @@ class ReportWriter:
             path.unlink()
         encoder = LineEncoder(self.format)
         fd = open_own(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "the report")
-        stream = os.fdopen(fd, "wb")
-        stream.write(encoder.header())
-        stream.flush()
+        stream = os.fdopen(fd, "wb", buffering=0)
+        _write_all(stream, encoder.header())
         self._report_dirty = True
         fsync_dir(path.parent)
         return stream, encoder
@@ -211,7 +254,8 @@ class ReportWriter:
         reader = index.reader
         cut = reader.closed_at if reader.closed_at is not None else reader.end
         self._repair_sidecar(index.sidecar_end)
-        stream = os.fdopen(open_own(path, os.O_WRONLY | os.O_APPEND, "the report"), "ab")
+        fd = open_own(path, os.O_WRONLY | os.O_APPEND, "the report")
+        stream = os.fdopen(fd, "ab", buffering=0)
         try:
             size = os.fstat(stream.fileno()).st_size
             if cut < size:
@@ -223,8 +267,7 @@ class ReportWriter:
             else:
                 header_missing = self.format == "json" and not reader.opened
             if header_missing:  # nothing but a torn header: start over
-                stream.write(encoder.header())
-                stream.flush()
+                _write_all(stream, encoder.header())
                 self._report_dirty = True
             self._appended_from = os.fstat(stream.fileno()).st_size  # O_APPEND: not tell()
         except BaseException:
@@ -239,9 +282,8 @@ class ReportWriter:
         self._repair_sidecar(None)
         encoder = LineEncoder(self.format)
         fd = open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "the report")
-        stream = os.fdopen(fd, "ab")
-        stream.write(encoder.header())
-        stream.flush()
+        stream = os.fdopen(fd, "ab", buffering=0)
+        _write_all(stream, encoder.header())
         self._report_dirty = True
         if created:
             fsync_dir(self.path.parent)
@@ -271,9 +313,8 @@ class ReportWriter:
         """Open the sidecar for markers now, so that no file is opened once stops are sent."""
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         try:
-            return os.fdopen(
-                open_own(inflight_path(self.path), flags, "the in-flight sidecar"), "ab"
-            )
+            fd = open_own(inflight_path(self.path), flags, "the in-flight sidecar")
+            return os.fdopen(fd, "ab", buffering=0)
         except BaseException:
             self._file.close()
             raise
@@ -281,16 +322,18 @@ class ReportWriter:
     # -- the engine's calls -------------------------------------------------------------------
 
     def attempting(self, line: int, job_id: str, build_no: int) -> None:
-        """Note, before its first attempt, that a target's stop is about to be sent."""
+        """Note, before its first attempt, that a target's stop is about to be sent.
+
+        The marker reaches the OS before this returns, so before the stop can be sent.
+        """
         self._check_open()
-        marker = {"run": self.run, "line": line, "job_id": job_id, "build_no": build_no}
-        self._sidecar.write(json.dumps(marker, separators=(",", ":")).encode() + b"\n")
-        self._sidecar.flush()
+        _write_all(self._sidecar, marker_line(self.run, line, job_id, build_no))
         self._sidecar_dirty = True
         self._line_written()
 
     def write(self, result: Result) -> None:
-        """Append ``result`` (stamped with this writer's run) and flush it to the OS.
+        """Append ``result`` (stamped with this writer's run); see the class for when it
+        reaches the OS.
 
         A record of the resume's ``carried`` records, handed out in the place of a target
         that was not sent, is in the report already: it stays there (see :meth:`finalize`).
@@ -304,15 +347,54 @@ class ReportWriter:
                     self._check_open()
                     return
                 index.supersede(slot)  # this run's record is the target's latest
-        self._append(self._encoder.record(result, run=self.run))
-
-    def _append(self, line: bytes) -> None:
         self._check_open()
-        self._file.write(line)
-        self._file.flush()
+        encoder = self._encoder
+        encoder.add(result, run=self.run)
         self._report_dirty = True
         self._written += 1
+        pending = encoder.pending
+        if pending >= self._flush_every:
+            self._flush_pending()
+        elif pending == 1:
+            self._pending_since = self._now()
+            if not self._flush_later():
+                self._flush_pending()
+        elif self._now() - self._pending_since >= self._flush_interval:
+            self._flush_pending()
         self._line_written()
+
+    def _flush_later(self) -> bool:
+        """Have the records written so far flushed within ``flush_interval``; ``False``
+        when nothing can do that later (no event loop runs), so that they go now."""
+        if self._flush_interval == 0:
+            return False
+        if self._timer_set:  # a flush is due within the interval anyway
+            return True
+        call_later = self._call_later
+        if call_later is None:
+            try:
+                call_later = asyncio.get_running_loop().call_later
+            except RuntimeError:  # called outside an event loop
+                return False
+        call_later(self._flush_interval, self._on_timer)
+        self._timer_set = True
+        return True
+
+    def _on_timer(self) -> None:
+        self._timer_set = False
+        if self._closed:
+            return
+        try:
+            self._flush_pending()
+        except OSError as exc:  # no caller here: the next call on the writer raises it
+            self._failure = exc
+
+    def _flush_pending(self) -> None:
+        """Hand the records waiting in memory to the OS."""
+        if self._encoder.pending:
+            self._unwritten += self._encoder.take()
+        while self._unwritten:  # what a failed call did not write stays for the next one
+            self._unwritten = self._unwritten[_written(self._file, self._unwritten) :]
 
     def flush(self) -> None:
         """Flush and fsync both files now."""
@@ -343,8 +425,8 @@ class ReportWriter:
         self._check_open()
         try:
             if self.format == "json":
-                self._file.write(self._encoder.footer())
-                self._file.flush()
+                self._flush_pending()
+                self._unwritten = self._encoder.footer()
                 self._report_dirty = True
             self._close_files()
             if self._compact_needed and self._index is not None:
@@ -365,6 +447,9 @@ class ReportWriter:
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"the report writer for {self.path} is closed")
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
 
     def _close_files(self) -> None:
         if self._closed:
@@ -391,12 +476,11 @@ class ReportWriter:
             self._sync()
 
     def _sync(self) -> None:
+        self._flush_pending()
         if self._report_dirty:
-            self._file.flush()
             os.fsync(self._file.fileno())
             self._report_dirty = False
         if self._sidecar_dirty:
-            self._sidecar.flush()
             os.fsync(self._sidecar.fileno())
             self._sidecar_dirty = False
         self._unsynced = 0
@@ -422,3 +506,18 @@ class ReportWriter:
             f"<ReportWriter {str(self.path)!r} run={self.run} written={self._written} "
             f"unsynced={self._unsynced} {state}>"
         )
+
+
+def _written(stream: BinaryIO, data: bytes | memoryview) -> int:
+    """Write ``data`` to an unbuffered file in one system call; how many bytes it took (a
+    full disk, a signal can make that fewer)."""
+    count = stream.write(data)
+    if count is None:  # only a non-blocking pipe says "not now"; a report's files are files
+        raise BlockingIOError(errno.EAGAIN, "cannot be written now", stream.name)
+    return count
+
+
+def _write_all(stream: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[_written(stream, view) :]
