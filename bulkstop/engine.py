@@ -2,7 +2,7 @@
 
 ::
 
-    rows ──> producer ──(validate, dedupe, carried?)──> work stream ──> N workers ──> results
+    rows ──> producer ──(validate, dedupe, carried)──> work stream ──> N workers ──> results
                  └── invalid / duplicate / carried rows go straight to results ──┘
 
 Each worker takes a target and drives it to a final outcome: wait for the :class:`Pacer`,

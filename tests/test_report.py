@@ -593,7 +593,7 @@ def test_exception_in_the_context_leaves_a_resumable_journal(tmp_path: Path) -> 
     assert load_report(path).in_flight == {key(0)}
 
 
-# -- carried-over records at another line --------------------------------------------------------
+# -- carried records at another line -------------------------------------------------------------
 
 
 def test_a_carried_record_at_another_line_is_kept_at_that_line(path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from bulkstop.errors import InputError, ReportMismatchError, UsageError
 from bulkstop.models import Outcome, Result, TargetKey
-from bulkstop.report import ReportLock, ReportWriter, lock_path, open_resume
+from bulkstop.report import ReportLock, ReportWriter, inflight_path, lock_path, open_resume
 from bulkstop.sources import TargetSource
 
 
@@ -185,3 +185,15 @@ def test_a_report_cut_short_by_a_crash_is_resumed(tmp_path: Path, targets: Path)
         torn.write(b"4,")  # a record the crash cut short
     with open_resume(report, str(targets)) as resume:
         assert resume.plan.carried.get(TargetKey(job(1), 2), 3) is not None
+
+
+def test_a_sidecar_that_is_a_link_is_refused(tmp_path: Path, targets: Path) -> None:
+    report = write_report(tmp_path / "r.csv", [Outcome.STOPPED], finalize=False)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's\n")
+    inflight_path(report).unlink()  # the crashed run's sidecar, replaced by a link
+    inflight_path(report).symlink_to(victim)
+    with pytest.raises(UsageError, match=r"^the in-flight sidecar .* is a symbolic link"):
+        open_resume(report, str(targets))
+    assert victim.read_text() == "someone else's\n"
+    ReportLock.acquire(report).release()

@@ -43,6 +43,7 @@ compact hash map; ``array`` keeps each field in a flat C buffer.
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,6 +52,7 @@ from typing import Final
 from bulkstop.errors import InputError
 from bulkstop.log import get_logger
 from bulkstop.models import Outcome, Result, TargetKey
+from bulkstop.report.files import open_own
 from bulkstop.report.keys import key_digest, record_key
 from bulkstop.report.markers import Marker, MarkerReader
 from bulkstop.report.paths import ReportFormat, inflight_path, report_format
@@ -96,17 +98,20 @@ _LOW: Final = 0xFFFFFFFF
 _COUNT_CHUNK: Final = 1 << 20
 
 
-def _count_lines(path: Path) -> int:
-    """How many lines ``path`` has (a last one without ``\\n`` counts): the slots it may need."""
+def _count_lines(path: Path, what: str) -> int:
+    """How many lines ``path`` has (a last one without ``\\n`` counts): the slots it may need.
+
+    Opened as every file of a report is (:func:`~.files.open_own`): never through a link.
+    """
     count = 0
     try:
-        with path.open("rb") as stream:
+        with os.fdopen(open_own(path, os.O_RDONLY, what), "rb") as stream:
             while chunk := stream.read(_COUNT_CHUNK):
                 count += chunk.count(b"\n")
     except FileNotFoundError:
         return 0
     except OSError as exc:
-        raise InputError(f"cannot read the report {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
     return count + 1
 
 
@@ -160,8 +165,9 @@ class ReportIndex:
     last_run: int
     targets: int
 
-    def __init__(self, path: Path, capacity: int) -> None:
-        """An empty index with room for ``capacity`` slots; use :meth:`build`."""
+    def __init__(self, path: Path, capacity: int, *, more: int = 0) -> None:
+        """An empty index with room for ``capacity`` slots, and buckets for ``more`` beyond
+        them (the arrays grow for those); use :meth:`build`."""
         self.path = path
         self.format = report_format(path)
         self.reader = ReportReader(path, self.format)
@@ -179,7 +185,7 @@ class ReportIndex:
         self._outcomes = _zeros("B", capacity)
         self._flags = _zeros("B", capacity)
         self._nexts = _zeros("i", capacity)
-        buckets = 1 << max(capacity // 4, 1).bit_length()
+        buckets = 1 << max((capacity + more) // 4, 1).bit_length()
         self._mask = buckets - 1
         self._heads = array("i", [-1]) * buckets
         self._last_key: TargetKey | None = None
@@ -199,7 +205,11 @@ class ReportIndex:
         ``may_apply`` judges each record for the MAY_APPLY flag (none without it). Raises like
         :func:`~bulkstop.report.load_report` on a bad report or sidecar.
         """
-        index = cls(path, _count_lines(path))
+        # Slots for every line of the report; buckets for the sidecar's lines too, which are
+        # few but for a run killed at its end, whose markers all lack a record.
+        sidecar = MarkerReader(inflight_path(path))
+        more = _count_lines(sidecar.path, "the in-flight sidecar") if markers else 0
+        index = cls(path, _count_lines(path, "the report"), more=more)
         index._may_apply = may_apply
         try:
             index.size = path.stat().st_size
@@ -213,7 +223,6 @@ class ReportIndex:
                 flags = MAY_APPLY if may_apply is not None and may_apply(record) else 0
                 index._add_record(key, record, index.reader.span[0], flags)
         if markers:
-            sidecar = MarkerReader(inflight_path(path))
             for marker in sidecar:
                 last_run = max(last_run, marker.run)
                 index._add_marker(marker)

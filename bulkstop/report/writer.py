@@ -87,8 +87,9 @@ class ReportWriter:
     resume): a torn last line is cut away first so the next record starts on a line of its
     own, a JSON report's closing ``]`` is reopened, a CSV report with other columns (another
     bulkstop version) is first rewritten with this version's, and :meth:`finalize` compacts.
-    The file is read once to find where its good content ends; it raises like
-    :func:`load_report` on a bad file.
+    The file is read once to find where its good content ends (not again when ``carried``
+    comes from the resume that read it, see :func:`~bulkstop.report.open_resume`); it raises
+    like :func:`load_report` on a bad file.
 
     :meth:`write` stamps this writer's ``run`` on every record, except the records a resume
     carries over (``carried``, handed out by the engine in place of a target it does not send):
@@ -414,7 +415,7 @@ class ReportWriter:
         """End the run's report: close it, compact it to one record per row, drop the sidecar.
 
         Call at the end of every run that reached its end, normal, interrupted or aborted,
-        once every input row has a record from this run or a carried-over one. A first run
+        once every input row has a record from this run or a carried one. A first run
         only closes (its records are one per row already); a resumed run rewrites the report
         atomically (see :func:`~bulkstop.report.compaction.compact`). The writer's own lock is
         released after that. Returns the report's path. Calling it again does nothing;
@@ -504,7 +505,7 @@ class ReportWriter:
         state = "closed" if self._closed else "open"
         return (
             f"<ReportWriter {str(self.path)!r} run={self.run} written={self._written} "
-            f"unsynced={self._unsynced} {state}>"
+            f"waiting={self._encoder.pending} unsynced={self._unsynced} {state}>"
         )
 
 
