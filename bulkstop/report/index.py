@@ -25,7 +25,8 @@ report's lines before it is read, so they are not grown (and copied) as it is.
 A lookup hashes the key's digest into its bucket and walks a chain of about two slots. Only
 the latest record of a target is on a chain: reading a later one supersedes it (and flags it
 SUPERSEDED), and so does a record that this run writes (:meth:`ReportIndex.supersede`), so that
-compaction copies exactly the surviving lines, in file order, parsing none of them.
+compaction copies exactly the surviving lines, in file order, parsing none of them but those
+whose input row moved (:meth:`ReportIndex.hand_out`).
 
 Digest collisions
     Two different keys with the same 96-bit digest would share a slot: a target could be
@@ -35,7 +36,7 @@ Digest collisions
     pair does is below ``n·m / 2**96``, about 10**-15 for ten million of each. That is what
     "impossible in practice" means here; 64 bits would have left it at about 10**-5. Where a
     record is read back anyway (a carried target whose input row moved), its key is compared
-    too, and a mismatch sends the target instead (:meth:`ReportIndex.key_at`).
+    too, and a mismatch sends the target instead (``CarriedRecords.get``).
 
 Hand-written: a ``dict`` of keys costs some 200 bytes a target, and the standard library has no
 compact hash map; ``array`` keeps each field in a flat C buffer.
@@ -50,7 +51,6 @@ from pathlib import Path
 from typing import Final
 
 from bulkstop.errors import InputError
-from bulkstop.log import get_logger
 from bulkstop.models import Outcome, Result, TargetKey
 from bulkstop.report.files import open_own
 from bulkstop.report.keys import key_digest, record_key
@@ -70,7 +70,6 @@ __all__ = [
     "ReportIndex",
 ]
 
-log = get_logger(__name__)
 
 #: FLAG: the record leaves open that a stop was carried out (``may_apply`` of :meth:`build`)
 MAY_APPLY: Final = 1
