@@ -280,8 +280,9 @@ async def bench_rate(n: int, rate: float = 100.0) -> None:
 def _rss_child(path: str, resume: bool) -> None:
     """Run the whole pipeline (reader → engine → report) with an instant client; print RSS.
 
-    With ``resume``, continue the report a first run left at ``path + ".report.csv"``: every
-    target is carried over, so the figure is what holding a resume plan costs.
+    With ``resume``, continue the report a first run left at ``path + ".report.csv"``, opened
+    by :func:`bulkstop.report.open_resume`: every target is carried over, so the figure is
+    what holding a resume plan costs.
     """
     import logging
 
@@ -291,7 +292,7 @@ def _rss_child(path: str, resume: bool) -> None:
 
     # stdout carries the figures: keep the library's log events off it
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-    from bulkstop.report import ReportWriter, load_report, plan_resume
+    from bulkstop.report import ReportWriter, open_resume
     from bulkstop.sources import open_source
 
     class Instant:
@@ -304,22 +305,29 @@ def _rss_child(path: str, resume: bool) -> None:
     report = Path(path + ".report.csv")
 
     async def main() -> int:
-        carry: Any = {}
-        maybe: Any = ()
-        run = 1
-        if resume:
-            plan = plan_resume(load_report(report), retry_failed=False)
-            carry, maybe, run = plan.skip, plan.maybe_applied, plan.run
-        stopper = Stopper(Instant(), pacer=Pacer(rate=1e9, burst=64),
-                          settings=RunSettings(concurrency=64, run=run))
         done = 0
-        with open_source(path) as source, ReportWriter(report, run=run, append=resume) as writer:
-            async with stopper.run(iter(source), carry_over=carry, maybe_applied=maybe) as results:
-                async for result in results:
-                    if result.run == run:
+        with contextlib.ExitStack() as held:
+            if resume:
+                opened = held.enter_context(open_resume(report, path))
+                source, run, lock, carried = (
+                    opened.source,
+                    opened.plan.run,
+                    opened.lock,
+                    opened.plan.carried,
+                )
+            else:
+                source, run, lock, carried = held.enter_context(open_source(path)), 1, None, None
+            stopper = Stopper(
+                Instant(),
+                pacer=Pacer(rate=1e9, burst=64),
+                settings=RunSettings(concurrency=64, run=run),
+            )
+            writer = ReportWriter(report, run=run, append=resume, lock=lock, carried=carried)
+            with writer:
+                async with stopper.run(iter(source), carried=carried) as results:
+                    async for result in results:
                         writer.write(result)
-                    done += 1
-            writer.finalize()
+                        done += 1
         return done
 
     done = asyncio.run(main())
@@ -378,6 +386,10 @@ def bench_memory(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
     for label, (n, peak) in peaks.items():
         per = "" if n == small_n else f"{(peak - small_peak) * 2**20 / (n - small_n):.0f}"
         row(label, f"{peak:.1f}", per)
+    big = f"{sizes[-1]:,}"
+    if f"resume of {big}" in peaks:  # what holding the resume plan adds to the run itself
+        (n, resumed), (_, fresh) = peaks[f"resume of {big}"], peaks[f"{big} rows"]
+        row("  resume beyond the fresh run", "", f"{(resumed - fresh) * 2**20 / n:.0f}")
     print("  bytes/target: beyond the 10,000-row run, per extra target; target ≤ 32")
 
 

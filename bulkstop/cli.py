@@ -21,14 +21,12 @@ import contextlib
 import importlib
 import os
 import secrets
-import shutil
 import signal
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn
 
 import anyio
 import click
@@ -55,15 +53,12 @@ from bulkstop.models import ACCEPTABLE, Outcome, Result
 from bulkstop.pacing import Pacer
 from bulkstop.progress import ProgressDisplay
 from bulkstop.report import (
-    KeyFingerprint,
+    CarriedRecords,
     ReportLock,
     ReportWriter,
-    ResumePlan,
-    check_report_matches,
     default_report_path,
-    load_report,
-    plan_resume,
-    record_key,
+    open_resume,
+    refuse_report_as_input,
     report_format,
 )
 from bulkstop.retry import RetryPolicy, SystematicFault
@@ -371,8 +366,8 @@ class _Plan:
     lock: ReportLock
     run_number: int = 1
     append: bool = False
-    carry: dict[tuple[str, str], Result] = field(default_factory=dict)
-    maybe_applied: frozenset[tuple[str, str]] = frozenset()
+    #: a resume's: the records it carries over from earlier runs
+    carried: CarriedRecords | None = None
 
 
 async def _run_main(options: RunOptions) -> int:
@@ -380,41 +375,38 @@ async def _run_main(options: RunOptions) -> int:
     report_path = options.report or default_report_path(utcnow())
     report_format(report_path)  # checks the extension before anything happens
     stdin = sys.stdin.buffer if options.input == "-" else None
-    _refuse_report_as_input(options.input, stdin, report_path)
-    # Locked before the report is read, so that no other run writes it meanwhile.
-    with ReportLock.acquire(report_path) as lock, contextlib.ExitStack() as inputs:
-        exists = report_path.exists() and report_path.stat().st_size > 0
-        if exists and not options.resume and not options.overwrite:
-            raise UsageError(
-                f"report {report_path} already exists: add --resume to continue that run, "
-                "--overwrite to replace it, or choose another --report path"
-            )
-        resume: ResumePlan | None = None
+    with contextlib.ExitStack() as held:
         if options.resume:
-            if not report_path.exists():
-                # Refused rather than started afresh: at 3 a.m. a missing report is a
-                # mistyped path far more often than a wish for a new run, and a new report
-                # would send every stop again and leave the real one's record incomplete.
-                raise UsageError(
-                    f"--resume: the report {report_path} does not exist, so there is no run "
-                    "to continue; check the path, or leave out --resume to start a new report"
+            resume = held.enter_context(
+                open_resume(
+                    report_path,
+                    options.input,
+                    input_format=options.input_format,
+                    stdin=stdin,
+                    retry_failed=options.retry_failed,
                 )
-            if stdin is not None:
-                stdin = inputs.enter_context(_spooled(stdin, report_path))
-            resume = _plan_resume(options, report_path, stdin)
-        source = inputs.enter_context(open_source(options.input, options.input_format, stdin=stdin))
-        if resume is None:
-            plan = _Plan(source=source, report_path=report_path, lock=lock)
-        else:
-            plan = _Plan(
-                source=source,
-                report_path=report_path,
-                lock=lock,
-                run_number=resume.run,
-                append=True,
-                carry=dict(resume.skip),
-                maybe_applied=frozenset(resume.maybe_applied),
             )
+            plan = _Plan(
+                source=resume.source,
+                report_path=report_path,
+                lock=resume.lock,
+                run_number=resume.plan.run,
+                append=True,
+                carried=resume.plan.carried,
+            )
+        else:
+            refuse_report_as_input(options.input, stdin, report_path)
+            # Locked before the report is looked at, so that no other run writes it meanwhile.
+            lock = held.enter_context(ReportLock.acquire(report_path))
+            if report_path.exists() and report_path.stat().st_size > 0 and not options.overwrite:
+                raise UsageError(
+                    f"report {report_path} already exists: add --resume to continue that run, "
+                    "--overwrite to replace it, or choose another --report path"
+                )
+            source = held.enter_context(
+                open_source(options.input, options.input_format, stdin=stdin)
+            )
+            plan = _Plan(source=source, report_path=report_path, lock=lock)
         if options.simulate:
             return await _simulated(options, plan)
         endpoint = resolve_endpoint(options.endpoint, options.region)
@@ -436,56 +428,6 @@ async def _run_main(options: RunOptions) -> int:
             await auth.prepare()
             client.auth = auth
             return await _execute(options, client, plan)
-
-
-def _refuse_report_as_input(input_name: str, stdin: IO[bytes] | None, report_path: Path) -> None:
-    """Refuse a report that is the input itself (same path, a link, a hard link, or stdin
-    redirected from it): writing the report would destroy the rows still to be read."""
-    try:
-        report = report_path.stat()
-    except OSError:
-        return  # no report yet; one that cannot be read is the writer's to report
-    try:
-        given = os.stat(input_name) if stdin is None else os.fstat(stdin.fileno())
-    except (OSError, ValueError):  # no such input (open_source says so), or not a file
-        return
-    if (given.st_dev, given.st_ino) == (report.st_dev, report.st_ino):
-        what = f"the input {input_name} itself" if stdin is None else "the file stdin reads"
-        raise UsageError(
-            f"the report {report_path} is {what}: writing the report would destroy the "
-            "input; choose another --report path"
-        )
-
-
-@contextlib.contextmanager
-def _spooled(stream: IO[bytes], report_path: Path) -> Iterator[IO[bytes]]:
-    """``stream`` (stdin) copied to a private temporary file, for a resume to read twice.
-
-    A resume compares its input with the report before anything is sent, then runs it; stdin
-    can be read only once, so it is read to its end first. The file is created 0600 (an
-    incident's input is as private as its report) in the report's directory, which has room
-    for it as it has for the report. It has no name where the OS allows (``O_TMPFILE``) and is
-    unlinked at once elsewhere, so nothing is left behind, not even by a SIGKILL.
-    """
-    with tempfile.TemporaryFile(dir=report_path.parent) as spool:
-        shutil.copyfileobj(stream, spool)
-        spool.seek(0)
-        yield spool
-
-
-def _plan_resume(options: RunOptions, report_path: Path, stdin: IO[bytes] | None) -> ResumePlan:
-    """Read the report of the run to continue, check it is one of this input, and plan.
-
-    The input is read once here, to its end, for its keys (``stdin`` is the spooled copy of
-    stdin, rewound for the run afterwards).
-    """
-    loaded = load_report(report_path)
-    with open_source(options.input, options.input_format, stdin=stdin) as again:
-        keys = (row.target.key for row in again if row.target is not None)
-        check_report_matches(loaded, KeyFingerprint.from_keys(keys), report_path, again.name)
-    if stdin is not None:
-        stdin.seek(0)
-    return plan_resume(loaded, retry_failed=options.retry_failed)
 
 
 def _client(options: RunOptions, endpoint: str, auth: Auth | None) -> CodeArtsClient:
@@ -516,11 +458,11 @@ async def _simulated(options: RunOptions, plan: _Plan) -> int:
 
 
 async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> int:
-    source, report_path, run_number, carry = (
+    source, report_path, run_number, carried = (
         plan.source,
         plan.report_path,
         plan.run_number,
-        plan.carry,
+        plan.carried,
     )
     settings = RunSettings(
         concurrency=options.concurrency,
@@ -537,6 +479,7 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
         append=plan.append,
         overwrite=options.overwrite,
         lock=plan.lock,
+        carried=carried,
     )
     stopper = Stopper(client, pacer=pacer, settings=settings, observer=writer)
     log.info(
@@ -548,7 +491,7 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
         rate=options.rate,
         concurrency=options.concurrency,
         run=run_number,
-        carried_over=len(carry),
+        carried=0 if carried is None else len(carried),
     )
     console = _console()
     show = options.progress == "always" or (
@@ -557,7 +500,7 @@ async def _execute(options: RunOptions, client: CodeArtsClient, plan: _Plan) -> 
     interrupted = False
     aborted: RunAborted | None = None
     # The source itself, not iter(source): its async reading lets a drain stop reading a pipe.
-    run = stopper.run(source, carry_over=carry, maybe_applied=plan.maybe_applied)
+    run = stopper.run(source, carried=carried)
     with writer:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, run, options.grace)
@@ -595,15 +538,7 @@ def _record(writer: ReportWriter, result: Result, plan: _Plan) -> None:
         log.warning(
             "input.invalid_row", where=f"{plan.source.name}:{result.line}", problem=result.detail
         )
-    if result.run == plan.run_number:
-        writer.write(result)
-        return
-    # Carried over: the report holds the record already, unless at another line (the input
-    # was reordered); then it is written again, with this input's line.
-    key = record_key(result)
-    earlier = None if key is None else plan.carry.get(key)
-    if earlier is None or earlier.line != result.line:
-        writer.write_carried(result)
+    writer.write(result)  # a carried record is in the report already: the writer knows
 
 
 async def _watch_signals(run: StopRun, grace: float) -> None:

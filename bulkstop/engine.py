@@ -2,8 +2,8 @@
 
 ::
 
-    rows ──> producer ──(validate, dedupe, carry over)──> work stream ──> N workers ──> results
-                 └── invalid / duplicate / carried-over rows go straight to results ──┘
+    rows ──> producer ──(validate, dedupe, carried)──> work stream ──> N workers ──> results
+                 └── invalid / duplicate / carried rows go straight to results ──┘
 
 Each worker takes a target and drives it to a final outcome: wait for the :class:`Pacer`,
 call the client, let :func:`~bulkstop.retry.classify` judge the reply, and retry, refresh the
@@ -41,7 +41,7 @@ import asyncio
 import collections
 import contextlib
 import random
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -67,6 +67,7 @@ from bulkstop.models import (
     ReplyKind,
     Result,
     Target,
+    TargetKey,
     TransportFailure,
     parse_target,
 )
@@ -81,7 +82,7 @@ from bulkstop.retry import (
 )
 from bulkstop.sources import ReadAhead
 
-__all__ = ["Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
+__all__ = ["Carried", "Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
 
 log = get_logger(__name__)
 
@@ -95,6 +96,23 @@ class RunObserver(Protocol):
     """Told about a target just before its first attempt is sent (the report's journal)."""
 
     def attempting(self, line: int, job_id: str, build_no: int) -> None: ...
+
+
+class Carried(Protocol):
+    """What a resume carries over from earlier runs, asked once per distinct target.
+
+    :class:`bulkstop.report.CarriedRecords` is the one a report gives.
+    """
+
+    def get(self, key: TargetKey, line: int) -> Result | None:
+        """The record to hand out instead of sending the target at input ``line``, or
+        ``None``: send it."""
+        ...
+
+    def maybe_applied(self, key: TargetKey) -> bool:
+        """Whether an earlier run may already have stopped a target about to be sent (a
+        "not stopped" answer is then ``uncertain``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -370,8 +388,7 @@ class Stopper:
         self,
         rows: Iterable[RowLike] | AsyncIterable[RowLike],
         *,
-        carry_over: Mapping[tuple[str, str], Result] | None = None,
-        maybe_applied: Iterable[tuple[str, str]] = (),
+        carried: Carried | None = None,
     ) -> StopRun:
         """Start stopping ``rows``; use the returned object with ``async with``.
 
@@ -380,14 +397,11 @@ class Stopper:
         iterable other than a list or tuple is read on a thread of its own
         (:class:`~bulkstop.sources.ReadAhead`, as a source reads itself), so that a slow one
         never holds up the event loop, and each row goes out as soon as it is read.
-        ``carry_over`` maps ``(job_id, str(build_no))`` to a final record of an earlier run:
-        such targets are not sent and their record comes out again, with the line of the
-        row that names the target in ``rows`` and otherwise unchanged (outcome, attempts,
-        run); the very same object when that line is the record's own.
-        ``maybe_applied`` lists targets an earlier run may already have stopped, so that a
-        "not stopped" answer for them is reported ``uncertain``.
+        ``carried`` (a resume's) is asked about each distinct target: one it hands a record
+        for is not sent, and that record comes out in its place; one it says may have been
+        stopped already is reported ``uncertain`` on a "not stopped" answer.
         """
-        return StopRun(self, rows, carry_over or {}, frozenset(maybe_applied))
+        return StopRun(self, rows, carried)
 
 
 class StopRun(anyio.AsyncContextManagerMixin):
@@ -403,13 +417,11 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self,
         stopper: Stopper,
         rows: Iterable[RowLike] | AsyncIterable[RowLike],
-        carry_over: Mapping[tuple[str, str], Result],
-        maybe_applied: frozenset[tuple[str, str]],
+        carried: Carried | None,
     ) -> None:
         self._stopper = stopper
         self._rows = rows
-        self._carry = carry_over
-        self._maybe_applied = maybe_applied
+        self._carried = carried
         settings = stopper.settings
         self.settings = settings
         self.stats = RunStats()
@@ -636,15 +648,16 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 )
                 await self._emit(out, duplicate)
                 continue
-            key = (target.job_id, str(target.build_no))
-            carried = self._carry.get(key)
-            if carried is not None:
-                self.stats.carried_over += 1
-                if carried.line != line:  # a resume's input may hold the target elsewhere
-                    carried = carried._replace(line=line)
-                await self._emit(out, carried)
-                continue
-            item = _Item(line, target, maybe_applied=key in self._maybe_applied)
+            maybe_applied = False
+            if self._carried is not None:
+                key = target.key
+                record = self._carried.get(key, line)
+                if record is not None:
+                    self.stats.carried_over += 1
+                    await self._emit(out, record)
+                    continue
+                maybe_applied = self._carried.maybe_applied(key)
+            item = _Item(line, target, maybe_applied=maybe_applied)
             if self.stopping:
                 await self._emit(
                     out,

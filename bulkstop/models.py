@@ -298,10 +298,6 @@ class Result(NamedTuple):
     #: which run produced this record (1 for a first run; resumes count up)
     run: int = 1
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.job_id, self.build_no)
-
 
 #: Validates a record from outside (a report file): ``RESULT_ADAPTER.validate_python(dict)``.
 RESULT_ADAPTER: TypeAdapter[Result] = TypeAdapter(Result)

@@ -39,7 +39,7 @@ from click.testing import CliRunner
 from simhost import HostedSimulator, SimulatorHost
 
 from bulkstop.cli import main
-from bulkstop.models import Outcome, Result
+from bulkstop.models import Outcome, Result, TargetKey
 from bulkstop.report import LoadedReport, ReportWriter, inflight_path, load_report, lock_path
 from bulkstop.simulator import SimulatorConfig
 
@@ -66,7 +66,7 @@ SIMULATORS: dict[str, Mapping[str, Any]] = {
     "expiring_token_simulator": {**_FAST, "token_ttl_requests": 30},
 }
 
-Key = tuple[str, str]
+Key = TargetKey
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,7 +84,7 @@ class Row:
 
     @property
     def key(self) -> Key:
-        return (self.job_id, self.build_no)
+        return TargetKey(self.job_id, int(self.build_no))
 
 
 def _job_id(salt: str, index: int) -> str:
@@ -111,7 +111,7 @@ def write_input(path: Path, count: int, *, salt: str = "e2e") -> list[Row]:
         writer.writerow(["job_id", "build_no"])
         writer.writerows(values)
     rows: list[Row] = []
-    seen: set[Key] = set()
+    seen: set[tuple[str, str]] = set()
     for line, (job_id, build_no) in enumerate(values, start=2):  # line 1 is the header
         kind: Outcome | None = None
         if job_id == "NOT-A-JOB-ID" or build_no == "0":
@@ -171,7 +171,7 @@ def _by_key(counts: dict[str, int]) -> dict[Key, int]:
     keyed: dict[Key, int] = {}
     for name, count in counts.items():
         job_id, _, build_no = name.partition(":")
-        keyed[(job_id, build_no)] = count
+        keyed[TargetKey(job_id, int(build_no))] = count
     return keyed
 
 
@@ -345,7 +345,7 @@ def one_record_per_row(report: Path, rows: list[Row]) -> dict[Key, Result]:
     by_key: dict[Key, Result] = {}
     for row in rows:
         record = by_line[row.line]
-        assert (record.job_id, record.build_no) == row.key, f"line {row.line}"
+        assert (record.job_id, record.build_no) == (row.job_id, row.build_no), f"line {row.line}"
         if row.kind is not None:
             assert record.outcome is row.kind, f"line {row.line}: {record.outcome}"
         else:
@@ -462,7 +462,7 @@ def test_resume_continues_a_report_torn_in_its_last_line(
         data = data[: -len(b"]\n")]  # the closing bracket never made it to disk
     start, fields = _last_record(data, fmt)
     assert fields["outcome"] == "stopped"
-    torn_key = (fields["job_id"], str(fields["build_no"]))
+    torn_key = TargetKey(fields["job_id"], int(fields["build_no"]))
     report.write_bytes(data[: start + (len(data) - start) // 2])
     assert load_report(report).torn_line is not None
     before = fast_simulator.stop_counts()

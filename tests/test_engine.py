@@ -7,6 +7,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 import anyio
 import pytest
@@ -31,6 +32,7 @@ from bulkstop import (
     Target,
     TransportFailure,
 )
+from bulkstop.models import TargetKey
 from bulkstop.sources import TargetSource, open_source
 
 pytestmark = pytest.mark.anyio
@@ -122,6 +124,22 @@ async def run_all(
     return out
 
 
+@dataclass
+class FakeCarried:
+    """A resume's carried records, as the engine asks them."""
+
+    records: dict[TargetKey, Result] = field(default_factory=dict)
+    maybe: set[TargetKey] = field(default_factory=set)
+    asked: list[tuple[TargetKey, int]] = field(default_factory=list)
+
+    def get(self, key: TargetKey, line: int) -> Result | None:
+        self.asked.append((key, line))
+        return self.records.get(key)
+
+    def maybe_applied(self, key: TargetKey) -> bool:
+        return key in self.maybe
+
+
 def by_build(results: list[Result]) -> dict[str, Result]:
     return {r.build_no: r for r in results if r.outcome not in (Outcome.INVALID, Outcome.DUPLICATE)}
 
@@ -198,7 +216,7 @@ async def test_not_stopped_after_unambiguous_throttle_stays_not_stopped() -> Non
 
 async def test_maybe_applied_from_an_earlier_run_makes_not_stopped_uncertain() -> None:
     client = FakeClient(FakeClock(), always(NOT))
-    results = await run_all(client, targets(2), maybe_applied=[(JOB, "2")])
+    results = await run_all(client, targets(2), carried=FakeCarried(maybe={TargetKey(JOB, 2)}))
     assert by_build(results)["1"].outcome is Outcome.NOT_STOPPED
     assert by_build(results)["2"].outcome is Outcome.UNCERTAIN
 
@@ -430,7 +448,7 @@ async def test_an_earlier_runs_maybe_applied_outlives_an_abort_before_any_attemp
     client = FakeClient(clock, always(OK))
     stopper = Stopper(client, pacer=Pacer(rate=1000, clock=clock), clock=clock)
     async with clock.autojump():
-        run = stopper.run(targets(2), maybe_applied=[(JOB, "2")])
+        run = stopper.run(targets(2), carried=FakeCarried(maybe={TargetKey(JOB, 2)}))
         async with run as results:
             run.drain("test")
             out = {r.build_no: r async for r in results}
@@ -570,34 +588,23 @@ async def test_leaving_a_run_early_stops_reading_its_pipe() -> None:
         assert aiter(source).join(timeout=10)
 
 
-async def test_carried_over_targets_are_not_sent() -> None:
+async def test_carried_targets_are_not_sent_and_their_record_comes_out() -> None:
     earlier = Result(line=2, job_id=JOB, build_no="2", outcome=Outcome.STOPPED, run=1)
     client = FakeClient(FakeClock(), always(OK))
-    results = await run_all(
-        client,
-        targets(3),
-        settings=RunSettings(run=2),
-        carry_over={(JOB, "2"): earlier},
-    )
+    carried = FakeCarried(records={TargetKey(JOB, 2): earlier})
+    results = await run_all(client, targets(3), settings=RunSettings(run=2), carried=carried)
     assert by_build(results)["2"] is earlier
     assert sorted(b for _, b in client.calls) == [1, 3]
     assert {r.run for r in results if r.build_no != "2"} == {2}
 
 
-async def test_carried_over_record_takes_the_line_of_its_row_in_this_input() -> None:
-    earlier = Result(
-        line=9, job_id=JOB, build_no="2", outcome=Outcome.FAILED, http_status=503, attempts=4
-    )
-    rows = [(JOB, 3), (JOB, 2), (JOB, 1)]  # the report's run saw another order
+async def test_carried_is_asked_about_each_target_at_the_line_of_its_row() -> None:
+    rows = [(JOB, 3), (JOB, 2), (JOB, 3), (JOB, 1)]  # one duplicate, asked about once
+    carried = FakeCarried()
 
-    results = await run_all(
-        FakeClient(FakeClock(), always(OK)),
-        rows,
-        settings=RunSettings(run=3),
-        carry_over={(JOB, "2"): earlier},
-    )
+    await run_all(FakeClient(FakeClock(), always(OK)), rows, carried=carried)
 
-    assert by_build(results)["2"] == earlier._replace(line=2)
+    assert carried.asked == [(TargetKey(JOB, 3), 1), (TargetKey(JOB, 2), 2), (TargetKey(JOB, 1), 4)]
 
 
 async def test_leaving_early_cancels_the_rest() -> None:

@@ -114,7 +114,6 @@ def test_result_fields_are_the_report_columns_in_order() -> None:
         "maybe_applied", "run",
     )  # fmt: skip
     result = Result(line=3, job_id=JOB, build_no="2", outcome=Outcome.STOPPED)
-    assert result.key == (JOB, "2")
     assert list(result) == [3, JOB, "2", Outcome.STOPPED, None, "", "", "", 0, None, None,
                             None, "", False, 1]  # fmt: skip
 

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import operator
 import os
 import re
 import socket
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,55 +18,25 @@ import pytest
 from fakeclock import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reportkit import FORMATS, job, key, result, write_run
 
 import bulkstop.report as report
 from bulkstop.errors import InputError, ReportMismatchError, UsageError
-from bulkstop.models import REPORT_FIELDS, Outcome, Result, Target
+from bulkstop.models import REPORT_FIELDS, Outcome, Result, TargetKey
 from bulkstop.report import (
-    KeyFingerprint,
-    LoadedReport,
+    CarriedRecords,
     ReportFormat,
     ReportLock,
     ReportWriter,
-    check_report_matches,
     default_report_path,
+    encoding,
     inflight_path,
     load_report,
     lock_path,
-    plan_resume,
     record_key,
     report_format,
-    target_key,
 )
-
-FORMATS: list[ReportFormat] = ["csv", "jsonl", "json"]
-T0 = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
-
-
-def job(i: int) -> str:
-    return f"{i:032x}"
-
-
-def key(i: int) -> tuple[str, str]:
-    return (job(i), str(i + 1))
-
-
-def result(i: int, outcome: Outcome = Outcome.STOPPED, **fields: Any) -> Result:
-    """A record for target ``i`` (input line ``i + 2``), with realistic values."""
-    values: dict[str, Any] = {
-        "line": i + 2,
-        "job_id": job(i),
-        "build_no": str(i + 1),
-        "outcome": outcome,
-        "http_status": 200,
-        "request_id": f"req-{i}",
-        "attempts": 1,
-        "started_at": T0 + timedelta(seconds=i),
-        "finished_at": T0 + timedelta(seconds=i, milliseconds=250),
-        "elapsed_ms": 250,
-    }
-    values.update(fields)
-    return Result(**values)
+from bulkstop.report import writer as writing
 
 
 @pytest.fixture(params=FORMATS)
@@ -77,27 +48,6 @@ def fmt(request: pytest.FixtureRequest) -> ReportFormat:
 @pytest.fixture
 def path(tmp_path: Path, fmt: ReportFormat) -> Path:
     return tmp_path / f"report.{fmt}"
-
-
-def write_run(
-    path: Path,
-    records: list[Result],
-    *,
-    run: int = 1,
-    append: bool = False,
-    attempting: Sequence[int] = (),
-    finalize: bool = False,
-) -> None:
-    """Write one run's records; without ``finalize`` the run ends as if the process died."""
-    writer = ReportWriter(path, run=run, append=append)
-    for i in attempting:
-        writer.attempting(i + 2, job(i), i + 1)
-    for record in records:
-        writer.write(record)
-    if finalize:
-        writer.finalize()
-    else:
-        writer.close()
 
 
 def last_line_start(data: bytes) -> int:
@@ -135,11 +85,20 @@ def test_default_report_path_is_stamped_in_utc(tmp_path: Path) -> None:
     )
 
 
-def test_record_key_is_canonical_and_absent_for_unkeyed_records() -> None:
-    assert record_key(result(0, build_no=" 007 ")) == (job(0), "7")
+def test_record_key_is_the_target_key_and_absent_for_unkeyed_records() -> None:
+    assert record_key(result(0, job_id=f" {job(0)} ", build_no=" 007 ")) == TargetKey(job(0), 7)
     assert record_key(result(0, Outcome.INVALID, build_no="x")) is None
     assert record_key(result(0, Outcome.DUPLICATE)) is None
-    assert target_key(Target(job_id=job(3), build_no=4)) == key(3)
+
+
+@pytest.mark.parametrize("build_no", ["x", "+7", "7_0", "", "٧"])
+def test_a_record_of_a_target_without_a_build_number_is_a_bad_line(
+    path: Path, build_no: str
+) -> None:
+    write_run(path, [result(1), result(0, build_no=build_no), result(2)])
+    line = 2 if path.suffix == ".jsonl" else 3  # after a header or "[" and one record
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{line}: build_no: "):
+        load_report(path)
 
 
 # -- round trip ----------------------------------------------------------------------------------
@@ -228,7 +187,7 @@ def test_any_text_survives_a_round_trip(fmt_: ReportFormat, text: str) -> None:
         path = Path(directory) / f"r.{fmt_}"
         write_run(path, [result(0, error_msg=text, detail=text)])
         loaded = load_report(path).records[0]
-    expected = report._NEWLINES.sub(" ", text) if fmt_ == "csv" else text
+    expected = encoding.NEWLINES.sub(" ", text) if fmt_ == "csv" else text
     assert (loaded.error_msg, loaded.detail) == (expected, expected)
 
 
@@ -298,7 +257,7 @@ def test_csv_text_cells_never_start_a_formula_and_read_back_unchanged(text: str)
         [row] = csv_rows(path)
         loaded = load_report(path).records[0]
 
-    expected = report._NEWLINES.sub(" ", text)  # line breaks become spaces, as before
+    expected = encoding.NEWLINES.sub(" ", text)  # line breaks become spaces, as before
     escaped = "'" + expected if expected.startswith((*FORMULA_LEADS, "'")) else expected
     for name in fields:
         assert not row[name].startswith(FORMULA_LEADS)
@@ -417,21 +376,19 @@ def test_missing_report_is_an_input_error_unless_missing_ok(tmp_path: Path) -> N
     with pytest.raises(InputError, match=r"nope\.csv does not exist"):
         load_report(path)
     loaded = load_report(path, missing_ok=True)
-    assert loaded.is_empty
-    assert loaded.last_run == 0
+    assert (loaded.records, loaded.in_flight, loaded.last_run) == ([], frozenset(), 0)
 
 
 # -- resume state --------------------------------------------------------------------------------
 
 
-def test_loaded_report_keeps_latest_latest_final_and_failed_like(path: Path) -> None:
+def test_loaded_report_keeps_every_record_and_each_targets_latest(path: Path) -> None:
     write_run(path, [result(0), result(1, Outcome.FAILED), result(2, Outcome.ABORTED)])
     write_run(path, [result(2, Outcome.UNAUTHORIZED, http_status=401)], run=2, append=True)
     loaded = load_report(path)
     assert len(loaded.records) == 4
-    assert loaded.latest[key(2)].outcome is Outcome.UNAUTHORIZED
-    assert set(loaded.latest_final) == {key(0)}
-    assert {k: r.outcome for k, r in loaded.failed_like.items()} == {
+    assert {k: r.outcome for k, r in loaded.latest.items()} == {
+        key(0): Outcome.STOPPED,
         key(1): Outcome.FAILED,
         key(2): Outcome.UNAUTHORIZED,
     }
@@ -475,153 +432,6 @@ def test_finalize_removes_the_sidecar(path: Path) -> None:
     assert not inflight_path(path).exists()
 
 
-def loaded_with(path: Path, *records: Result) -> LoadedReport:
-    write_run(path, list(records))
-    return load_report(path)
-
-
-def case(latest: Result, retry_failed: bool, sent: bool, maybe: bool, name: str) -> Any:
-    return pytest.param(latest, retry_failed, sent, maybe, id=name)
-
-
-@pytest.mark.parametrize(
-    ("latest", "retry_failed", "sent", "maybe_applied"),
-    [
-        case(result(0), False, False, False, "stopped-kept"),
-        case(result(0, Outcome.NOT_STOPPED), True, False, False, "not_stopped-kept-by-retry"),
-        case(result(0, Outcome.NOT_FOUND, http_status=404), True, False, False, "not_found-kept"),
-        case(result(0, Outcome.FORBIDDEN, http_status=403), True, False, False, "forbidden-kept"),
-        case(result(0, Outcome.FAILED, http_status=503), False, False, False, "failed-kept"),
-        case(result(0, Outcome.FAILED, http_status=503), True, True, True, "failed-503-retried"),
-        case(result(0, Outcome.FAILED, http_status=None), True, True, True, "failed-timeout"),
-        case(
-            result(0, Outcome.FAILED, http_status=500, error_code="CB.00060211"),
-            True,
-            True,
-            False,
-            "failed-throttled-500",
-        ),
-        case(result(0, Outcome.FAILED, http_status=429), True, True, False, "failed-429"),
-        case(result(0, Outcome.UNCERTAIN), False, False, False, "uncertain-kept"),
-        case(result(0, Outcome.UNCERTAIN), True, True, True, "uncertain-retried"),
-        case(
-            result(0, Outcome.ABORTED, http_status=None, attempts=0),
-            False,
-            True,
-            False,
-            "aborted-unsent",
-        ),
-        case(
-            result(0, Outcome.ABORTED, http_status=None, attempts=1),
-            False,
-            True,
-            True,
-            "aborted-mid-call",
-        ),
-        case(result(0, Outcome.UNAUTHORIZED, http_status=401), False, True, False, "unauthorized"),
-        # the flag carries what earlier runs knew, whatever this record's own last reply was
-        case(
-            result(0, Outcome.ABORTED, http_status=None, attempts=0, maybe_applied=True),
-            False,
-            True,
-            True,
-            "aborted-unsent-flagged",
-        ),
-        case(
-            result(0, Outcome.ABORTED, http_status=429, maybe_applied=True),
-            False,
-            True,
-            True,
-            "aborted-after-429-flagged",
-        ),
-        case(
-            result(0, Outcome.FAILED, http_status=429, maybe_applied=True),
-            True,
-            True,
-            True,
-            "failed-429-flagged",
-        ),
-    ],
-)
-def test_plan_resume_decides_by_the_latest_record(
-    tmp_path: Path, latest: Result, retry_failed: bool, sent: bool, maybe_applied: bool
-) -> None:
-    plan = plan_resume(loaded_with(tmp_path / "r.jsonl", latest), retry_failed=retry_failed)
-    assert plan.should_send(key(0)) is sent
-    assert (key(0) in plan.maybe_applied) is maybe_applied
-
-
-@pytest.mark.parametrize("retry_failed", [False, True])
-def test_plan_resume_sends_in_flight_targets_as_maybe_applied(
-    tmp_path: Path, retry_failed: bool
-) -> None:
-    path = tmp_path / "r.jsonl"
-    write_run(path, [result(0, Outcome.FAILED, http_status=429)])
-    write_run(path, [], run=2, append=True, attempting=[0])  # retried, then the process died
-    plan = plan_resume(load_report(path), retry_failed=retry_failed)
-    assert plan.should_send(key(0))
-    assert plan.maybe_applied == {key(0)}
-
-
-def test_plan_resume_sends_targets_the_report_never_saw(tmp_path: Path) -> None:
-    plan = plan_resume(loaded_with(tmp_path / "r.csv", result(0)), retry_failed=False)
-    assert plan.skip == {key(0): result(0)}
-    assert plan.should_send(key(1))
-    assert key(1) not in plan.maybe_applied
-
-
-def test_plan_resume_numbers_the_next_run_after_report_and_sidecar(tmp_path: Path) -> None:
-    path = tmp_path / "r.csv"
-    write_run(path, [result(0)])
-    write_run(path, [], run=2, append=True, attempting=[1])
-    assert plan_resume(load_report(path), retry_failed=False).run == 3
-
-
-# -- fingerprint ---------------------------------------------------------------------------------
-
-
-def test_fingerprint_knows_its_keys_however_build_no_is_spelled() -> None:
-    fingerprint = KeyFingerprint.from_keys([(job(0), 1), (job(1), 2)])
-    assert (job(0), 1) in fingerprint
-    assert (job(1), "002") in fingerprint
-    assert (job(0), 2) not in fingerprint
-    assert "not a key" not in fingerprint
-    assert len(fingerprint) == 2
-
-
-def test_fingerprint_merges_chunks_of_sorted_digests(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report, "_FINGERPRINT_CHUNK", 4)
-    fingerprint = KeyFingerprint.from_keys((job(i), i + 1) for i in range(11))
-    assert len(fingerprint) == 11
-    assert all((job(i), i + 1) in fingerprint for i in range(11))
-    assert (job(11), 12) not in fingerprint
-
-
-def test_report_of_another_input_is_refused_with_count_and_example(tmp_path: Path) -> None:
-    loaded = loaded_with(tmp_path / "r.csv", result(0), result(1), result(2))
-    fingerprint = KeyFingerprint.from_keys([(job(1), 2)])
-    with pytest.raises(ReportMismatchError) as caught:
-        check_report_matches(loaded, fingerprint, Path("r.csv"), "targets.csv")
-    message = str(caught.value)
-    assert "r.csv is not a report of targets.csv: 2 of its 3 targets are not in the input" in (
-        message
-    )
-    assert f"(e.g. {job(0)}:1)" in message
-    assert "use a new --report path" in message
-    assert "\n" not in message
-
-
-def test_report_matches_an_input_that_holds_its_targets_and_more(tmp_path: Path) -> None:
-    loaded = loaded_with(tmp_path / "r.csv", result(0), result(4, Outcome.INVALID, job_id="x"))
-    fingerprint = KeyFingerprint.from_keys([(job(0), 1), (job(1), 2)])
-    check_report_matches(loaded, fingerprint, loaded.path, "in.csv")
-
-
-def test_empty_report_matches_any_input(tmp_path: Path) -> None:
-    loaded = loaded_with(tmp_path / "r.json")
-    check_report_matches(loaded, KeyFingerprint.from_keys([]), loaded.path, "in.csv")
-
-
 # -- finalize ------------------------------------------------------------------------------------
 
 
@@ -638,10 +448,13 @@ def test_finalize_after_resume_keeps_one_record_per_row(path: Path) -> None:
         ],
         finalize=True,
     )
-    plan = plan_resume(load_report(path), retry_failed=False)
-    assert set(plan.skip) == {key(0), key(1), key(4)}
+    carried = CarriedRecords.load(path, retry_failed=False)
+    assert [i for i in range(5) if carried.get(key(i), i + 2)] == [0, 1, 4]
     rerun = [result(2), result(3, Outcome.INVALID, **invalid)]
-    write_run(path, rerun, run=plan.run, append=True, finalize=True)
+    writer = ReportWriter(path, run=2, append=True, carried=carried)
+    for record in rerun:
+        writer.write(record)
+    writer.finalize()
     records = load_report(path).records
     assert records[:3] == [
         result(0),
@@ -670,7 +483,7 @@ def test_finalize_of_a_first_run_does_not_rewrite(
     def no_compaction(*args: object) -> None:
         raise AssertionError("a first run needs no compaction")
 
-    monkeypatch.setattr(report, "_compact", no_compaction)
+    monkeypatch.setattr(writing, "compact", no_compaction)
     write_run(path, [result(0), result(1)], attempting=[0, 1], finalize=True)
     assert len(load_report(path).records) == 2
 
@@ -780,21 +593,39 @@ def test_exception_in_the_context_leaves_a_resumable_journal(tmp_path: Path) -> 
     assert load_report(path).in_flight == {key(0)}
 
 
-# -- carried-over records at another line --------------------------------------------------------
+# -- carried records at another line -------------------------------------------------------------
 
 
-def test_carried_record_written_again_is_the_copy_finalize_keeps(path: Path) -> None:
+def test_a_carried_record_at_another_line_is_kept_at_that_line(path: Path) -> None:
     write_run(path, [result(0), result(1)], finalize=True)  # lines 2 and 3
-    writer = ReportWriter(path, run=2, append=True)
+    carried = CarriedRecords.load(path, retry_failed=False)
+    writer = ReportWriter(path, run=2, append=True, carried=carried)
 
-    writer.write_carried(result(0, line=3))  # the resumed input holds the two swapped
-    writer.write_carried(result(1, line=2))
+    for i, line in ((0, 3), (1, 2)):  # the resumed input holds the two swapped
+        handed_out = carried.get(key(i), line)
+        assert handed_out is not None
+        writer.write(handed_out)
     writer.finalize()
 
-    assert [(r.line, r.key, r.run) for r in load_report(path).records] == [
-        (3, key(0), 1),
+    records = load_report(path).records
+    assert sorted((r.line, record_key(r), r.run) for r in records) == [
         (2, key(1), 1),
+        (3, key(0), 1),
     ]
+    assert [r._replace(line=0) for r in records] == [result(i, line=0) for i in (0, 1)]
+
+
+def test_a_carried_record_at_its_own_line_is_not_written_again(path: Path) -> None:
+    write_run(path, [result(0), result(1)], finalize=True)
+    carried = CarriedRecords.load(path, retry_failed=False)
+    writer = ReportWriter(path, run=2, append=True, carried=carried)
+
+    handed_out = carried.get(key(0), 2)
+    assert handed_out is not None
+    writer.write(handed_out)
+    writer.close()
+
+    assert load_report(path).records == [result(0), result(1)]  # closed: not compacted
 
 
 # -- the files of a report: owner only, never through a link, one process at a time ---------------
@@ -1069,6 +900,227 @@ def test_records_reach_the_os_before_any_fsync(tmp_path: Path, fsyncs: Fsyncs) -
     writer.write(result(1))
     assert fsyncs.times(path) == []
     assert load_report(path).records == [result(0), result(1)]
+    writer.close()
+
+
+# -- flush cadence: records wait a few milliseconds, markers none ----------------------------------
+
+
+@dataclass
+class Timers:
+    """A ``call_later`` that keeps its callbacks until the test fires them."""
+
+    delays: list[float] = field(default_factory=list)
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.delays.append(delay)
+        self.callbacks.append(callback)
+
+    def fire(self) -> None:
+        callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+def on_disk(path: Path) -> list[Result]:
+    """The records that reached the OS (another reader sees them)."""
+    return load_report(path).records
+
+
+def test_records_wait_in_memory_until_the_flush_timer_fires(path: Path) -> None:
+    timers = Timers()
+    writer = ReportWriter(path, call_later=timers)
+    writer.write(result(0))
+    writer.write(result(1))
+    assert on_disk(path) == []
+    assert timers.delays == [0.005]  # one timer for the batch
+
+    timers.fire()
+
+    assert on_disk(path) == [result(0), result(1)]
+    writer.close()
+
+
+def test_records_reach_the_os_once_flush_every_wait(path: Path) -> None:
+    writer = ReportWriter(path, call_later=Timers(), flush_every=3)
+    writer.write(result(0))
+    writer.write(result(1))
+    assert on_disk(path) == []
+    writer.write(result(2))
+    assert on_disk(path) == [result(0), result(1), result(2)]
+    writer.close()
+
+
+def test_a_record_written_flush_interval_after_the_first_flushes_both(path: Path) -> None:
+    clock = FakeClock()
+    writer = ReportWriter(path, call_later=Timers(), now=clock.now, flush_interval=0.005)
+    writer.write(result(0))
+    clock.advance(0.004)
+    writer.write(result(1))
+    assert on_disk(path) == []
+    clock.advance(0.001)
+    writer.write(result(2))
+    assert on_disk(path) == [result(0), result(1), result(2)]
+    writer.close()
+
+
+def test_a_timer_due_for_an_earlier_batch_flushes_the_next_one(path: Path) -> None:
+    timers = Timers()
+    writer = ReportWriter(path, call_later=timers, flush_every=2)
+    writer.write(result(0))
+    writer.write(result(1))  # flushed by count; the timer of this batch is still due
+    writer.write(result(2))
+    assert (on_disk(path), len(timers.delays)) == ([result(0), result(1)], 1)
+
+    timers.fire()  # within the interval of result(2) too: it was due sooner
+
+    assert on_disk(path) == [result(0), result(1), result(2)]
+    writer.close()
+
+
+def test_without_a_flush_interval_every_record_goes_at_once(path: Path) -> None:
+    timers = Timers()
+    writer = ReportWriter(path, call_later=timers, flush_interval=0)
+    writer.write(result(0))
+    assert (on_disk(path), timers.delays) == ([result(0)], [])
+    writer.close()
+
+
+def test_a_marker_reaches_the_os_at_once_while_records_wait(path: Path) -> None:
+    writer = ReportWriter(path, call_later=Timers())
+    writer.attempting(2, job(0), 1)
+    writer.write(result(0))
+    writer.attempting(3, job(1), 2)
+    loaded = load_report(path)
+    assert (loaded.records, loaded.in_flight) == ([], {key(0), key(1)})
+    writer.close()
+
+
+@pytest.mark.parametrize("end", ["flush", "close", "finalize"])
+def test_records_waiting_in_memory_reach_the_file_when_the_writer_ends(
+    path: Path, end: str
+) -> None:
+    writer = ReportWriter(path, call_later=Timers())
+    writer.write(result(0))
+    getattr(writer, end)()
+    assert on_disk(path) == [result(0)]
+    if end == "flush":
+        writer.close()
+
+
+def test_a_failed_timed_flush_is_raised_by_the_next_call_and_loses_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timers = Timers()
+    writer = ReportWriter(path, call_later=timers)
+    writer.write(result(0))
+    real = writing._written
+
+    def disk_full(stream: Any, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writing, "_written", disk_full)
+    timers.fire()  # the event loop's callback: nothing to raise it to
+    with pytest.raises(OSError, match="No space left"):
+        writer.write(result(1))
+
+    monkeypatch.setattr(writing, "_written", real)  # room again
+    writer.close()
+    assert on_disk(path) == [result(0)]
+
+
+@pytest.mark.anyio
+async def test_inside_an_event_loop_records_are_batched_by_default(path: Path) -> None:
+    writer = ReportWriter(path)
+    writer.write(result(0))
+    assert on_disk(path) == []
+    writer.flush()
+    assert on_disk(path) == [result(0)]
+    writer.close()
+
+
+# -- the bytes of a line -------------------------------------------------------------------------
+
+GOLDEN = Result(
+    line=7,
+    job_id=job(1),
+    build_no="2",
+    outcome=Outcome.NOT_STOPPED,
+    http_status=None,
+    error_code="CB.1",
+    error_msg='said "no", then -1',
+    request_id="r,1",
+    attempts=2,
+    started_at=datetime(2026, 11, 28, 12, 0, 0, 999999, tzinfo=UTC),
+    finished_at=datetime(2026, 11, 28, 7, 0, 1, 5000, tzinfo=timezone(timedelta(hours=-5))),
+    elapsed_ms=1006,
+    detail="",
+    maybe_applied=True,
+    run=3,
+)
+
+
+#: Values of other types than their columns': each written as the generic way writes it.
+ODD = GOLDEN._replace(
+    line=True, build_no=2, outcome="stopped", http_status=200.0, attempts=False, detail=3
+)
+
+
+@pytest.mark.parametrize(
+    ("record", "fmt_", "line"),
+    [
+        (
+            GOLDEN,
+            "csv",
+            f'7,{job(1)},2,not_stopped,,CB.1,"said ""no"", then -1","r,1",2,'
+            "2026-11-28T12:00:00.999Z,2026-11-28T12:00:01.005Z,1006,,true,3\n",
+        ),
+        (
+            GOLDEN,
+            "jsonl",
+            f'{{"line":7,"job_id":"{job(1)}","build_no":"2","outcome":"not_stopped",'
+            '"http_status":null,"error_code":"CB.1","error_msg":"said \\"no\\", then -1",'
+            '"request_id":"r,1","attempts":2,"started_at":"2026-11-28T12:00:00.999Z",'
+            '"finished_at":"2026-11-28T12:00:01.005Z","elapsed_ms":1006,"detail":"",'
+            '"maybe_applied":true,"run":3}\n',
+        ),
+        (
+            ODD,
+            "csv",
+            f'true,{job(1)},2,stopped,200.0,CB.1,"said ""no"", then -1","r,1",false,'
+            "2026-11-28T12:00:00.999Z,2026-11-28T12:00:01.005Z,1006,3,true,3\n",
+        ),
+        (
+            ODD,
+            "jsonl",
+            f'{{"line":true,"job_id":"{job(1)}","build_no":2,"outcome":"stopped",'
+            '"http_status":200.0,"error_code":"CB.1","error_msg":"said \\"no\\", then -1",'
+            '"request_id":"r,1","attempts":false,"started_at":"2026-11-28T12:00:00.999Z",'
+            '"finished_at":"2026-11-28T12:00:01.005Z","elapsed_ms":1006,"detail":3,'
+            '"maybe_applied":true,"run":3}\n',
+        ),
+    ],
+    ids=["csv", "jsonl", "csv-other-types", "jsonl-other-types"],
+)
+def test_a_record_is_written_as_these_bytes(record: Result, fmt_: ReportFormat, line: str) -> None:
+    assert encoding.LineEncoder(fmt_).bare(record) == line.encode()
+
+
+@pytest.mark.parametrize(
+    ("job_id", "line"),
+    [
+        (job(1), f'{{"run":2,"line":7,"job_id":"{job(1)}","build_no":20}}\n'),
+        ('a "quoted" id', '{"run":2,"line":7,"job_id":"a \\"quoted\\" id","build_no":20}\n'),
+    ],
+    ids=["job-id", "other-text"],
+)
+def test_a_marker_is_written_as_these_bytes(tmp_path: Path, job_id: str, line: str) -> None:
+    path = tmp_path / "r.csv"
+    writer = ReportWriter(path, run=2)
+    writer.attempting(7, job_id, 20)
+    assert inflight_path(path).read_bytes() == line.encode()
+    assert load_report(path).in_flight == {TargetKey(job_id, 20)}
     writer.close()
 
 

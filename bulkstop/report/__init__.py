@@ -1,0 +1,92 @@
+"""The report: one record per input row, written as results complete, readable after a crash.
+
+The report is also the run's journal. Every format is line-oriented so that it can be appended
+to while the run goes on and read back, line by line, after the process was killed.
+
+Formats (from the report path's extension, any case; values: :mod:`~bulkstop.report.encoding`)
+    ``.csv``               a header row (:data:`~bulkstop.models.REPORT_FIELDS`), then one
+                           record per line; an empty field means "none".
+    ``.jsonl``/``.ndjson`` one JSON object per line, ``null`` for "none".
+    ``.json``              a JSON array with one element per line::
+
+                               [
+                               {"line":1,...}
+                               ,{"line":2,...}
+                               ]
+
+                           The comma leads the element so that a record's line is complete (ends
+                           in ``\\n``) the moment it is written, and the file is valid JSON once
+                           :meth:`ReportWriter.finalize` has appended ``]``.
+
+Crash safety (:mod:`~bulkstop.report.writer`)
+    Before a target's first attempt the engine calls :meth:`ReportWriter.attempting`; that
+    marker reaches the sidecar ``<report>.inflight`` before the stop can be sent, so after a
+    crash the loader knows which targets may have been stopped with no record saying so.
+    :class:`ReportWriter` appends one line per result and hands them to the OS within a few
+    milliseconds, so a killed process loses at most the records of its last few milliseconds
+    (their targets are sent again by a resume, as maybe stopped); it fsyncs on a cadence (time
+    and count) so that a power cut loses at most about a second. :func:`load_report` drops a
+    torn last line. :meth:`ReportWriter.finalize` rewrites the report to exactly one record
+    per input row and removes the sidecar.
+
+The files of a report (:mod:`~bulkstop.report.files`, :mod:`~bulkstop.report.lock`)
+    Every file bulkstop creates for a report (the report, ``<report>.inflight``,
+    ``<report>.lock`` and the temporary files of a compaction) is created readable by its owner
+    only (0600) and never opened through a symbolic link. One process at a time writes a
+    report: :class:`ReportLock` holds ``<report>.lock`` from before the report is read until it
+    is finalized or closed, and a second process is refused, naming the first.
+
+Resume: one call, :func:`open_resume` (:mod:`~bulkstop.report.resume`)::
+
+    with open_resume(path, "targets.csv", retry_failed=False) as resume:
+        plan = resume.plan
+        with ReportWriter(path, run=plan.run, append=True, lock=resume.lock,
+                          carried=plan.carried) as writer:
+            async with stopper.run(resume.source, carried=plan.carried) as results:
+                async for result in results:
+                    writer.write(result)
+
+It locks the report, refuses a report that is the input or that does not exist, spools stdin,
+checks the report against the input and plans the run (what :mod:`~bulkstop.report.carried`
+carries over); the :class:`Resume` it returns holds the lock, the input from its first row,
+and the plan.
+
+Records are keyed by :class:`~bulkstop.models.TargetKey` (:func:`record_key`). ``invalid`` and
+``duplicate`` records carry the raw text of their row and are never keyed: each run reports
+them afresh.
+"""
+
+from __future__ import annotations
+
+from bulkstop.report.carried import CarriedRecords
+from bulkstop.report.files import refuse_report_as_input
+from bulkstop.report.keys import record_key
+from bulkstop.report.loading import LoadedReport, load_report
+from bulkstop.report.lock import ReportLock
+from bulkstop.report.paths import (
+    ReportFormat,
+    default_report_path,
+    inflight_path,
+    lock_path,
+    report_format,
+)
+from bulkstop.report.resume import Resume, ResumePlan, open_resume
+from bulkstop.report.writer import ReportWriter
+
+__all__ = [
+    "CarriedRecords",
+    "LoadedReport",
+    "ReportFormat",
+    "ReportLock",
+    "ReportWriter",
+    "Resume",
+    "ResumePlan",
+    "default_report_path",
+    "inflight_path",
+    "load_report",
+    "lock_path",
+    "open_resume",
+    "record_key",
+    "refuse_report_as_input",
+    "report_format",
+]

@@ -1,0 +1,334 @@
+"""Records as report lines: how each value is written, in CSV and in JSON.
+
+Timestamps are UTC ISO-8601 to the millisecond with ``Z`` (``2026-11-28T12:00:00.123Z``; a
+naive datetime is taken as UTC), outcomes their lowercase value, numbers as numbers, ``None`` as
+an empty CSV field or JSON ``null``, flags as ``true``/``false``. In CSV, ``\\r`` and ``\\n``
+inside text become a space, so a record is exactly one line, and a text cell that a spreadsheet
+would run as a formula (first character ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)
+or that starts with ``'`` is written behind one more ``'``, which reading strips again.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from json.encoder import encode_basestring
+from typing import Any, Final, get_type_hints
+
+from bulkstop.models import REPORT_FIELDS, Outcome, Result
+
+__all__ = [
+    "NEWLINES",
+    "TEXT_COLUMNS",
+    "LineEncoder",
+    "as_utc",
+    "format_time",
+]
+
+#: Columns that hold text (as opposed to numbers, flags, times, outcomes): the CSV cells whose
+#: leading ``'`` reading strips (see :data:`_FORMULA_LEADS`).
+TEXT_COLUMNS: Final = frozenset(
+    name for name, hint in get_type_hints(Result).items() if hint is str
+)
+#: First characters that make a spreadsheet run a cell as a formula (OWASP's list: = + - @,
+#: tab, carriage return), and the apostrophe that escapes them: a text cell starting with any
+#: of these is written behind one more ``'``, so that every written ``'`` lead is ours.
+_FORMULA_LEADS: Final = frozenset("=+-@\t\r'")
+NEWLINES: Final = re.compile(r"\r\n|[\r\n]")
+#: How JSON writes a value the fast way does not know (the generic way, as json.dumps does).
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: The columns, in the order _csv_cells and _json_line unpack a Result.
+_COLUMNS: Final = (
+    "line",
+    "job_id",
+    "build_no",
+    "outcome",
+    "http_status",
+    "error_code",
+    "error_msg",
+    "request_id",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "elapsed_ms",
+    "detail",
+    "maybe_applied",
+    "run",
+)
+if _COLUMNS != REPORT_FIELDS:  # pragma: no cover - a column was added or moved: follow it
+    raise ImportError(f"bulkstop.report.encoding writes {_COLUMNS}, not {REPORT_FIELDS}")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive one is taken as UTC already."""
+    offset = moment.utcoffset()
+    if offset is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if offset else moment
+
+
+#: The last second :func:`format_time` wrote, as (its fields, ``YYYY-MM-DDTHH:MM:SS``).
+_last_second: tuple[tuple[int, ...], str] = ((), "")
+
+
+def format_time(moment: datetime) -> str:
+    """``2026-11-28T12:00:00.123Z``: UTC to the millisecond."""
+    zone = moment.tzinfo
+    if zone is UTC:  # what the engine stamps
+        # A record has two times and a run writes thousands of records a second, most of them
+        # within the second before: the date and time of day are made once per second, only
+        # the milliseconds for each time (a third of what isoformat() costs).
+        global _last_second
+        second = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+        seen, text = _last_second
+        if second != seen:
+            text = moment.isoformat(timespec="seconds")[:19]  # before "+00:00"
+            _last_second = (second, text)
+        return f"{text}.{moment.microsecond // 1000:03}Z"
+    if zone is None:
+        return moment.isoformat(timespec="milliseconds") + "Z"
+    return as_utc(moment).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (from a badly encoded reply) replaced, so UTF-8 can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _plain(value: Any) -> Any:
+    """A field value as JSON holds it."""
+    kind = type(value)  # exact types first: this runs for every field of every record
+    if kind is str:
+        return value if value.isascii() else _encodable(value)
+    if value is None or kind is int or kind is bool or kind is float:
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, int | float):
+        return value
+    return _encodable(str(value))
+
+
+def _csv_text(value: Any) -> str:
+    plain = _plain(value)
+    if plain is None:
+        return ""
+    if type(plain) is bool:
+        return "true" if plain else "false"  # as JSON spells it
+    if type(plain) is not str:
+        return str(plain)  # a number stays a number, even a negative one
+    text: str = plain
+    if "\n" in text or "\r" in text:
+        text = NEWLINES.sub(" ", text)
+    if text and text[0] in _FORMULA_LEADS:
+        text = "'" + text
+    return text
+
+
+# The two functions below write one record a line, in CSV and JSON, as _csv_text and _plain
+# do, and take the common case, a value of the column's own type, straight: a run writes a
+# record for every input row, and going through the generic functions for each of the 15
+# fields was most of the journal's cost. A value of any other type takes the generic way.
+# They unpack a Result by position: the names say which column is which (REPORT_FIELDS).
+
+
+def _csv_str(value: Any) -> Any:
+    if type(value) is not str:
+        return _csv_text(value)
+    if not value:
+        return value
+    if not value.isascii():
+        value = _encodable(value)
+    if "\n" in value or "\r" in value:
+        value = NEWLINES.sub(" ", value)
+    return "'" + value if value[0] in _FORMULA_LEADS else value
+
+
+def _csv_time(value: Any) -> Any:
+    if value is None:
+        return value
+    return format_time(value) if type(value) is datetime else _csv_text(value)
+
+
+def _csv_cells(result: Result, run: Any) -> tuple[Any, ...]:
+    """The cells of ``result`` for ``csv.writer`` (which writes None as an empty field)."""
+    (
+        line,
+        job_id,
+        build_no,
+        outcome,
+        http_status,
+        error_code,
+        error_msg,
+        request_id,
+        attempts,
+        started_at,
+        finished_at,
+        elapsed_ms,
+        detail,
+        maybe_applied,
+        own_run,
+    ) = result
+    if run is None:
+        run = own_run
+    return (
+        line if type(line) is int else _csv_text(line),
+        _csv_str(job_id),
+        _csv_str(build_no),
+        outcome.value if type(outcome) is Outcome else _csv_text(outcome),
+        http_status if http_status is None or type(http_status) is int else _csv_text(http_status),
+        _csv_str(error_code),
+        _csv_str(error_msg),
+        _csv_str(request_id),
+        attempts if type(attempts) is int else _csv_text(attempts),
+        _csv_time(started_at),
+        _csv_time(finished_at),
+        elapsed_ms if elapsed_ms is None or type(elapsed_ms) is int else _csv_text(elapsed_ms),
+        _csv_str(detail),
+        ("true" if maybe_applied else "false")
+        if type(maybe_applied) is bool
+        else _csv_text(maybe_applied),
+        run if type(run) is int else _csv_text(run),
+    )
+
+
+def _json_str(value: Any) -> str:
+    if type(value) is str:
+        return encode_basestring(value if value.isascii() else _encodable(value))
+    return _JSON.encode(_plain(value))
+
+
+def _json_time(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is datetime:
+        return '"' + format_time(value) + '"'  # digits, "-", ":", "T", "." and "Z" only
+    return _JSON.encode(_plain(value))
+
+
+def _json_int(value: Any) -> str:
+    if value is None:
+        return "null"
+    return str(value) if type(value) is int else _JSON.encode(_plain(value))
+
+
+def _json_line(result: Result, run: Any) -> str:
+    """``result`` as one JSON object, as ``json.dumps`` writes it without spaces."""
+    (
+        line,
+        job_id,
+        build_no,
+        outcome,
+        http_status,
+        error_code,
+        error_msg,
+        request_id,
+        attempts,
+        started_at,
+        finished_at,
+        elapsed_ms,
+        detail,
+        maybe_applied,
+        own_run,
+    ) = result
+    if run is None:
+        run = own_run
+    outcome_text = '"' + outcome.value + '"' if type(outcome) is Outcome else _json_str(outcome)
+    if type(maybe_applied) is bool:
+        flag = "true" if maybe_applied else "false"
+    else:
+        flag = _JSON.encode(_plain(maybe_applied))
+    return (
+        f'{{"line":{_json_int(line)},"job_id":{_json_str(job_id)},'
+        f'"build_no":{_json_str(build_no)},"outcome":{outcome_text},'
+        f'"http_status":{_json_int(http_status)},"error_code":{_json_str(error_code)},'
+        f'"error_msg":{_json_str(error_msg)},"request_id":{_json_str(request_id)},'
+        f'"attempts":{_json_int(attempts)},"started_at":{_json_time(started_at)},'
+        f'"finished_at":{_json_time(finished_at)},"elapsed_ms":{_json_int(elapsed_ms)},'
+        f'"detail":{_json_str(detail)},"maybe_applied":{flag},"run":{_json_int(run)}}}\n'
+    )
+
+
+class LineEncoder:
+    """Turns records into report lines, in one format.
+
+    :meth:`record` and :meth:`bare` give one line's bytes. A journal adds records to the
+    encoder's own text instead (:meth:`add`) and takes them, all at once, as bytes
+    (:meth:`take`): csv.writer and the JSON lines write into one buffer, encoded once per
+    batch rather than once per record.
+    """
+
+    __slots__ = ("_csv", "_pending", "_pending_csv", "_scratch", "fmt", "has_records", "pending")
+
+    def __init__(self, fmt: str, *, has_records: bool = False) -> None:
+        self.fmt = fmt
+        #: whether a record precedes the next one (JSON: the next one needs its comma)
+        self.has_records = has_records
+        #: records added and not taken yet
+        self.pending = 0
+        self._scratch = io.StringIO()
+        self._csv = csv.writer(self._scratch, lineterminator="\n")
+        self._pending = io.StringIO()
+        self._pending_csv = csv.writer(self._pending, lineterminator="\n")
+
+    def header(self) -> bytes:
+        if self.fmt == "csv":
+            return self._csv_line(list(REPORT_FIELDS))
+        return b"[\n" if self.fmt == "json" else b""
+
+    def footer(self) -> bytes:
+        return b"]\n" if self.fmt == "json" else b""
+
+    def record(self, result: Result, *, run: int | None = None) -> bytes:
+        """The line for ``result``, ready to append; ``run`` overrides the record's own."""
+        return self.join(self.bare(result, run=run))
+
+    def bare(self, result: Result, *, run: int | None = None) -> bytes:
+        """The line for ``result`` without the comma a JSON element may need."""
+        if self.fmt == "csv":
+            return self._csv_line(_csv_cells(result, run))
+        return _json_line(result, run).encode()
+
+    def join(self, bare: bytes) -> bytes:
+        """``bare`` as the next line of the file: in JSON, every element after the first
+        leads with its comma."""
+        lead = self.fmt == "json" and self.has_records
+        self.has_records = True
+        return b"," + bare if lead else bare
+
+    def add(self, result: Result, *, run: int | None = None) -> None:
+        """Add the line of ``result`` (as :meth:`record` makes it) to the lines to take."""
+        if self.fmt == "csv":
+            self._pending_csv.writerow(_csv_cells(result, run))
+        else:
+            if self.fmt == "json" and self.has_records:
+                self._pending.write(",")
+            self._pending.write(_json_line(result, run))
+        self.has_records = True
+        self.pending += 1
+
+    def take(self) -> bytes:
+        """The lines added since the last take, as one run of bytes."""
+        pending = self._pending
+        text = pending.getvalue()
+        pending.seek(0)
+        pending.truncate()
+        self.pending = 0
+        return text.encode()
+
+    def _csv_line(self, fields: Sequence[Any]) -> bytes:
+        self._scratch.seek(0)
+        self._scratch.truncate()
+        self._csv.writerow(fields)
+        return self._scratch.getvalue().encode()
