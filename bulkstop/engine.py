@@ -37,14 +37,12 @@ group never spans a ``yield`` of an async generator)::
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
 import random
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
 import anyio
 
@@ -58,6 +56,7 @@ from bulkstop.guards import (
     FailureThreshold,
     SystematicFaultGuard,
 )
+from bulkstop.handoff import HandOff
 from bulkstop.log import get_logger
 from bulkstop.models import (
     ACCEPTABLE,
@@ -84,8 +83,6 @@ from bulkstop.sources import ReadAhead
 __all__ = ["Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
 
 log = get_logger(__name__)
-
-T = TypeVar("T")
 
 RowLike = InputRow | Target | tuple[str, Any]
 Key = tuple[str, int]
@@ -246,88 +243,12 @@ def _describe_reply(reply: Reply) -> str:
     return reply.kind.value  # timeout / connection
 
 
-class _HandOff(Generic[T]):
-    """A bounded FIFO between tasks, refilled in bulk; closed when its last sender is done.
-
-    Hand-written rather than an anyio memory stream because the stream costs a scheduling
-    round trip per item on both sides: ``receive()`` yields to the event loop even when an
-    item is waiting, and a blocked ``send()`` is woken for every freed slot. At thousands of
-    targets a second those round trips were most of the engine's cost in the overhead
-    benchmark. Here a getter takes a waiting item at once, and a blocked putter waits until
-    the queue has drained to half before refilling it.
-
-    A wait is a bare asyncio future: aiohttp ties bulkstop to asyncio anyway, and an
-    ``anyio.Event`` looks up the running backend each time one is made (once per result, for
-    a consumer that keeps up). anyio's cancel scopes cancel these waits like any other.
-    """
-
-    __slots__ = ("_getters", "_high", "_items", "_low", "_senders", "_space")
-
-    def __init__(self, high: int, senders: int = 1) -> None:
-        self._items: collections.deque[T] = collections.deque()
-        self._high = max(1, high)
-        self._low = self._high // 2
-        self._senders = senders
-        self._space: asyncio.Future[None] | None = None
-        self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    async def put(self, item: T) -> None:
-        while len(self._items) >= self._high:
-            if self._space is None:
-                self._space = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._space)  # shared by every blocked putter
-        self._items.append(item)
-        self._wake_getter()
-
-    def _wake_getter(self) -> None:
-        getters = self._getters
-        while getters:
-            waiter = getters.popleft()
-            if not waiter.done():  # a cancelled getter's future is done already
-                waiter.set_result(None)
-                return
-
-    def sender_done(self) -> None:
-        """One sender has finished; after the last one, getters see the end."""
-        self._senders -= 1
-        if self._senders <= 0:
-            while self._getters:
-                self._wake_getter()
-
-    async def get(self) -> T | None:
-        """The next item, or ``None`` once every sender is done and the queue is empty."""
-        while True:
-            if self._items:
-                item = self._items.popleft()
-                space = self._space
-                if space is not None and len(self._items) <= self._low:
-                    self._space = None
-                    space.set_result(None)
-                return item
-            if self._senders <= 0:
-                return None
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._getters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_getter()  # woken, then cancelled: pass the wake-up on
-                else:
-                    self._remove(waiter)
-                raise
-
-    def _remove(self, waiter: asyncio.Future[None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._getters.remove(waiter)
-
-
 class Results:
     """The results of a run, as they complete: ``async for result in results``."""
 
     __slots__ = ("_queue",)
 
-    def __init__(self, queue: _HandOff[Result]) -> None:
+    def __init__(self, queue: HandOff[Result]) -> None:
         self._queue = queue
 
     def __aiter__(self) -> Results:
@@ -483,8 +404,8 @@ class StopRun(anyio.AsyncContextManagerMixin):
     async def __asynccontextmanager__(self) -> AsyncIterator[Results]:
         settings = self.settings
         # one sender for the producer and one per worker
-        out = _HandOff[Result](high=settings.concurrency * 4, senders=settings.concurrency + 1)
-        queue = _HandOff[_Item](high=settings.concurrency * 2)
+        out = HandOff[Result](high=settings.concurrency * 4, senders=settings.concurrency + 1)
+        queue = HandOff[_Item](high=settings.concurrency * 2)
         self._judged = anyio.Event()
         self.stats.started = self._stopper.clock.now()
         async with anyio.create_task_group() as tg:
@@ -588,19 +509,19 @@ class StopRun(anyio.AsyncContextManagerMixin):
             run=self.settings.run,
         )
 
-    async def _produce(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
+    async def _produce(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
         try:
             await self._produce_into(queue, out)
         finally:
             queue.sender_done()
             out.sender_done()
 
-    async def _produce_into(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
+    async def _produce_into(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
         async with contextlib.aclosing(self._rows_async()) as rows:
             await self._produce_from(rows, queue, out)
 
     async def _produce_from(
-        self, rows: AsyncIterator[RowLike], queue: _HandOff[_Item], out: _HandOff[Result]
+        self, rows: AsyncIterator[RowLike], queue: HandOff[_Item], out: HandOff[Result]
     ) -> None:
         index = 0
         async for raw in rows:
@@ -658,14 +579,14 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 continue
             await queue.put(item)
 
-    async def _emit(self, out: _HandOff[Result], result: Result) -> None:
+    async def _emit(self, out: HandOff[Result], result: Result) -> None:
         await out.put(result)
         outcomes = self.stats.outcomes  # counted once delivered
         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
 
     # -- workers -------------------------------------------------------------------------
 
-    async def _work(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
+    async def _work(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
         try:
             await self._work_through(queue, out)
         finally:
@@ -673,7 +594,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
             self._conclude_if_stuck()
             out.sender_done()
 
-    async def _work_through(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
+    async def _work_through(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
         clock = self._stopper.clock
         run = self.settings.run
         # One cancel scope per worker, not per target: cancel_in_flight() cancels it,
