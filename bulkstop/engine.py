@@ -49,6 +49,7 @@ import anyio
 from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
 from bulkstop.codes import AUTH_FAILURE_STATUSES, FORBIDDEN_STATUS
+from bulkstop.dedupe import SeenTargets
 from bulkstop.errors import CredentialsRejected, RunAborted, ServerFailing, SystematicFailure
 from bulkstop.guards import (
     AuthBreaker,
@@ -356,7 +357,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self.abort_error: RunAborted | None = None
         self._stop_reason: str | None = None
         self._random = random.Random(settings.seed)  # noqa: S311 - jitter, not security
-        self._seen: dict[str, bytearray | set[int]] = {}
+        self._seen = SeenTargets()  # every target met so far, for the dedupe
         self._input: ReadAhead[Any] | None = None  # the input, when it is read on a thread
         self._waiting: set[anyio.CancelScope] = set()
         self._in_flight: set[anyio.CancelScope] = set()
@@ -446,33 +447,6 @@ class StopRun(anyio.AsyncContextManagerMixin):
             if isinstance(iterator, ReadAhead):
                 iterator.stop()  # a run that ended early reads no further (at the end: no-op)
 
-    def _first_sighting(self, target: Target) -> bool:
-        """Exact dedupe in little memory: a bitmap of build numbers per job.
-
-        Build numbers are small and dense (1, 2, 3… per job), so a bit each is enough; a
-        job whose numbers go past 2**24 falls back to a set.
-        """
-        seen = self._seen.get(target.job_id)
-        number = target.build_no
-        if seen is None:
-            seen = bytearray()
-            self._seen[target.job_id] = seen
-        if isinstance(seen, bytearray):
-            if number < (1 << 24):
-                index, bit = divmod(number, 8)
-                if index >= len(seen):
-                    seen.extend(bytes(max(index + 1 - len(seen), len(seen))))
-                if seen[index] & (1 << bit):
-                    return False
-                seen[index] |= 1 << bit
-                return True
-            as_set = {i * 8 + b for i, byte in enumerate(seen) for b in range(8) if byte >> b & 1}
-            self._seen[target.job_id] = seen = as_set
-        if number in seen:
-            return False
-        seen.add(number)
-        return True
-
     def _to_row(self, row: RowLike, index: int) -> InputRow:
         if isinstance(row, InputRow):
             return row
@@ -548,7 +522,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     await self._emit(out, invalid)
                     continue
                 line, target = row.line, row.target
-            if not self._first_sighting(target):
+            if not self._seen.add(target.key):
                 detail = (
                     f"same target as an earlier row; sent once ({target.job_id}:{target.build_no})"
                 )

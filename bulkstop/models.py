@@ -1,6 +1,9 @@
 """The data that flows through bulkstop: targets in, results out.
 
     Target        one build to stop: ``(job_id, build_no)``, validated.
+    TargetKey     a build's identity, the one key of a target everywhere (dedupe, resume,
+                  report records); :func:`key_digest` is its 128-bit digest, for structures
+                  that hold many keys compactly.
     InputRow      one row of the input as read: its source line and either a Target or
                   the reason it is invalid. Readers produce these; the engine consumes them.
     Reply         what one stop call answered (or how it failed), as the client saw it.
@@ -18,6 +21,7 @@ of digits; ``"+3"``, ``"3.0"``, ``true`` are refused).
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +42,9 @@ __all__ = [
     "ReplyKind",
     "Result",
     "Target",
+    "TargetKey",
     "TransportFailure",
+    "key_digest",
     "parse_target",
 ]
 
@@ -92,6 +98,19 @@ class TargetKey(NamedTuple):
 
     job_id: str
     build_no: int
+
+
+def key_digest(key: TargetKey) -> int:
+    """The 128-bit digest of a target's key: the one digest every compact structure uses.
+
+    BLAKE2b of the job id's UTF-8 bytes followed by ``build_no`` as 8 little-endian bytes (a
+    fixed-width tail, so no two keys share an input), as an unsigned integer. The same key
+    gives the same digest in every process. Two distinct keys agree in any ``b`` given bits of their
+    digests with probability ``2**-b``. ``build_no`` must be from 0 to ``2**64 - 1`` (a
+    :class:`Target`'s always is).
+    """
+    data = key[0].encode() + key[1].to_bytes(8, "little")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "little")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import tracemalloc
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
@@ -611,9 +612,41 @@ async def test_leaving_early_cancels_the_rest() -> None:
 
 
 async def test_dedupe_handles_huge_build_numbers() -> None:
-    rows = [(JOB, 5), (JOB, 2**30), (JOB, 5), (JOB, 2**30), (JOB, 7)]  # past the 2**24 bitmap
+    rows = [(JOB, 5), (JOB, 2**30), (JOB, 5), (JOB, 2**30), (JOB, 7)]
     results = await run_all(FakeClient(FakeClock(), always(OK)), rows)
     assert Counter(r.outcome for r in results) == {Outcome.STOPPED: 3, Outcome.DUPLICATE: 2}
+
+
+async def test_a_distinct_target_costs_the_run_at_most_32_bytes() -> None:
+    """Every target of a job of its own, the shape a bitmap of build numbers per job paid
+    ~500 bytes a target for. The memory a run keeps per target is its dedupe's."""
+
+    class Instant:
+        async def stop(self, target: Target) -> Reply:
+            return OK
+
+        async def refresh_credentials(self, generation: int) -> bool:
+            return False
+
+    async def peak_after(rows: list[tuple[str, int]]) -> int:
+        # A fixed rate: adaptive pacing keeps a second's worth of start times, which at an
+        # unlimited rate is memory per request, not per target.
+        pacer = Pacer(rate=1e9, burst=64, adaptive=False)
+        stopper = Stopper(Instant(), pacer=pacer, settings=RunSettings(concurrency=8))
+        tracemalloc.start()
+        try:
+            async with stopper.run(rows) as results:
+                async for _ in results:
+                    pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def distinct_jobs(n: int) -> list[tuple[str, int]]:
+        return [(f"{i:032x}", 1 + (i * 7919) % 5000) for i in range(n)]
+
+    small, large = distinct_jobs(1_000), distinct_jobs(7_000)
+    assert (await peak_after(large) - await peak_after(small)) / 6_000 <= 32
 
 
 async def test_results_carry_report_fields() -> None:

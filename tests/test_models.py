@@ -17,6 +17,8 @@ from bulkstop.models import (
     Outcome,
     Result,
     Target,
+    TargetKey,
+    key_digest,
     parse_target,
 )
 
@@ -30,6 +32,17 @@ def test_a_target_is_a_normalised_pair() -> None:
     assert target == Target(job_id=JOB, build_no=20)
     assert hash(target) == hash(Target(JOB, 20))
     assert target != Target(JOB, 21)
+
+
+def test_a_key_digest_is_the_same_in_every_process_and_tells_keys_apart() -> None:
+    # pinned: structures of different processes (a run and its resume) may compare digests
+    assert key_digest(TargetKey(JOB, 20)) == 0x2BC1787E0E22D4652DCAB579B49D9B67
+    digests = {
+        key_digest(key)
+        for key in (TargetKey(JOB, 20), TargetKey(JOB, 21), Target(JOB[::-1], 20).key)
+    }
+    assert len(digests) == 3
+    assert all(0 <= digest < 2**128 for digest in digests)
 
 
 @pytest.mark.parametrize(
