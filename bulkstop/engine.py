@@ -42,6 +42,7 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import anyio
@@ -49,6 +50,16 @@ import anyio
 from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
 from bulkstop.codes import AUTH_FAILURE_STATUSES, FORBIDDEN_STATUS
+from bulkstop.decision import (
+    Action,
+    RetryState,
+    Step,
+    decide,
+    describe_reply,
+    draws_backoff,
+    honoured_retry_after,
+    out_of_time,
+)
 from bulkstop.dedupe import SeenTargets
 from bulkstop.errors import CredentialsRejected, RunAborted, ServerFailing, SystematicFailure
 from bulkstop.guards import (
@@ -59,26 +70,9 @@ from bulkstop.guards import (
 )
 from bulkstop.handoff import HandOff
 from bulkstop.log import get_logger
-from bulkstop.models import (
-    ACCEPTABLE,
-    InputRow,
-    Outcome,
-    Reply,
-    ReplyKind,
-    Result,
-    Target,
-    TransportFailure,
-    parse_target,
-)
+from bulkstop.models import ACCEPTABLE, InputRow, Outcome, Reply, Result, Target, parse_target
 from bulkstop.pacing import Pacer
-from bulkstop.retry import (
-    RetryBudget,
-    RetryPolicy,
-    SystematicFault,
-    Verdict,
-    classify,
-    compute_backoff,
-)
+from bulkstop.retry import Decision, RetryBudget, RetryPolicy, SystematicFault, Verdict, classify
 from bulkstop.sources import ReadAhead
 
 __all__ = ["Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
@@ -86,7 +80,6 @@ __all__ = ["Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stop
 log = get_logger(__name__)
 
 RowLike = InputRow | Target | tuple[str, Any]
-Key = tuple[str, int]
 
 
 class RunObserver(Protocol):
@@ -167,27 +160,53 @@ class RunStats:
         return self.outcomes.get(outcome, 0)
 
 
-@dataclass(slots=True)
 class _Item:
-    """One target's progress, kept outside the coroutine so a cancelled item still reports."""
+    """One target's progress, kept outside the coroutine so a cancelled item still reports.
 
-    line: int
-    target: Target
-    maybe_applied: bool
-    attempts: int = 0
-    started_at: Any = None
-    started_mono: float | None = None
-    last: Reply | None = None
-    in_flight: bool = False
-    ambiguity: str = ""
-    judged: bool = False  # its first answer was shown to the SystematicFaultGuard
+    Attributes:
+        line: the input line of the row that named it.
+        target: what to stop.
+        state: what its answers used up so far (see :mod:`bulkstop.decision`).
+        attempts: attempts sent so far.
+        started_at / started_mono: when its first attempt started (wall clock, for the
+            report; the run's clock, for its deadline and ``elapsed_ms``).
+        last: its latest answer.
+        in_flight: an attempt is under way.
+        judged: its first answer was shown to the first-answers guard.
+    """
+
+    __slots__ = (
+        "attempts",
+        "in_flight",
+        "judged",
+        "last",
+        "line",
+        "started_at",
+        "started_mono",
+        "state",
+        "target",
+    )
+
+    def __init__(self, line: int, target: Target, *, maybe_applied: bool) -> None:
+        self.line = line
+        self.target = target
+        self.state = _MAYBE_APPLIED if maybe_applied else _FRESH
+        self.attempts = 0
+        self.started_at: datetime | None = None
+        self.started_mono: float | None = None
+        self.last: Reply | None = None
+        self.in_flight = False
+        self.judged = False
+
+    def __repr__(self) -> str:
+        return (
+            f"_Item(line={self.line}, target={self.target!r}, attempts={self.attempts}, "
+            f"in_flight={self.in_flight}, state={self.state!r})"
+        )
 
 
-def _aborted(item: _Item, run: int, clock: Clock, why: str) -> Result:
-    detail = why
-    if item.in_flight or item.maybe_applied:
-        detail += "; a stop call was in flight and may have taken effect"
-    return _result(item, Outcome.ABORTED, run, clock, detail)
+_FRESH = RetryState()
+_MAYBE_APPLIED = RetryState(maybe_applied=True)  # an earlier run may have stopped it
 
 
 def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str = "") -> Result:
@@ -210,7 +229,7 @@ def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str =
         finished_at=finished if item.attempts else None,
         elapsed_ms=elapsed,
         detail=detail,
-        maybe_applied=item.maybe_applied or item.in_flight,
+        maybe_applied=item.state.maybe_applied or item.in_flight,
         run=run,
     )
 
@@ -222,26 +241,6 @@ _FAULT_TEXT: dict[SystematicFault, str] = {
     SystematicFault.REFUSED: "the endpoint refuses connections",
     SystematicFault.CERTIFICATE: "the endpoint's certificate is not trusted",
 }
-
-
-_TRANSPORT_TEXT: dict[TransportFailure, str] = {
-    TransportFailure.DNS: "host not resolved",
-    TransportFailure.REFUSED: "connection refused",
-    TransportFailure.CERTIFICATE: "certificate not trusted",
-}
-
-
-def _describe_reply(reply: Reply) -> str:
-    if reply.kind is ReplyKind.HTTP_ERROR:
-        text = f"HTTP {reply.http_status}"
-        if reply.error_code:
-            text += f" {reply.error_code}"
-        return text
-    if reply.kind is ReplyKind.BAD_BODY:
-        return f"an unreadable HTTP {reply.http_status} answer"
-    if reply.transport_failure is not None:
-        return _TRANSPORT_TEXT[reply.transport_failure]
-    return reply.kind.value  # timeout / connection
 
 
 class Results:
@@ -541,15 +540,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 continue
             item = _Item(line, target, maybe_applied=key in self._maybe_applied)
             if self.stopping:
-                await self._emit(
-                    out,
-                    _aborted(
-                        item,
-                        self.settings.run,
-                        self._stopper.clock,
-                        self._stop_reason or "run stopped",
-                    ),
-                )
+                await self._emit(out, self._aborted(item))
                 continue
             await queue.put(item)
 
@@ -569,8 +560,6 @@ class StopRun(anyio.AsyncContextManagerMixin):
             out.sender_done()
 
     async def _work_through(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
-        clock = self._stopper.clock
-        run = self.settings.run
         # One cancel scope per worker, not per target: cancel_in_flight() cancels it,
         # and what was under way is then reported here, outside the scope.
         scope = anyio.CancelScope()
@@ -581,7 +570,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
             while (item := await queue.get()) is not None:
                 current = item
                 if self.stopping:
-                    result = _aborted(item, run, clock, self._stop_reason or "run stopped")
+                    result = self._aborted(item)
                 else:
                     result = await self._stop_one(item)
                 current, pending = None, result
@@ -594,9 +583,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
         if pending is not None:
             await self._emit(out, pending)
         elif current is not None:
-            await self._emit(out, _aborted(current, run, clock, self._stop_reason or "cancelled"))
+            await self._emit(out, self._aborted(current, "cancelled"))
         while (item := await queue.get()) is not None:
-            await self._emit(out, _aborted(item, run, clock, self._stop_reason or "cancelled"))
+            await self._emit(out, self._aborted(item, "cancelled"))
 
     def _account(self, result: Result) -> None:
         if result.attempts == 0 or result.outcome is Outcome.ABORTED:
@@ -648,16 +637,15 @@ class StopRun(anyio.AsyncContextManagerMixin):
         return not self.stopping
 
     async def _stop_one(self, item: _Item) -> Result:
+        """Drive one target to its result: take a start, call, do what :func:`decide` says."""
         stopper = self._stopper
-        clock, pacer, client = stopper.clock, stopper.pacer, stopper.client
+        pacer, client = stopper.pacer, stopper.client
         policy = self.settings.retry
-        run = self.settings.run
         stats = self.stats
         target = item.target
-        transient = throttled = refreshes = 0
         while True:
             if self.stopping:
-                return _aborted(item, run, clock, self._stop_reason or "run stopped")
+                return self._aborted(item)
             until = None  # a retry must start within the target's deadline, or not at all
             if policy.deadline is not None and item.started_mono is not None:
                 until = item.started_mono + policy.deadline
@@ -665,9 +653,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
             if started is None:
                 started = await self._acquire(pacer, until)
             if self.stopping or (started is None and until is None):
-                return _aborted(item, run, clock, self._stop_reason or "run stopped")
+                return self._aborted(item)
             if started is None:  # no slot before the deadline: a pause or a queue ends later
-                return self._give_up(item, self._deadline_text(policy))
+                return self._settle(item, out_of_time(item.state, policy))
             if item.attempts == 0:
                 item.started_at = utcnow()
                 item.started_mono = started
@@ -686,125 +674,107 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 stats.in_flight -= 1
             item.in_flight = False
             item.last = reply
-            decision = classify(reply)
-            verdict = decision.verdict
-
-            retry_after = reply.retry_after
-            if retry_after is not None:
-                retry_after = min(retry_after, policy.max_retry_after)
-            if verdict is Verdict.THROTTLED:
-                stats.throttled += 1
-                before = pacer.rate
-                pause = pacer.on_throttled(started, retry_after)
-                if pacer.rate != before:
-                    log.info(
-                        "pacing.rate_cut", rate=round(pacer.rate, 2), previous=round(before, 2)
-                    )
-                log.debug(
-                    "stop.throttled",
-                    job_id=target.job_id,
-                    build_no=target.build_no,
-                    pause=round(pause, 3),
-                )
-            elif verdict is Verdict.TRANSIENT:
-                pacer.on_failed(started)
-            else:
-                pacer.on_accepted(started)
-            # An expired token is judged after the refresh: every worker in flight sees the
-            # expiry at once, and a renewed token means the credentials are fine.
-            if verdict is not Verdict.STALE_CREDENTIAL:
-                self._record_auth(reply, target.job_id)
-            if verdict is not Verdict.THROTTLED and verdict is not Verdict.STALE_CREDENTIAL:
-                self._record_health(
-                    verdict is Verdict.TRANSIENT or decision.outcome is Outcome.FAILED
-                )
-                fault = decision.fault
-                if not item.judged and self.first_answers.watching:
-                    item.judged = True
-                    if await self._judge_first_answer(fault, reply) and self.stopping:
-                        # held, then the run ended: settle nothing, so that a resume sends it
-                        return _aborted(item, run, clock, self._stop_reason or "run stopped")
-                if fault is not None and self.first_answers.tripped:
-                    # the call is wrong: what this answer says is not about the target
-                    return _aborted(item, run, clock, self._stop_reason or "run stopped")
-
-            if verdict is Verdict.FINAL:
-                outcome = decision.outcome or Outcome.FAILED
-                detail = ""
-                if outcome is Outcome.NOT_STOPPED and item.maybe_applied:
-                    outcome = Outcome.UNCERTAIN
-                    detail = (
-                        f"said 'not stopped', but {item.ambiguity or 'an earlier run'} may "
-                        "already have stopped it; check the build"
-                    )
-                elif outcome is Outcome.FAILED:  # a permanent transport failure
-                    detail = f"{_describe_reply(reply)}: permanent, not retried"
-                    if item.maybe_applied:
-                        detail += f"; {item.ambiguity} may have stopped it"
-                return _result(item, outcome, run, clock, detail)
-
-            if reply.maybe_applied:
-                item.maybe_applied = True
-                if not item.ambiguity:
-                    item.ambiguity = f"attempt {item.attempts} ({_describe_reply(reply)})"
-
-            wait = 0.0
-            took_budget = False
-            if verdict is Verdict.STALE_CREDENTIAL:
-                refreshes += 1
-                if refreshes > 2 or not await client.refresh_credentials(
-                    reply.credential_generation
-                ):
+            judged = classify(reply)
+            self._feed(judged, reply, started, target)
+            now, step = self._decide(item, judged, reply)
+            if step.action is Action.HOLD:
+                item.judged = True
+                if await self._judge_first_answer(judged.fault, reply) and self.stopping:
+                    return self._aborted(item)  # held, then the run ended: settle nothing
+                now, step = self._decide(item, judged, reply)
+            if step.state is not None:
+                item.state = step.state
+            action = step.action
+            if action is Action.SETTLE or action is Action.GIVE_UP:
+                if judged.verdict is Verdict.STALE_CREDENTIAL:
+                    self._record_auth(reply, target.job_id)  # refreshed twice, expired again
+                return self._settle(item, step)
+            if action is Action.ABORT:
+                return self._aborted(item)
+            if action is Action.REFRESH:
+                if not await client.refresh_credentials(reply.credential_generation):
                     self._record_auth(reply, target.job_id)
-                    return _result(
-                        item,
-                        Outcome.UNAUTHORIZED,
-                        run,
-                        clock,
-                        "the token must be updated and could not be refreshed",
-                    )
+                    return self._settle(item, step)
                 continue
-            if verdict is Verdict.THROTTLED:
-                throttled += 1
-                if throttled >= policy.max_throttled_attempts:
-                    return self._give_up(item, f"still throttled after {throttled} attempts")
-                # The pacer's run-wide pause is the wait; nothing more per item.
-            else:  # transient
-                transient += 1
-                if transient >= policy.max_attempts:
-                    return self._give_up(item, f"gave up after {transient} failed attempts")
-                wait = compute_backoff(policy, transient, self._random.random())
-                if retry_after is not None:
-                    wait = max(wait, retry_after)
-                budget = self.budget.withdraw(clock.now())
-                took_budget = True
-                if budget.wait > 0:
-                    # Backpressure, not a verdict: wait for the budget, and slow the run.
+            if step.takes_budget:
+                withdrawal = self.budget.withdraw(now)
+                if withdrawal.wait > 0:
+                    # Backpressure, not a verdict: the retry waits for it, and the run slows.
                     stats.budget_waits += 1
-                    wait = max(wait, budget.wait)
-                    if budget.slow_down:
-                        self._slow_down(pacer, started, budget.wait)
-            if policy.deadline is not None and item.started_mono is not None:
-                now = clock.now()
-                resume = max(now + wait, pacer.gate.until)  # a throttling pause holds it too
-                if resume - item.started_mono > policy.deadline:
-                    if took_budget:
-                        self.budget.refund(now)
-                    return self._give_up(item, self._deadline_text(policy))
+                    if withdrawal.slow_down:
+                        self._slow_down(pacer, started, withdrawal.wait)
             log.info(
                 "stop.retry_scheduled",
                 job_id=target.job_id,
                 build_no=target.build_no,
                 attempt=item.attempts,
-                reason=_describe_reply(reply),
-                wait=round(wait, 3),
+                reason=step.detail,
+                wait=round(step.wait, 3),
             )
-            if wait > 0 and not await self._wait(wait):
-                return _aborted(item, run, clock, self._stop_reason or "run stopped")
+            if step.wait > 0 and not await self._wait(step.wait):
+                return self._aborted(item)
 
-    @staticmethod
-    def _deadline_text(policy: RetryPolicy) -> str:
-        return f"deadline of {policy.deadline:g} s reached before the next attempt could start"
+    def _feed(self, judged: Decision, reply: Reply, started: float, target: Target) -> None:
+        """Tell the pacer and the run's guards about one answer."""
+        pacer = self._stopper.pacer
+        verdict = judged.verdict
+        if verdict is Verdict.THROTTLED:
+            self.stats.throttled += 1
+            before = pacer.rate
+            pause = pacer.on_throttled(started, honoured_retry_after(reply, self.settings.retry))
+            if pacer.rate != before:
+                log.info("pacing.rate_cut", rate=round(pacer.rate, 2), previous=round(before, 2))
+            log.debug(
+                "stop.throttled",
+                job_id=target.job_id,
+                build_no=target.build_no,
+                pause=round(pause, 3),
+            )
+        elif verdict is Verdict.TRANSIENT:
+            pacer.on_failed(started)
+        else:
+            pacer.on_accepted(started)
+        # An expired token is judged after the refresh: every worker in flight sees the
+        # expiry at once, and a renewed token means the credentials are fine.
+        if verdict is not Verdict.STALE_CREDENTIAL:
+            self._record_auth(reply, target.job_id)
+        if verdict is not Verdict.THROTTLED and verdict is not Verdict.STALE_CREDENTIAL:
+            self._record_health(verdict is Verdict.TRANSIENT or judged.outcome is Outcome.FAILED)
+
+    def _decide(self, item: _Item, judged: Decision, reply: Reply) -> tuple[float, Step]:
+        """:func:`decide` on the run as it is now; the clock's time it was decided at, too."""
+        now = self._stopper.clock.now()
+        policy = self.settings.retry
+        first_answer = not item.judged and self.first_answers.watching
+        # Draw only what decide() will use: a seeded run's jitter then does not depend on
+        # which targets gave up or were held.
+        backoff = draws_backoff(judged, item.state, policy, first_answer=first_answer)
+        step = decide(
+            judged,
+            reply,
+            item.state,
+            policy,
+            attempt=item.attempts,
+            now=now,
+            started=item.started_mono,
+            draw=self._random.random() if backoff else 0.0,
+            budget_wait=self.budget.wait_for_token(now) if backoff else 0.0,
+            paused_until=self._stopper.pacer.gate.until,
+            first_answer=first_answer,
+            call_is_wrong=self.first_answers.tripped,
+        )
+        return now, step
+
+    def _settle(self, item: _Item, step: Step) -> Result:
+        assert step.outcome is not None
+        return _result(item, step.outcome, self.settings.run, self._stopper.clock, step.detail)
+
+    def _aborted(self, item: _Item, unless: str = "run stopped") -> Result:
+        """An ``aborted`` record for ``item``: why the run stopped (``unless`` it was not)."""
+        detail = self._stop_reason or unless
+        if item.in_flight or item.state.maybe_applied:
+            detail += "; a stop call was in flight and may have taken effect"
+        return _result(item, Outcome.ABORTED, self.settings.run, self._stopper.clock, detail)
 
     def _slow_down(self, pacer: Pacer, started: float, budget_wait: float) -> None:
         """The retry budget is spent: tell the pacer (rule 5 of :mod:`bulkstop.pacing`)."""
@@ -896,13 +866,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
             self._abort(
                 CredentialsRejected(
                     f"{self.breaker.streak} authentication failures in a row "
-                    f"(last: {_describe_reply(reply)}): the credentials are the problem; "
+                    f"(last: {describe_reply(reply)}): the credentials are the problem; "
                     "stopping before the key gets locked"
                 )
             )
-
-    def _give_up(self, item: _Item, why: str) -> Result:
-        detail = why
-        if item.maybe_applied:
-            detail += f"; {item.ambiguity} may have stopped it"
-        return _result(item, Outcome.FAILED, self.settings.run, self._stopper.clock, detail)

@@ -237,6 +237,27 @@ async def test_a_spent_retry_budget_makes_retries_wait_for_time_never_fail() -> 
     assert stopper.pacer.rate < 1000  # and the pacer was told to slow down
 
 
+async def test_a_retry_its_deadline_forbids_takes_no_budget_and_does_not_slow_the_run() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(E500))
+    settings = RunSettings(
+        concurrency=1,
+        retry=RetryPolicy(jitter=False, initial_backoff=0.0, deadline=0.5),
+        budget_reserve=0,
+        budget_ratio=0.0,
+        budget_refill=1.0,
+    )
+    stopper = Stopper(client, pacer=Pacer(rate=1000, clock=clock), settings=settings, clock=clock)
+    async with clock.autojump():
+        run = stopper.run(targets(1))
+        async with run as results:
+            out = [result async for result in results]
+    # the retry would wait 0.99 s for the empty budget, past its 0.5 s deadline: not sent
+    assert [(r.outcome, r.attempts) for r in out] == [(Outcome.FAILED, 1)]
+    assert out[0].detail.startswith("deadline of 0.5 s reached")
+    assert (run.stats.budget_waits, run.budget.waits, stopper.pacer.rate) == (0, 0, 1000)
+
+
 async def test_the_request_rate_under_a_failing_server_drops() -> None:
     """Every call fails (and the failing-server guard is off, so the run goes on): the
     retries soon find the budget spent and wait, the pacer is told to slow down while the
