@@ -172,7 +172,7 @@ def out_of_time(state: RetryState, policy: RetryPolicy) -> Step:
 
 def _may_have_stopped(detail: str, state: RetryState) -> str:
     if state.maybe_applied:
-        detail += f"; {state.ambiguity} may have stopped it"
+        detail += f"; {state.ambiguity or 'an earlier run'} may have stopped it"
     return detail
 
 

@@ -6,8 +6,10 @@
                  └── invalid / duplicate / carried-over rows go straight to results ──┘
 
 Each worker takes a target and drives it to a final outcome: wait for the :class:`Pacer`,
-call the client, let :func:`~bulkstop.retry.classify` judge the reply, and retry, refresh the
-credential or give up as the :class:`~bulkstop.retry.RetryPolicy` allows. A target ends
+call the client, let :func:`~bulkstop.retry.classify` judge the reply, tell the pacer and the
+run's guards, and do what :func:`~bulkstop.decision.decide` says — settle, retry after a wait,
+refresh the credential or give up, as the :class:`~bulkstop.retry.RetryPolicy` allows. The
+loop does the I/O and the waiting; the decision is a pure function of values. A target ends
 ``failed`` only by its own attempts or its own deadline; the run-wide
 :class:`~bulkstop.retry.RetryBudget` only makes retries wait (and the pacer slow down), and no
 wait — backoff, ``Retry-After``, budget or a throttling pause — carries a target past its

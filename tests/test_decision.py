@@ -133,6 +133,11 @@ def test_the_last_transient_attempt_gives_up_and_says_which_may_have_stopped_it(
     )
 
 
+def test_a_failure_after_an_earlier_run_says_that_run_may_have_stopped_it() -> None:
+    step = after(REFUSED, RetryState(transient=4, maybe_applied=True), attempt=5)
+    assert step.detail == "gave up after 5 failed attempts; an earlier run may have stopped it"
+
+
 # -- throttling and expired tokens -------------------------------------------------------------
 
 

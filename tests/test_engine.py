@@ -446,6 +446,18 @@ async def test_the_maybe_applied_flag_records_ambiguous_attempts_only() -> None:
     }
 
 
+async def test_a_failure_says_an_earlier_run_may_have_stopped_it() -> None:
+    client = FakeClient(FakeClock(), always(UNTRUSTED))
+    settings = RunSettings(systematic_limit=0)
+    results = await run_all(client, targets(1), settings=settings, maybe_applied=[(JOB, "1")])
+    assert [(r.outcome, r.detail) for r in results] == [
+        (
+            Outcome.FAILED,
+            "certificate not trusted: permanent, not retried; an earlier run may have stopped it",
+        )
+    ]
+
+
 async def test_an_earlier_runs_maybe_applied_outlives_an_abort_before_any_attempt() -> None:
     # build 2 was in flight when an earlier run crashed; this run is drained before sending
     clock = FakeClock()
