@@ -69,6 +69,18 @@ def test_a_target_cannot_be_changed() -> None:
         target.build_no = 21  # type: ignore[misc]
 
 
+def test_a_parsed_target_is_a_target_like_any_other() -> None:
+    parsed = parse_target(JOB, "20")
+    assert isinstance(parsed, Target)
+    assert (parsed, hash(parsed), repr(parsed)) == (
+        Target(JOB, 20),
+        hash(Target(JOB, 20)),
+        repr(Target(JOB, 20)),
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.build_no = 21  # type: ignore[misc]
+
+
 def test_parse_target_normalises_what_target_refuses() -> None:
     assert parse_target(f"  {JOB}\t", " 7 ") == Target(JOB, 7)
     assert parse_target(JOB, "+3") == "build_no: must be an integer ≥ 1, got '+3'"
