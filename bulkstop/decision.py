@@ -108,9 +108,9 @@ class Step(NamedTuple):
     state: RetryState | None = None
 
 
-#: The steps of plain final answers, made once: most answers are one of these.
-_SETTLED: Final[dict[Outcome, Step]] = {
-    outcome: Step(Action.SETTLE, outcome) for outcome in (Outcome.STOPPED, Outcome.NOT_STOPPED)
+#: The steps of final answers that need no detail, made once: most answers are one of these.
+_SETTLED: Final[dict[Outcome | None, Step]] = {
+    outcome: Step(Action.SETTLE, outcome) for outcome in Outcome if outcome is not Outcome.FAILED
 }
 _HOLD: Final = Step(Action.HOLD)
 _ABORT: Final = Step(Action.ABORT)
@@ -216,6 +216,10 @@ def decide(
         if call_is_wrong and judged.fault is not None:
             return _ABORT
     if verdict is Verdict.FINAL:
+        if not state.maybe_applied or judged.outcome is not Outcome.NOT_STOPPED:
+            settled = _SETTLED.get(judged.outcome)
+            if settled is not None:
+                return settled
         return _final(judged, reply, state)
     if reply.maybe_applied:
         state = state._replace(
@@ -257,14 +261,12 @@ def decide(
 
 
 def _final(judged: Decision, reply: Reply, state: RetryState) -> Step:
-    outcome = judged.outcome or Outcome.FAILED
-    if outcome is Outcome.NOT_STOPPED and state.maybe_applied:
+    """A final answer that needs a detail: uncertain, or a permanent transport failure."""
+    if judged.outcome is Outcome.NOT_STOPPED:  # and an attempt may have stopped it
         detail = (
             f"said 'not stopped', but {state.ambiguity or 'an earlier run'} may "
             "already have stopped it; check the build"
         )
         return Step(Action.SETTLE, Outcome.UNCERTAIN, detail)
-    if outcome is Outcome.FAILED:  # a permanent transport failure
-        detail = _may_have_stopped(f"{describe_reply(reply)}: permanent, not retried", state)
-        return Step(Action.SETTLE, outcome, detail)
-    return _SETTLED.get(outcome) or Step(Action.SETTLE, outcome)
+    detail = _may_have_stopped(f"{describe_reply(reply)}: permanent, not retried", state)
+    return Step(Action.SETTLE, Outcome.FAILED, detail)

@@ -217,22 +217,34 @@ def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str =
     elapsed = None
     if item.started_mono is not None:
         elapsed = round((clock.now() - item.started_mono) * 1000)
+    target = item.target
+    # Positional, in the order of Result's fields: one is made per row, and keywords cost
+    # twice as much.
+    if last is None:
+        status, code, message, request_id = None, "", "", ""
+    else:
+        status, code, message, request_id = (
+            last.http_status,
+            last.error_code,
+            last.error_msg,
+            last.request_id,
+        )
     return Result(
-        line=item.line,
-        job_id=item.target.job_id,
-        build_no=str(item.target.build_no),
-        outcome=outcome,
-        http_status=last.http_status if last else None,
-        error_code=last.error_code if last else "",
-        error_msg=last.error_msg if last else "",
-        request_id=last.request_id if last else "",
-        attempts=item.attempts,
-        started_at=item.started_at,
-        finished_at=finished if item.attempts else None,
-        elapsed_ms=elapsed,
-        detail=detail,
-        maybe_applied=item.state.maybe_applied or item.in_flight,
-        run=run,
+        item.line,
+        target.job_id,
+        str(target.build_no),
+        outcome,
+        status,
+        code,
+        message,
+        request_id,
+        item.attempts,
+        item.started_at,
+        finished if item.attempts else None,
+        elapsed,
+        detail,
+        item.state.maybe_applied or item.in_flight,
+        run,
     )
 
 
@@ -541,7 +553,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 await self._emit(out, carried)
                 continue
             item = _Item(line, target, maybe_applied=key in self._maybe_applied)
-            if self.stopping:
+            if self._stop_reason is not None:
                 await self._emit(out, self._aborted(item))
                 continue
             await queue.put(item)
@@ -571,7 +583,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         with scope:
             while (item := await queue.get()) is not None:
                 current = item
-                if self.stopping:
+                if self._stop_reason is not None:
                     result = self._aborted(item)
                 else:
                     result = await self._stop_one(item)
@@ -641,12 +653,12 @@ class StopRun(anyio.AsyncContextManagerMixin):
     async def _stop_one(self, item: _Item) -> Result:
         """Drive one target to its result: take a start, call, do what :func:`decide` says."""
         stopper = self._stopper
-        pacer, client = stopper.pacer, stopper.client
+        clock, pacer, client = stopper.clock, stopper.pacer, stopper.client
         policy = self.settings.retry
         stats = self.stats
         target = item.target
         while True:
-            if self.stopping:
+            if self._stop_reason is not None:
                 return self._aborted(item)
             until = None  # a retry must start within the target's deadline, or not at all
             if policy.deadline is not None and item.started_mono is not None:
@@ -654,7 +666,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
             started = pacer.try_acquire() if until is None else None
             if started is None:
                 started = await self._acquire(pacer, until)
-            if self.stopping or (started is None and until is None):
+            if self._stop_reason is not None or (started is None and until is None):
                 return self._aborted(item)
             if started is None:  # no slot before the deadline: a pause or a queue ends later
                 return self._settle(item, out_of_time(item.state, policy))
@@ -677,13 +689,15 @@ class StopRun(anyio.AsyncContextManagerMixin):
             item.in_flight = False
             item.last = reply
             judged = classify(reply)
-            self._feed(judged, reply, started, target)
-            now, step = self._decide(item, judged, reply)
+            now = clock.now()
+            self._feed(judged, reply, started, now, target)
+            step = self._decide(item, judged, reply, now)
             if step.action is Action.HOLD:
                 item.judged = True
                 if await self._judge_first_answer(judged.fault, reply) and self.stopping:
                     return self._aborted(item)  # held, then the run ended: settle nothing
-                now, step = self._decide(item, judged, reply)
+                now = clock.now()
+                step = self._decide(item, judged, reply, now)
             if step.state is not None:
                 item.state = step.state
             action = step.action
@@ -716,8 +730,10 @@ class StopRun(anyio.AsyncContextManagerMixin):
             if step.wait > 0 and not await self._wait(step.wait):
                 return self._aborted(item)
 
-    def _feed(self, judged: Decision, reply: Reply, started: float, target: Target) -> None:
-        """Tell the pacer and the run's guards about one answer."""
+    def _feed(
+        self, judged: Decision, reply: Reply, started: float, now: float, target: Target
+    ) -> None:
+        """Tell the pacer and the run's guards about one answer (received at ``now``)."""
         pacer = self._stopper.pacer
         verdict = judged.verdict
         if verdict is Verdict.THROTTLED:
@@ -736,22 +752,29 @@ class StopRun(anyio.AsyncContextManagerMixin):
             pacer.on_failed(started)
         else:
             pacer.on_accepted(started)
-        # An expired token is judged after the refresh: every worker in flight sees the
-        # expiry at once, and a renewed token means the credentials are fine.
-        if verdict is not Verdict.STALE_CREDENTIAL:
-            self._record_auth(reply, target.job_id)
-        if verdict is not Verdict.THROTTLED and verdict is not Verdict.STALE_CREDENTIAL:
-            self._record_health(verdict is Verdict.TRANSIENT or judged.outcome is Outcome.FAILED)
+        if verdict is Verdict.STALE_CREDENTIAL:
+            # Judged after the refresh: every worker in flight sees the expiry at once, and a
+            # renewed token means the credentials are fine.
+            return
+        if self.breaker.streak or reply.http_status in AUTH_FAILURE_STATUSES:
+            self._record_auth(reply, target.job_id)  # else nothing to record: the common case
+        health = self.server_health
+        if verdict is not Verdict.THROTTLED and health.window:
+            failed = verdict is Verdict.TRANSIENT or judged.outcome is Outcome.FAILED
+            if health.record(now, failed):
+                self._abort(ServerFailing(health.describe()))
 
-    def _decide(self, item: _Item, judged: Decision, reply: Reply) -> tuple[float, Step]:
-        """:func:`decide` on the run as it is now; the clock's time it was decided at, too."""
-        now = self._stopper.clock.now()
+    def _decide(self, item: _Item, judged: Decision, reply: Reply, now: float) -> Step:
+        """:func:`decide` on the run as it is at ``now``."""
         policy = self.settings.retry
-        first_answer = not item.judged and self.first_answers.watching
-        # Draw only what decide() will use: a seeded run's jitter then does not depend on
-        # which targets gave up or were held.
-        backoff = draws_backoff(judged, item.state, policy, first_answer=first_answer)
-        step = decide(
+        guard = self.first_answers
+        first_answer = not item.judged and guard.watching
+        # Draw only what decide() will use, so that a seeded run's jitter does not depend on
+        # which targets gave up or were held (only a transient failure can use a draw).
+        backoff = judged.verdict is Verdict.TRANSIENT and draws_backoff(
+            judged, item.state, policy, first_answer=first_answer
+        )
+        return decide(
             judged,
             reply,
             item.state,
@@ -763,9 +786,8 @@ class StopRun(anyio.AsyncContextManagerMixin):
             budget_wait=self.budget.wait_for_token(now) if backoff else 0.0,
             paused_until=self._stopper.pacer.gate.until,
             first_answer=first_answer,
-            call_is_wrong=self.first_answers.tripped,
+            call_is_wrong=guard.tripped,
         )
-        return now, step
 
     def _settle(self, item: _Item, step: Step) -> Result:
         assert step.outcome is not None
@@ -789,12 +811,6 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 previous=round(before, 2),
                 budget_wait=round(budget_wait, 3),
             )
-
-    def _record_health(self, failed: bool) -> None:
-        """Feed the failing-server guard one answer; abort the run when it trips."""
-        health = self.server_health
-        if health.enabled and health.record(self._stopper.clock.now(), failed):
-            self._abort(ServerFailing(health.describe()))
 
     # -- the first answers: is the call itself wrong? -------------------------------------
 
@@ -861,8 +877,6 @@ class StopRun(anyio.AsyncContextManagerMixin):
     def _record_auth(self, reply: Reply, job_id: str) -> None:
         """Feed the auth breaker one answer; abort the run when it trips."""
         failed = reply.http_status in AUTH_FAILURE_STATUSES
-        if self.breaker.streak == 0 and not failed:
-            return  # the common case: nothing to record
         forbidden = job_id if reply.http_status == FORBIDDEN_STATUS else None
         if self.breaker.record(failed, forbidden_job=forbidden):
             self._abort(

@@ -91,6 +91,13 @@ class RateLimiter:
         """The slot :meth:`reserve` would give now, without reserving it."""
         return max(now, self.tat - (self.burst - 1) / self.rate)
 
+    def try_reserve(self, now: float) -> bool:
+        """Reserve the slot at ``now`` if :meth:`next_slot` is ``now``; else reserve nothing."""
+        if self.tat - (self.burst - 1) / self.rate > now:
+            return False
+        self.tat = max(self.tat, now) + 1.0 / self.rate
+        return True
+
     def reserve(self, now: float) -> float:
         """Reserve the next start slot; return its time (``≥ now``).
 
@@ -225,10 +232,17 @@ class ThrottleControl:
 
     def on_accepted(self, started_at: float, now: float) -> None:
         """An answer that was not a throttling one (success or an ordinary error)."""
-        self.on_failed(started_at, now)
-        if started_at >= self.last_cut and self.rate < self.max_rate:
-            step = self.increase * self.rate_at_cut / self.rate
-            self.rate = min(self.max_rate, self.rate + step)
+        # on_failed's bookkeeping, written out: this runs once per answer
+        self.consecutive_throttles = 0
+        accepted = self._accepted
+        accepted.append(started_at)
+        if started_at >= self.last_cut:
+            self._accepted_since_cut += 1
+            if self.rate < self.max_rate:
+                step = self.increase * self.rate_at_cut / self.rate
+                self.rate = min(self.max_rate, self.rate + step)
+        if len(accepted) > 4096:  # bound the memory whatever the rate
+            self.accepted_last_second(now)
 
     def on_failed(self, started_at: float, now: float) -> None:
         """A transient failure: the gateway let the request through, the server failed it."""
@@ -324,9 +338,8 @@ class Pacer:
         that the common case costs no timer and no cancel scope.
         """
         now = self.clock.now()
-        if self.gate.is_paused(now) or self.limiter.next_slot(now) > now:
+        if self.gate.is_paused(now) or not self.limiter.try_reserve(now):
             return None
-        self.limiter.reserve(now)
         return now
 
     @overload

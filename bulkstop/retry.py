@@ -280,6 +280,10 @@ class RetryBudget:
 
     def deposit(self, now: float) -> None:
         """Credit one first attempt."""
+        if self.balance >= self.capacity:  # full (so out of debt): only the time moves on
+            if now > self.updated:
+                self.updated = now
+            return
         self._credit(now, self.ratio)
 
     def wait_for_token(self, now: float) -> float:
