@@ -556,10 +556,14 @@ class StopRun(anyio.AsyncContextManagerMixin):
             if self._stop_reason is not None:
                 await self._emit(out, self._aborted(item))
                 continue
-            await queue.put(item)
+            if not queue.offer(item):
+                await queue.put(item)
 
     async def _emit(self, out: HandOff[Result], result: Result) -> None:
         await out.put(result)
+        self._count(result)
+
+    def _count(self, result: Result) -> None:
         outcomes = self.stats.outcomes  # counted once delivered
         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
 
@@ -589,7 +593,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     result = await self._stop_one(item)
                 current, pending = None, result
                 self._account(result)
-                await self._emit(out, result)
+                if not out.offer(result):
+                    await out.put(result)
+                self._count(result)
                 pending = None
         self._in_flight.discard(scope)
         if not scope.cancelled_caught:

@@ -61,7 +61,21 @@ class HandOff(Generic[T]):
                 self._space = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._space)  # one putter's cancellation spares the others'
         self._items.append(item)
-        self._wake_getter()
+        if self._getters:
+            self._wake_getter()
+
+    def offer(self, item: T) -> bool:
+        """Queue ``item`` now if the queue is not full; ``False`` (and nothing queued) if it is.
+
+        What :meth:`put` does when it need not wait, without making a coroutine: the producer
+        and every worker hand each item on this way first.
+        """
+        if len(self._items) >= self.high:
+            return False
+        self._items.append(item)
+        if self._getters:
+            self._wake_getter()
+        return True
 
     def sender_done(self) -> None:
         """One sender has finished; after the last one, getters see the end."""

@@ -111,3 +111,20 @@ async def test_the_repr_shows_the_live_state() -> None:
     assert repr(queue) == (
         "HandOff(queued=2, high=4, low=2, senders=1, waiting_getters=0, putters_waiting=False)"
     )
+
+
+async def test_an_offer_queues_at_once_while_there_is_room_and_wakes_a_getter() -> None:
+    queue = HandOff[int](high=2)
+    got: list[int | None] = []
+
+    async def getter() -> None:
+        got.append(await queue.get())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(getter)
+        await settle()
+        assert queue.offer(1) is True
+        await settle()
+        assert got == [1]  # the waiting getter was woken
+    assert (queue.offer(2), queue.offer(3), queue.offer(4)) == (True, True, False)
+    assert [await queue.get(), await queue.get(), len(queue)] == [2, 3, 0]  # 4 was not queued
