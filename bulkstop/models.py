@@ -101,6 +101,9 @@ class TargetKey(NamedTuple):
     build_no: int
 
 
+_new_key = tuple.__new__
+
+
 def key_digest(key: TargetKey) -> int:
     """The 128-bit digest of a target's key: the one digest every compact structure uses.
 
@@ -141,7 +144,9 @@ class Target:
 
     @property
     def key(self) -> TargetKey:
-        return TargetKey(self.job_id, self.build_no)
+        # tuple.__new__ skips TargetKey's generated __new__ (a Python-level call): one key
+        # is made per input row
+        return _new_key(TargetKey, (self.job_id, self.build_no))
 
 
 _new_target = object.__new__
@@ -173,6 +178,26 @@ def parse_target(job_id: Any, build_no: Any) -> Target | str:
     Messages read like ``job_id: must be 32 characters of [0-9a-z], got 'ABC'`` so that a reader
     can prefix them with ``file:line:``.
     """
+    # Most rows are normal already: take them without the general path's stripping and
+    # message building (half the cost of a row). Anything else goes the general way.
+    if type(job_id) is str and JOB_ID_PATTERN.fullmatch(job_id) is not None:
+        if type(build_no) is int:
+            if 1 <= build_no <= BUILD_NO_MAX:
+                return _checked_target(job_id, build_no)
+        elif (
+            type(build_no) is str
+            and 0 < len(build_no) <= 10
+            and build_no.isascii()
+            and build_no.isdigit()
+        ):
+            number = int(build_no)
+            if 1 <= number <= BUILD_NO_MAX:
+                return _checked_target(job_id, number)
+    return _parse_target(job_id, build_no)
+
+
+def _parse_target(job_id: Any, build_no: Any) -> Target | str:
+    """:func:`parse_target` for any values: strip, convert, or say what is wrong."""
     problems: list[str] = []
     if job_id is None or (isinstance(job_id, str) and not job_id.strip()):
         problems.append("job_id: missing")
