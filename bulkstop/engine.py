@@ -301,6 +301,9 @@ class Stopper:
         self.clock: Clock = clock if clock is not None else self.pacer.clock
         self.observer = observer
 
+    def __repr__(self) -> str:
+        return f"Stopper({self.client!r}, {self.pacer!r}, {self.settings!r})"
+
     def run(
         self,
         rows: Iterable[RowLike] | AsyncIterable[RowLike],
@@ -332,6 +335,13 @@ class StopRun(anyio.AsyncContextManagerMixin):
     thread reading it ends; a source is not read further). When the run was aborted by a
     guard, leaving the block raises :class:`~bulkstop.errors.RunAborted` (after every row's
     result was handed out).
+
+    Attributes:
+        settings: the stopper's :class:`RunSettings`.
+        stats: live counters (:class:`RunStats`).
+        budget: the run's :class:`~bulkstop.retry.RetryBudget`.
+        breaker / server_health / first_answers: the run's guards (:mod:`bulkstop.guards`).
+        abort_error: the guard's error that ended the run, if one did.
     """
 
     def __init__(
@@ -377,10 +387,18 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self._sent_finished = 0
         self._sent_failures = 0
 
+    def __repr__(self) -> str:
+        stats = self.stats
+        return (
+            f"StopRun(rows={stats.rows}, done={stats.done}, in_flight={stats.in_flight}, "
+            f"requests={stats.requests}, stopping={self._stop_reason!r}, {self._seen!r})"
+        )
+
     # -- control -------------------------------------------------------------------------
 
     @property
     def stopping(self) -> bool:
+        """Whether the run stopped starting attempts (drained, or ended by a guard)."""
         return self._stop_reason is not None
 
     def drain(self, reason: str = "interrupted") -> None:

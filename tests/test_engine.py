@@ -700,6 +700,19 @@ async def test_rate_limit_shapes_start_times() -> None:
     assert [t for t, _ in client.calls] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
 
 
+async def test_a_run_shows_its_live_state() -> None:
+    clock = FakeClock()
+    stopper = Stopper(FakeClient(clock, always(OK)), pacer=Pacer(rate=1000, clock=clock))
+    async with clock.autojump():
+        run = stopper.run([*targets(3), (JOB, 3)])
+        async with run as results:
+            out = [result async for result in results]
+    assert len(out) == 4
+    assert repr(run).startswith(
+        "StopRun(rows=4, done=4, in_flight=0, requests=3, stopping=None, SeenTargets(targets=3,"
+    )
+
+
 def test_anyio_run_drives_the_engine() -> None:
     async def main() -> int:
         results = await run_all(FakeClient(FakeClock(), always(OK)), targets(3))
