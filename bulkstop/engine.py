@@ -136,8 +136,19 @@ class RunSettings:
 class RunStats:
     """Live counters of one run (read them any time, e.g. for a progress display).
 
-    ``ended_early`` says why the run stopped before its input did (the reason given to
-    :meth:`StopRun.drain`, or a guard's message), ``aborted_by`` which guard ended it.
+    Attributes:
+        rows: input rows read so far.
+        outcomes: results handed out so far, per outcome (see :attr:`done`, :meth:`count`).
+        requests: stop calls sent (a call cancelled in flight counts).
+        retries: calls after a target's first.
+        throttled: throttling answers.
+        budget_waits: retries that found the retry budget spent and waited for it.
+        carried_over: targets whose record an earlier run settled, handed out again.
+        in_flight: calls under way now.
+        started / finished: the run's clock at its start and its end (``None`` before).
+        ended_early: why the run stopped before its input did (the reason given to
+            :meth:`StopRun.drain`, or a guard's message).
+        aborted_by: the guard's error that ended the run.
     """
 
     rows: int = 0
@@ -145,7 +156,6 @@ class RunStats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
-    #: retries that found the retry budget spent and waited for it
     budget_waits: int = 0
     carried_over: int = 0
     in_flight: int = 0
