@@ -6,8 +6,10 @@
                  └── invalid / duplicate / carried rows go straight to results ──┘
 
 Each worker takes a target and drives it to a final outcome: wait for the :class:`Pacer`,
-call the client, let :func:`~bulkstop.retry.classify` judge the reply, and retry, refresh the
-credential or give up as the :class:`~bulkstop.retry.RetryPolicy` allows. A target ends
+call the client, let :func:`~bulkstop.retry.classify` judge the reply, tell the pacer and the
+run's guards, and do what :func:`~bulkstop.decision.decide` says — settle, retry after a wait,
+refresh the credential or give up, as the :class:`~bulkstop.retry.RetryPolicy` allows. The
+loop does the I/O and the waiting; the decision is a pure function of values. A target ends
 ``failed`` only by its own attempts or its own deadline; the run-wide
 :class:`~bulkstop.retry.RetryBudget` only makes retries wait (and the pacer slow down), and no
 wait — backoff, ``Retry-After``, budget or a throttling pause — carries a target past its
@@ -37,20 +39,30 @@ group never spans a ``yield`` of an async generator)::
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
 import random
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from datetime import datetime
+from typing import Any, Protocol
 
 import anyio
 
 from bulkstop.client import StopClient
 from bulkstop.clock import Clock, utcnow
 from bulkstop.codes import AUTH_FAILURE_STATUSES, FORBIDDEN_STATUS
+from bulkstop.decision import (
+    Action,
+    RetryState,
+    Step,
+    decide,
+    describe_reply,
+    draws_backoff,
+    honoured_retry_after,
+    out_of_time,
+)
+from bulkstop.dedupe import SeenTargets
 from bulkstop.errors import CredentialsRejected, RunAborted, ServerFailing, SystematicFailure
 from bulkstop.guards import (
     AuthBreaker,
@@ -58,38 +70,27 @@ from bulkstop.guards import (
     FailureThreshold,
     SystematicFaultGuard,
 )
+from bulkstop.handoff import HandOff
 from bulkstop.log import get_logger
 from bulkstop.models import (
     ACCEPTABLE,
     InputRow,
     Outcome,
     Reply,
-    ReplyKind,
     Result,
     Target,
     TargetKey,
-    TransportFailure,
     parse_target,
 )
 from bulkstop.pacing import Pacer
-from bulkstop.retry import (
-    RetryBudget,
-    RetryPolicy,
-    SystematicFault,
-    Verdict,
-    classify,
-    compute_backoff,
-)
+from bulkstop.retry import Decision, RetryBudget, RetryPolicy, SystematicFault, Verdict, classify
 from bulkstop.sources import ReadAhead
 
 __all__ = ["Carried", "Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
 
 log = get_logger(__name__)
 
-T = TypeVar("T")
-
 RowLike = InputRow | Target | tuple[str, Any]
-Key = tuple[str, int]
 
 
 class RunObserver(Protocol):
@@ -161,8 +162,19 @@ class RunSettings:
 class RunStats:
     """Live counters of one run (read them any time, e.g. for a progress display).
 
-    ``ended_early`` says why the run stopped before its input did (the reason given to
-    :meth:`StopRun.drain`, or a guard's message), ``aborted_by`` which guard ended it.
+    Attributes:
+        rows: input rows read so far.
+        outcomes: results handed out so far, per outcome (see :attr:`done`, :meth:`count`).
+        requests: stop calls sent (a call cancelled in flight counts).
+        retries: calls after a target's first.
+        throttled: throttling answers.
+        budget_waits: retries that found the retry budget spent and waited for it.
+        carried_over: targets whose record an earlier run settled, handed out again.
+        in_flight: calls under way now.
+        started / finished: the run's clock at its start and its end (``None`` before).
+        ended_early: why the run stopped before its input did (the reason given to
+            :meth:`StopRun.drain`, or a guard's message).
+        aborted_by: the guard's error that ended the run.
     """
 
     rows: int = 0
@@ -170,7 +182,6 @@ class RunStats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
-    #: retries that found the retry budget spent and waited for it
     budget_waits: int = 0
     carried_over: int = 0
     in_flight: int = 0
@@ -187,27 +198,53 @@ class RunStats:
         return self.outcomes.get(outcome, 0)
 
 
-@dataclass(slots=True)
 class _Item:
-    """One target's progress, kept outside the coroutine so a cancelled item still reports."""
+    """One target's progress, kept outside the coroutine so a cancelled item still reports.
 
-    line: int
-    target: Target
-    maybe_applied: bool
-    attempts: int = 0
-    started_at: Any = None
-    started_mono: float | None = None
-    last: Reply | None = None
-    in_flight: bool = False
-    ambiguity: str = ""
-    judged: bool = False  # its first answer was shown to the SystematicFaultGuard
+    Attributes:
+        line: the input line of the row that named it.
+        target: what to stop.
+        state: what its answers used up so far (see :mod:`bulkstop.decision`).
+        attempts: attempts sent so far.
+        started_at / started_mono: when its first attempt started (wall clock, for the
+            report; the run's clock, for its deadline and ``elapsed_ms``).
+        last: its latest answer.
+        in_flight: an attempt is under way.
+        judged: its first answer was shown to the first-answers guard.
+    """
+
+    __slots__ = (
+        "attempts",
+        "in_flight",
+        "judged",
+        "last",
+        "line",
+        "started_at",
+        "started_mono",
+        "state",
+        "target",
+    )
+
+    def __init__(self, line: int, target: Target, *, maybe_applied: bool) -> None:
+        self.line = line
+        self.target = target
+        self.state = _MAYBE_APPLIED if maybe_applied else _FRESH
+        self.attempts = 0
+        self.started_at: datetime | None = None
+        self.started_mono: float | None = None
+        self.last: Reply | None = None
+        self.in_flight = False
+        self.judged = False
+
+    def __repr__(self) -> str:
+        return (
+            f"_Item(line={self.line}, target={self.target!r}, attempts={self.attempts}, "
+            f"in_flight={self.in_flight}, state={self.state!r})"
+        )
 
 
-def _aborted(item: _Item, run: int, clock: Clock, why: str) -> Result:
-    detail = why
-    if item.in_flight or item.maybe_applied:
-        detail += "; a stop call was in flight and may have taken effect"
-    return _result(item, Outcome.ABORTED, run, clock, detail)
+_FRESH = RetryState()
+_MAYBE_APPLIED = RetryState(maybe_applied=True)  # an earlier run may have stopped it
 
 
 def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str = "") -> Result:
@@ -216,22 +253,34 @@ def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str =
     elapsed = None
     if item.started_mono is not None:
         elapsed = round((clock.now() - item.started_mono) * 1000)
+    target = item.target
+    # Positional, in the order of Result's fields: one is made per row, and keywords cost
+    # twice as much.
+    if last is None:
+        status, code, message, request_id = None, "", "", ""
+    else:
+        status, code, message, request_id = (
+            last.http_status,
+            last.error_code,
+            last.error_msg,
+            last.request_id,
+        )
     return Result(
-        line=item.line,
-        job_id=item.target.job_id,
-        build_no=str(item.target.build_no),
-        outcome=outcome,
-        http_status=last.http_status if last else None,
-        error_code=last.error_code if last else "",
-        error_msg=last.error_msg if last else "",
-        request_id=last.request_id if last else "",
-        attempts=item.attempts,
-        started_at=item.started_at,
-        finished_at=finished if item.attempts else None,
-        elapsed_ms=elapsed,
-        detail=detail,
-        maybe_applied=item.maybe_applied or item.in_flight,
-        run=run,
+        item.line,
+        target.job_id,
+        str(target.build_no),
+        outcome,
+        status,
+        code,
+        message,
+        request_id,
+        item.attempts,
+        item.started_at,
+        finished if item.attempts else None,
+        elapsed,
+        detail,
+        item.state.maybe_applied or item.in_flight,
+        run,
     )
 
 
@@ -244,108 +293,12 @@ _FAULT_TEXT: dict[SystematicFault, str] = {
 }
 
 
-_TRANSPORT_TEXT: dict[TransportFailure, str] = {
-    TransportFailure.DNS: "host not resolved",
-    TransportFailure.REFUSED: "connection refused",
-    TransportFailure.CERTIFICATE: "certificate not trusted",
-}
-
-
-def _describe_reply(reply: Reply) -> str:
-    if reply.kind is ReplyKind.HTTP_ERROR:
-        text = f"HTTP {reply.http_status}"
-        if reply.error_code:
-            text += f" {reply.error_code}"
-        return text
-    if reply.kind is ReplyKind.BAD_BODY:
-        return f"an unreadable HTTP {reply.http_status} answer"
-    if reply.transport_failure is not None:
-        return _TRANSPORT_TEXT[reply.transport_failure]
-    return reply.kind.value  # timeout / connection
-
-
-class _HandOff(Generic[T]):
-    """A bounded FIFO between tasks, refilled in bulk; closed when its last sender is done.
-
-    Hand-written rather than an anyio memory stream because the stream costs a scheduling
-    round trip per item on both sides: ``receive()`` yields to the event loop even when an
-    item is waiting, and a blocked ``send()`` is woken for every freed slot. At thousands of
-    targets a second those round trips were most of the engine's cost in the overhead
-    benchmark. Here a getter takes a waiting item at once, and a blocked putter waits until
-    the queue has drained to half before refilling it.
-
-    A wait is a bare asyncio future: aiohttp ties bulkstop to asyncio anyway, and an
-    ``anyio.Event`` looks up the running backend each time one is made (once per result, for
-    a consumer that keeps up). anyio's cancel scopes cancel these waits like any other.
-    """
-
-    __slots__ = ("_getters", "_high", "_items", "_low", "_senders", "_space")
-
-    def __init__(self, high: int, senders: int = 1) -> None:
-        self._items: collections.deque[T] = collections.deque()
-        self._high = max(1, high)
-        self._low = self._high // 2
-        self._senders = senders
-        self._space: asyncio.Future[None] | None = None
-        self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    async def put(self, item: T) -> None:
-        while len(self._items) >= self._high:
-            if self._space is None:
-                self._space = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._space)  # shared by every blocked putter
-        self._items.append(item)
-        self._wake_getter()
-
-    def _wake_getter(self) -> None:
-        getters = self._getters
-        while getters:
-            waiter = getters.popleft()
-            if not waiter.done():  # a cancelled getter's future is done already
-                waiter.set_result(None)
-                return
-
-    def sender_done(self) -> None:
-        """One sender has finished; after the last one, getters see the end."""
-        self._senders -= 1
-        if self._senders <= 0:
-            while self._getters:
-                self._wake_getter()
-
-    async def get(self) -> T | None:
-        """The next item, or ``None`` once every sender is done and the queue is empty."""
-        while True:
-            if self._items:
-                item = self._items.popleft()
-                space = self._space
-                if space is not None and len(self._items) <= self._low:
-                    self._space = None
-                    space.set_result(None)
-                return item
-            if self._senders <= 0:
-                return None
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._getters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_getter()  # woken, then cancelled: pass the wake-up on
-                else:
-                    self._remove(waiter)
-                raise
-
-    def _remove(self, waiter: asyncio.Future[None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._getters.remove(waiter)
-
-
 class Results:
     """The results of a run, as they complete: ``async for result in results``."""
 
     __slots__ = ("_queue",)
 
-    def __init__(self, queue: _HandOff[Result]) -> None:
+    def __init__(self, queue: HandOff[Result]) -> None:
         self._queue = queue
 
     def __aiter__(self) -> Results:
@@ -384,6 +337,9 @@ class Stopper:
         self.clock: Clock = clock if clock is not None else self.pacer.clock
         self.observer = observer
 
+    def __repr__(self) -> str:
+        return f"Stopper({self.client!r}, {self.pacer!r}, {self.settings!r})"
+
     def run(
         self,
         rows: Iterable[RowLike] | AsyncIterable[RowLike],
@@ -411,6 +367,13 @@ class StopRun(anyio.AsyncContextManagerMixin):
     thread reading it ends; a source is not read further). When the run was aborted by a
     guard, leaving the block raises :class:`~bulkstop.errors.RunAborted` (after every row's
     result was handed out).
+
+    Attributes:
+        settings: the stopper's :class:`RunSettings`.
+        stats: live counters (:class:`RunStats`).
+        budget: the run's :class:`~bulkstop.retry.RetryBudget`.
+        breaker / server_health / first_answers: the run's guards (:mod:`bulkstop.guards`).
+        abort_error: the guard's error that ended the run, if one did.
     """
 
     def __init__(
@@ -447,17 +410,25 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self.abort_error: RunAborted | None = None
         self._stop_reason: str | None = None
         self._random = random.Random(settings.seed)  # noqa: S311 - jitter, not security
-        self._seen: dict[str, bytearray | set[int]] = {}
+        self._seen = SeenTargets()  # every target met so far, for the dedupe
         self._input: ReadAhead[Any] | None = None  # the input, when it is read on a thread
         self._waiting: set[anyio.CancelScope] = set()
         self._in_flight: set[anyio.CancelScope] = set()
         self._sent_finished = 0
         self._sent_failures = 0
 
+    def __repr__(self) -> str:
+        stats = self.stats
+        return (
+            f"StopRun(rows={stats.rows}, done={stats.done}, in_flight={stats.in_flight}, "
+            f"requests={stats.requests}, stopping={self._stop_reason!r}, {self._seen!r})"
+        )
+
     # -- control -------------------------------------------------------------------------
 
     @property
     def stopping(self) -> bool:
+        """Whether the run stopped starting attempts (drained, or ended by a guard)."""
         return self._stop_reason is not None
 
     def drain(self, reason: str = "interrupted") -> None:
@@ -495,8 +466,8 @@ class StopRun(anyio.AsyncContextManagerMixin):
     async def __asynccontextmanager__(self) -> AsyncIterator[Results]:
         settings = self.settings
         # one sender for the producer and one per worker
-        out = _HandOff[Result](high=settings.concurrency * 4, senders=settings.concurrency + 1)
-        queue = _HandOff[_Item](high=settings.concurrency * 2)
+        out = HandOff[Result](high=settings.concurrency * 4, senders=settings.concurrency + 1)
+        queue = HandOff[_Item](high=settings.concurrency * 2)
         self._judged = anyio.Event()
         self.stats.started = self._stopper.clock.now()
         async with anyio.create_task_group() as tg:
@@ -537,33 +508,6 @@ class StopRun(anyio.AsyncContextManagerMixin):
             if isinstance(iterator, ReadAhead):
                 iterator.stop()  # a run that ended early reads no further (at the end: no-op)
 
-    def _first_sighting(self, target: Target) -> bool:
-        """Exact dedupe in little memory: a bitmap of build numbers per job.
-
-        Build numbers are small and dense (1, 2, 3… per job), so a bit each is enough; a
-        job whose numbers go past 2**24 falls back to a set.
-        """
-        seen = self._seen.get(target.job_id)
-        number = target.build_no
-        if seen is None:
-            seen = bytearray()
-            self._seen[target.job_id] = seen
-        if isinstance(seen, bytearray):
-            if number < (1 << 24):
-                index, bit = divmod(number, 8)
-                if index >= len(seen):
-                    seen.extend(bytes(max(index + 1 - len(seen), len(seen))))
-                if seen[index] & (1 << bit):
-                    return False
-                seen[index] |= 1 << bit
-                return True
-            as_set = {i * 8 + b for i, byte in enumerate(seen) for b in range(8) if byte >> b & 1}
-            self._seen[target.job_id] = seen = as_set
-        if number in seen:
-            return False
-        seen.add(number)
-        return True
-
     def _to_row(self, row: RowLike, index: int) -> InputRow:
         if isinstance(row, InputRow):
             return row
@@ -600,19 +544,19 @@ class StopRun(anyio.AsyncContextManagerMixin):
             run=self.settings.run,
         )
 
-    async def _produce(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
+    async def _produce(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
         try:
             await self._produce_into(queue, out)
         finally:
             queue.sender_done()
             out.sender_done()
 
-    async def _produce_into(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
+    async def _produce_into(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
         async with contextlib.aclosing(self._rows_async()) as rows:
             await self._produce_from(rows, queue, out)
 
     async def _produce_from(
-        self, rows: AsyncIterator[RowLike], queue: _HandOff[_Item], out: _HandOff[Result]
+        self, rows: AsyncIterator[RowLike], queue: HandOff[_Item], out: HandOff[Result]
     ) -> None:
         index = 0
         async for raw in rows:
@@ -639,7 +583,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     await self._emit(out, invalid)
                     continue
                 line, target = row.line, row.target
-            if not self._first_sighting(target):
+            if not self._seen.add(target.key):
                 detail = (
                     f"same target as an earlier row; sent once ({target.job_id}:{target.build_no})"
                 )
@@ -658,27 +602,23 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     continue
                 maybe_applied = self._carried.maybe_applied(key)
             item = _Item(line, target, maybe_applied=maybe_applied)
-            if self.stopping:
-                await self._emit(
-                    out,
-                    _aborted(
-                        item,
-                        self.settings.run,
-                        self._stopper.clock,
-                        self._stop_reason or "run stopped",
-                    ),
-                )
+            if self._stop_reason is not None:
+                await self._emit(out, self._aborted(item))
                 continue
-            await queue.put(item)
+            if not queue.offer(item):
+                await queue.put(item)
 
-    async def _emit(self, out: _HandOff[Result], result: Result) -> None:
+    async def _emit(self, out: HandOff[Result], result: Result) -> None:
         await out.put(result)
+        self._count(result)
+
+    def _count(self, result: Result) -> None:
         outcomes = self.stats.outcomes  # counted once delivered
         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
 
     # -- workers -------------------------------------------------------------------------
 
-    async def _work(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
+    async def _work(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
         try:
             await self._work_through(queue, out)
         finally:
@@ -686,9 +626,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
             self._conclude_if_stuck()
             out.sender_done()
 
-    async def _work_through(self, queue: _HandOff[_Item], out: _HandOff[Result]) -> None:
-        clock = self._stopper.clock
-        run = self.settings.run
+    async def _work_through(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
         # One cancel scope per worker, not per target: cancel_in_flight() cancels it,
         # and what was under way is then reported here, outside the scope.
         scope = anyio.CancelScope()
@@ -698,13 +636,15 @@ class StopRun(anyio.AsyncContextManagerMixin):
         with scope:
             while (item := await queue.get()) is not None:
                 current = item
-                if self.stopping:
-                    result = _aborted(item, run, clock, self._stop_reason or "run stopped")
+                if self._stop_reason is not None:
+                    result = self._aborted(item)
                 else:
                     result = await self._stop_one(item)
                 current, pending = None, result
                 self._account(result)
-                await self._emit(out, result)
+                if not out.offer(result):
+                    await out.put(result)
+                self._count(result)
                 pending = None
         self._in_flight.discard(scope)
         if not scope.cancelled_caught:
@@ -712,9 +652,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
         if pending is not None:
             await self._emit(out, pending)
         elif current is not None:
-            await self._emit(out, _aborted(current, run, clock, self._stop_reason or "cancelled"))
+            await self._emit(out, self._aborted(current, "cancelled"))
         while (item := await queue.get()) is not None:
-            await self._emit(out, _aborted(item, run, clock, self._stop_reason or "cancelled"))
+            await self._emit(out, self._aborted(item, "cancelled"))
 
     def _account(self, result: Result) -> None:
         if result.attempts == 0 or result.outcome is Outcome.ABORTED:
@@ -766,26 +706,25 @@ class StopRun(anyio.AsyncContextManagerMixin):
         return not self.stopping
 
     async def _stop_one(self, item: _Item) -> Result:
+        """Drive one target to its result: take a start, call, do what :func:`decide` says."""
         stopper = self._stopper
         clock, pacer, client = stopper.clock, stopper.pacer, stopper.client
         policy = self.settings.retry
-        run = self.settings.run
         stats = self.stats
         target = item.target
-        transient = throttled = refreshes = 0
         while True:
-            if self.stopping:
-                return _aborted(item, run, clock, self._stop_reason or "run stopped")
+            if self._stop_reason is not None:
+                return self._aborted(item)
             until = None  # a retry must start within the target's deadline, or not at all
             if policy.deadline is not None and item.started_mono is not None:
                 until = item.started_mono + policy.deadline
             started = pacer.try_acquire() if until is None else None
             if started is None:
                 started = await self._acquire(pacer, until)
-            if self.stopping or (started is None and until is None):
-                return _aborted(item, run, clock, self._stop_reason or "run stopped")
+            if self._stop_reason is not None or (started is None and until is None):
+                return self._aborted(item)
             if started is None:  # no slot before the deadline: a pause or a queue ends later
-                return self._give_up(item, self._deadline_text(policy))
+                return self._settle(item, out_of_time(item.state, policy))
             if item.attempts == 0:
                 item.started_at = utcnow()
                 item.started_mono = started
@@ -804,125 +743,117 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 stats.in_flight -= 1
             item.in_flight = False
             item.last = reply
-            decision = classify(reply)
-            verdict = decision.verdict
-
-            retry_after = reply.retry_after
-            if retry_after is not None:
-                retry_after = min(retry_after, policy.max_retry_after)
-            if verdict is Verdict.THROTTLED:
-                stats.throttled += 1
-                before = pacer.rate
-                pause = pacer.on_throttled(started, retry_after)
-                if pacer.rate != before:
-                    log.info(
-                        "pacing.rate_cut", rate=round(pacer.rate, 2), previous=round(before, 2)
-                    )
-                log.debug(
-                    "stop.throttled",
-                    job_id=target.job_id,
-                    build_no=target.build_no,
-                    pause=round(pause, 3),
-                )
-            elif verdict is Verdict.TRANSIENT:
-                pacer.on_failed(started)
-            else:
-                pacer.on_accepted(started)
-            # An expired token is judged after the refresh: every worker in flight sees the
-            # expiry at once, and a renewed token means the credentials are fine.
-            if verdict is not Verdict.STALE_CREDENTIAL:
-                self._record_auth(reply, target.job_id)
-            if verdict is not Verdict.THROTTLED and verdict is not Verdict.STALE_CREDENTIAL:
-                self._record_health(
-                    verdict is Verdict.TRANSIENT or decision.outcome is Outcome.FAILED
-                )
-                fault = decision.fault
-                if not item.judged and self.first_answers.watching:
-                    item.judged = True
-                    if await self._judge_first_answer(fault, reply) and self.stopping:
-                        # held, then the run ended: settle nothing, so that a resume sends it
-                        return _aborted(item, run, clock, self._stop_reason or "run stopped")
-                if fault is not None and self.first_answers.tripped:
-                    # the call is wrong: what this answer says is not about the target
-                    return _aborted(item, run, clock, self._stop_reason or "run stopped")
-
-            if verdict is Verdict.FINAL:
-                outcome = decision.outcome or Outcome.FAILED
-                detail = ""
-                if outcome is Outcome.NOT_STOPPED and item.maybe_applied:
-                    outcome = Outcome.UNCERTAIN
-                    detail = (
-                        f"said 'not stopped', but {item.ambiguity or 'an earlier run'} may "
-                        "already have stopped it; check the build"
-                    )
-                elif outcome is Outcome.FAILED:  # a permanent transport failure
-                    detail = f"{_describe_reply(reply)}: permanent, not retried"
-                    if item.maybe_applied:
-                        detail += f"; {item.ambiguity} may have stopped it"
-                return _result(item, outcome, run, clock, detail)
-
-            if reply.maybe_applied:
-                item.maybe_applied = True
-                if not item.ambiguity:
-                    item.ambiguity = f"attempt {item.attempts} ({_describe_reply(reply)})"
-
-            wait = 0.0
-            took_budget = False
-            if verdict is Verdict.STALE_CREDENTIAL:
-                refreshes += 1
-                if refreshes > 2 or not await client.refresh_credentials(
-                    reply.credential_generation
-                ):
-                    self._record_auth(reply, target.job_id)
-                    return _result(
-                        item,
-                        Outcome.UNAUTHORIZED,
-                        run,
-                        clock,
-                        "the token must be updated and could not be refreshed",
-                    )
-                continue
-            if verdict is Verdict.THROTTLED:
-                throttled += 1
-                if throttled >= policy.max_throttled_attempts:
-                    return self._give_up(item, f"still throttled after {throttled} attempts")
-                # The pacer's run-wide pause is the wait; nothing more per item.
-            else:  # transient
-                transient += 1
-                if transient >= policy.max_attempts:
-                    return self._give_up(item, f"gave up after {transient} failed attempts")
-                wait = compute_backoff(policy, transient, self._random.random())
-                if retry_after is not None:
-                    wait = max(wait, retry_after)
-                budget = self.budget.withdraw(clock.now())
-                took_budget = True
-                if budget.wait > 0:
-                    # Backpressure, not a verdict: wait for the budget, and slow the run.
-                    stats.budget_waits += 1
-                    wait = max(wait, budget.wait)
-                    if budget.slow_down:
-                        self._slow_down(pacer, started, budget.wait)
-            if policy.deadline is not None and item.started_mono is not None:
+            judged = classify(reply)
+            now = clock.now()
+            self._feed(judged, reply, started, now, target)
+            step = self._decide(item, judged, reply, now)
+            if step.action is Action.HOLD:
+                item.judged = True
+                if await self._judge_first_answer(judged.fault, reply) and self.stopping:
+                    return self._aborted(item)  # held, then the run ended: settle nothing
                 now = clock.now()
-                resume = max(now + wait, pacer.gate.until)  # a throttling pause holds it too
-                if resume - item.started_mono > policy.deadline:
-                    if took_budget:
-                        self.budget.refund(now)
-                    return self._give_up(item, self._deadline_text(policy))
+                step = self._decide(item, judged, reply, now)
+            if step.state is not None:
+                item.state = step.state
+            action = step.action
+            if action is Action.SETTLE or action is Action.GIVE_UP:
+                if judged.verdict is Verdict.STALE_CREDENTIAL:
+                    self._record_auth(reply, target.job_id)  # refreshed twice, expired again
+                return self._settle(item, step)
+            if action is Action.ABORT:
+                return self._aborted(item)
+            if action is Action.REFRESH:
+                if not await client.refresh_credentials(reply.credential_generation):
+                    self._record_auth(reply, target.job_id)
+                    return self._settle(item, step)
+                continue
+            if step.takes_budget:
+                withdrawal = self.budget.withdraw(now)
+                if withdrawal.wait > 0:
+                    # Backpressure, not a verdict: the retry waits for it, and the run slows.
+                    stats.budget_waits += 1
+                    if withdrawal.slow_down:
+                        self._slow_down(pacer, started, withdrawal.wait)
             log.info(
                 "stop.retry_scheduled",
                 job_id=target.job_id,
                 build_no=target.build_no,
                 attempt=item.attempts,
-                reason=_describe_reply(reply),
-                wait=round(wait, 3),
+                reason=step.detail,
+                wait=round(step.wait, 3),
             )
-            if wait > 0 and not await self._wait(wait):
-                return _aborted(item, run, clock, self._stop_reason or "run stopped")
+            if step.wait > 0 and not await self._wait(step.wait):
+                return self._aborted(item)
 
-    @staticmethod
-    def _deadline_text(policy: RetryPolicy) -> str:
-        return f"deadline of {policy.deadline:g} s reached before the next attempt could start"
+    def _feed(
+        self, judged: Decision, reply: Reply, started: float, now: float, target: Target
+    ) -> None:
+        """Tell the pacer and the run's guards about one answer (received at ``now``)."""
+        pacer = self._stopper.pacer
+        verdict = judged.verdict
+        if verdict is Verdict.THROTTLED:
+            self.stats.throttled += 1
+            before = pacer.rate
+            pause = pacer.on_throttled(started, honoured_retry_after(reply, self.settings.retry))
+            if pacer.rate != before:
+                log.info("pacing.rate_cut", rate=round(pacer.rate, 2), previous=round(before, 2))
+            log.debug(
+                "stop.throttled",
+                job_id=target.job_id,
+                build_no=target.build_no,
+                pause=round(pause, 3),
+            )
+        elif verdict is Verdict.TRANSIENT:
+            pacer.on_failed(started)
+        else:
+            pacer.on_accepted(started)
+        if verdict is Verdict.STALE_CREDENTIAL:
+            # Judged after the refresh: every worker in flight sees the expiry at once, and a
+            # renewed token means the credentials are fine.
+            return
+        if self.breaker.streak or reply.http_status in AUTH_FAILURE_STATUSES:
+            self._record_auth(reply, target.job_id)  # else nothing to record: the common case
+        health = self.server_health
+        if verdict is not Verdict.THROTTLED and health.window:
+            failed = verdict is Verdict.TRANSIENT or judged.outcome is Outcome.FAILED
+            if health.record(now, failed):
+                self._abort(ServerFailing(health.describe()))
+
+    def _decide(self, item: _Item, judged: Decision, reply: Reply, now: float) -> Step:
+        """:func:`decide` on the run as it is at ``now``."""
+        policy = self.settings.retry
+        guard = self.first_answers
+        first_answer = not item.judged and guard.watching
+        # Draw only what decide() will use, so that a seeded run's jitter does not depend on
+        # which targets gave up or were held (only a transient failure can use a draw).
+        backoff = judged.verdict is Verdict.TRANSIENT and draws_backoff(
+            judged, item.state, policy, first_answer=first_answer
+        )
+        return decide(
+            judged,
+            reply,
+            item.state,
+            policy,
+            attempt=item.attempts,
+            now=now,
+            started=item.started_mono,
+            draw=self._random.random() if backoff else 0.0,
+            budget_wait=self.budget.wait_for_token(now) if backoff else 0.0,
+            paused_until=self._stopper.pacer.gate.until,
+            first_answer=first_answer,
+            call_is_wrong=guard.tripped,
+        )
+
+    def _settle(self, item: _Item, step: Step) -> Result:
+        assert step.outcome is not None
+        return _result(item, step.outcome, self.settings.run, self._stopper.clock, step.detail)
+
+    def _aborted(self, item: _Item, unless: str = "run stopped") -> Result:
+        """An ``aborted`` record for ``item``: why the run stopped (``unless`` it was not)."""
+        detail = self._stop_reason or unless
+        if item.in_flight or item.state.maybe_applied:
+            detail += "; a stop call was in flight and may have taken effect"
+        return _result(item, Outcome.ABORTED, self.settings.run, self._stopper.clock, detail)
 
     def _slow_down(self, pacer: Pacer, started: float, budget_wait: float) -> None:
         """The retry budget is spent: tell the pacer (rule 5 of :mod:`bulkstop.pacing`)."""
@@ -935,12 +866,6 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 previous=round(before, 2),
                 budget_wait=round(budget_wait, 3),
             )
-
-    def _record_health(self, failed: bool) -> None:
-        """Feed the failing-server guard one answer; abort the run when it trips."""
-        health = self.server_health
-        if health.enabled and health.record(self._stopper.clock.now(), failed):
-            self._abort(ServerFailing(health.describe()))
 
     # -- the first answers: is the call itself wrong? -------------------------------------
 
@@ -1007,20 +932,12 @@ class StopRun(anyio.AsyncContextManagerMixin):
     def _record_auth(self, reply: Reply, job_id: str) -> None:
         """Feed the auth breaker one answer; abort the run when it trips."""
         failed = reply.http_status in AUTH_FAILURE_STATUSES
-        if self.breaker.streak == 0 and not failed:
-            return  # the common case: nothing to record
         forbidden = job_id if reply.http_status == FORBIDDEN_STATUS else None
         if self.breaker.record(failed, forbidden_job=forbidden):
             self._abort(
                 CredentialsRejected(
                     f"{self.breaker.streak} authentication failures in a row "
-                    f"(last: {_describe_reply(reply)}): the credentials are the problem; "
+                    f"(last: {describe_reply(reply)}): the credentials are the problem; "
                     "stopping before the key gets locked"
                 )
             )
-
-    def _give_up(self, item: _Item, why: str) -> Result:
-        detail = why
-        if item.maybe_applied:
-            detail += f"; {item.ambiguity} may have stopped it"
-        return _result(item, Outcome.FAILED, self.settings.run, self._stopper.clock, detail)

@@ -183,21 +183,23 @@ class FailingServerGuard:
         slots = self._slots
         if slots and slots[-1][0] == index:
             current = slots[-1]
-        else:
+        else:  # a new slot: only then can the oldest fall out of the window
             current = [index, 0, 0]
             slots.append(current)
+            while slots[0][0] <= index - self.slots:
+                _, answers, failures = slots.popleft()
+                self.total -= answers
+                self.failed -= failures
         current[1] += 1
-        current[2] += failed
         self.total += 1
-        self.failed += failed
-        while slots[0][0] <= index - self.slots:  # older than the window
-            _, answers, failures = slots.popleft()
-            self.total -= answers
-            self.failed -= failures
+        if failed:
+            current[2] += 1
+            self.failed += 1
+        # the share first: it rules out a healthy server at once
         if (
-            now - self.first >= self.window
+            self.failed >= self.share * self.total
+            and now - self.first >= self.window
             and self.total >= self.min_calls
-            and self.failed >= self.share * self.total
         ):
             self.tripped = True
             return True

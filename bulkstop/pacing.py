@@ -53,8 +53,8 @@ second at most, while the server fails more calls than the retry budget pays for
 
 from __future__ import annotations
 
-import collections
 import math
+from array import array
 from typing import overload
 
 from bulkstop.clock import Clock, MonotonicClock
@@ -90,6 +90,13 @@ class RateLimiter:
     def next_slot(self, now: float) -> float:
         """The slot :meth:`reserve` would give now, without reserving it."""
         return max(now, self.tat - (self.burst - 1) / self.rate)
+
+    def try_reserve(self, now: float) -> bool:
+        """Reserve the slot at ``now`` if :meth:`next_slot` is ``now``; else reserve nothing."""
+        if self.tat - (self.burst - 1) / self.rate > now:
+            return False
+        self.tat = max(self.tat, now) + 1.0 / self.rate
+        return True
 
     def reserve(self, now: float) -> float:
         """Reserve the next start slot; return its time (``≥ now``).
@@ -162,6 +169,7 @@ class ThrottleControl:
 
     __slots__ = (
         "_accepted",
+        "_accepted_head",
         "_accepted_since_cut",
         "consecutive_throttles",
         "cuts",
@@ -213,22 +221,40 @@ class ThrottleControl:
         self.cuts = 0
         self.consecutive_throttles = 0
         self.pause_started = -math.inf
-        # start times of accepted requests within the last second, oldest first
-        self._accepted: collections.deque[float] = collections.deque()
+        # Start times of accepted requests, oldest first; those before _accepted_head are
+        # older than a second. Doubles in an array, not float objects in a deque: at an
+        # unlimited rate a second holds tens of thousands of them (8 bytes each, not 32).
+        self._accepted = array("d")
+        self._accepted_head = 0
         self._accepted_since_cut = 0  # accepted requests started after the last cut
 
     def accepted_last_second(self, now: float) -> int:
         accepted = self._accepted
-        while accepted and accepted[0] <= now - 1.0:
-            accepted.popleft()
-        return len(accepted)
+        head = self._accepted_head
+        end = len(accepted)
+        oldest = now - 1.0
+        while head < end and accepted[head] <= oldest:
+            head += 1
+        if head > 1024 and 2 * head > end:  # drop the old half at once (one memmove)
+            del accepted[:head]
+            end -= head
+            head = 0
+        self._accepted_head = head
+        return end - head
 
     def on_accepted(self, started_at: float, now: float) -> None:
         """An answer that was not a throttling one (success or an ordinary error)."""
-        self.on_failed(started_at, now)
-        if started_at >= self.last_cut and self.rate < self.max_rate:
-            step = self.increase * self.rate_at_cut / self.rate
-            self.rate = min(self.max_rate, self.rate + step)
+        # on_failed's bookkeeping, written out: this runs once per answer
+        self.consecutive_throttles = 0
+        accepted = self._accepted
+        accepted.append(started_at)
+        if started_at >= self.last_cut:
+            self._accepted_since_cut += 1
+            if self.rate < self.max_rate:
+                step = self.increase * self.rate_at_cut / self.rate
+                self.rate = min(self.max_rate, self.rate + step)
+        if len(accepted) > 4096:  # now and then, forget what is older than a second
+            self.accepted_last_second(now)
 
     def on_failed(self, started_at: float, now: float) -> None:
         """A transient failure: the gateway let the request through, the server failed it."""
@@ -236,7 +262,7 @@ class ThrottleControl:
         self._accepted.append(started_at)
         if started_at >= self.last_cut:
             self._accepted_since_cut += 1
-        if len(self._accepted) > 4096:  # bound the memory whatever the rate
+        if len(self._accepted) > 4096:  # now and then, forget what is older than a second
             self.accepted_last_second(now)
 
     def on_overloaded(self, started_at: float, now: float) -> bool:
@@ -324,9 +350,8 @@ class Pacer:
         that the common case costs no timer and no cancel scope.
         """
         now = self.clock.now()
-        if self.gate.is_paused(now) or self.limiter.next_slot(now) > now:
+        if self.gate.is_paused(now) or not self.limiter.try_reserve(now):
             return None
-        self.limiter.reserve(now)
         return now
 
     @overload

@@ -1,6 +1,7 @@
 """Retry policy: what is retried, how long to wait, and when to give up.
 
-Three pieces, all free of I/O so they are tested without sleeping:
+Three pieces, all free of I/O so they are tested without sleeping (what the engine does with
+them after each answer is :func:`bulkstop.decision.decide`):
 
 * :func:`classify` turns one :class:`~bulkstop.models.Reply` into a :class:`Decision`:
   a final outcome, or a reason to retry (transient, throttled, stale credential), and whether
@@ -19,7 +20,8 @@ Three pieces, all free of I/O so they are tested without sleeping:
   2. A transient retry takes one token. When one is there it goes after its backoff as usual.
      When none is, it takes one on credit (the balance goes below zero) and waits until time
      has paid its debt: ``wait = -balance / refill``, after which it goes (its backoff and any
-     ``Retry-After`` still apply if longer).
+     ``Retry-After`` still apply if longer). A retry its deadline forbids is not sent and
+     takes nothing (the engine asks :meth:`RetryBudget.wait_for_token` first).
   3. While the debt deepens — a retry takes credit and the debt is then deeper than when the
      run was last told to slow down (or it is the first credit since the budget was last out of
      debt) — the engine tells the pacer to slow down (:mod:`bulkstop.pacing`, rule 5), so
@@ -94,14 +96,12 @@ class SystematicFault(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """How :func:`classify` judged one reply."""
+
     verdict: Verdict
     outcome: Outcome | None = None
     #: set when the answer shows the call itself is wrong (see :class:`SystematicFault`)
     fault: SystematicFault | None = None
-
-    @property
-    def retryable(self) -> bool:
-        return self.verdict is not Verdict.FINAL
 
 
 _STOPPED = Decision(Verdict.FINAL, Outcome.STOPPED)
@@ -273,9 +273,24 @@ class RetryBudget:
         if self.balance >= 0:
             self.debt_at_slowdown = 0.0
 
+    def _balance_at(self, now: float) -> float:
+        """The balance time will have brought by ``now``; changes nothing."""
+        tokens = self.refill * (now - self.updated) if now > self.updated else 0.0
+        return min(self.capacity, self.balance + tokens)
+
     def deposit(self, now: float) -> None:
         """Credit one first attempt."""
+        if self.balance >= self.capacity:  # full (so out of debt): only the time moves on
+            if now > self.updated:
+                self.updated = now
+            return
         self._credit(now, self.ratio)
+
+    def wait_for_token(self, now: float) -> float:
+        """How long a retry taking a token now would wait for it — the ``wait`` of
+        :meth:`withdraw` — without taking it."""
+        balance = self._balance_at(now) - 1.0
+        return 0.0 if balance >= -1e-9 else -balance / self.refill
 
     def withdraw(self, now: float) -> Withdrawal:
         """Take one token for a retry: how long to wait for it, and whether to slow the run."""
@@ -289,10 +304,6 @@ class RetryBudget:
         if deeper:
             self.debt_at_slowdown = debt
         return Withdrawal(debt / self.refill, deeper)
-
-    def refund(self, now: float) -> None:
-        """Give back a token taken for a retry that will not be sent (its deadline came first)."""
-        self._credit(now, 1.0)
 
     def __repr__(self) -> str:
         return (

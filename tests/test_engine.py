@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import tracemalloc
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -254,6 +255,27 @@ async def test_a_spent_retry_budget_makes_retries_wait_for_time_never_fail() -> 
     assert stopper.pacer.rate < 1000  # and the pacer was told to slow down
 
 
+async def test_a_retry_its_deadline_forbids_takes_no_budget_and_does_not_slow_the_run() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, always(E500))
+    settings = RunSettings(
+        concurrency=1,
+        retry=RetryPolicy(jitter=False, initial_backoff=0.0, deadline=0.5),
+        budget_reserve=0,
+        budget_ratio=0.0,
+        budget_refill=1.0,
+    )
+    stopper = Stopper(client, pacer=Pacer(rate=1000, clock=clock), settings=settings, clock=clock)
+    async with clock.autojump():
+        run = stopper.run(targets(1))
+        async with run as results:
+            out = [result async for result in results]
+    # the retry would wait 0.99 s for the empty budget, past its 0.5 s deadline: not sent
+    assert [(r.outcome, r.attempts) for r in out] == [(Outcome.FAILED, 1)]
+    assert out[0].detail.startswith("deadline of 0.5 s reached")
+    assert (run.stats.budget_waits, run.budget.waits, stopper.pacer.rate) == (0, 0, 1000)
+
+
 async def test_the_request_rate_under_a_failing_server_drops() -> None:
     """Every call fails (and the failing-server guard is off, so the run goes on): the
     retries soon find the budget spent and wait, the pacer is told to slow down while the
@@ -442,6 +464,19 @@ async def test_the_maybe_applied_flag_records_ambiguous_attempts_only() -> None:
     }
 
 
+async def test_a_failure_says_an_earlier_run_may_have_stopped_it() -> None:
+    client = FakeClient(FakeClock(), always(UNTRUSTED))
+    settings = RunSettings(systematic_limit=0)
+    carried = FakeCarried(maybe={TargetKey(JOB, 1)})
+    results = await run_all(client, targets(1), settings=settings, carried=carried)
+    assert [(r.outcome, r.detail) for r in results] == [
+        (
+            Outcome.FAILED,
+            "certificate not trusted: permanent, not retried; an earlier run may have stopped it",
+        )
+    ]
+
+
 async def test_an_earlier_runs_maybe_applied_outlives_an_abort_before_any_attempt() -> None:
     # build 2 was in flight when an earlier run crashed; this run is drained before sending
     clock = FakeClock()
@@ -618,9 +653,41 @@ async def test_leaving_early_cancels_the_rest() -> None:
 
 
 async def test_dedupe_handles_huge_build_numbers() -> None:
-    rows = [(JOB, 5), (JOB, 2**30), (JOB, 5), (JOB, 2**30), (JOB, 7)]  # past the 2**24 bitmap
+    rows = [(JOB, 5), (JOB, 2**30), (JOB, 5), (JOB, 2**30), (JOB, 7)]
     results = await run_all(FakeClient(FakeClock(), always(OK)), rows)
     assert Counter(r.outcome for r in results) == {Outcome.STOPPED: 3, Outcome.DUPLICATE: 2}
+
+
+async def test_a_distinct_target_costs_the_run_at_most_32_bytes() -> None:
+    """Every target of a job of its own, the shape a bitmap of build numbers per job paid
+    ~500 bytes a target for. The memory a run keeps per target is its dedupe's."""
+
+    class Instant:
+        async def stop(self, target: Target) -> Reply:
+            return OK
+
+        async def refresh_credentials(self, generation: int) -> bool:
+            return False
+
+    async def peak_after(rows: list[tuple[str, int]]) -> int:
+        # A fixed rate: adaptive pacing keeps a second's worth of start times, which at an
+        # unlimited rate is memory per request, not per target.
+        pacer = Pacer(rate=1e9, burst=64, adaptive=False)
+        stopper = Stopper(Instant(), pacer=pacer, settings=RunSettings(concurrency=8))
+        tracemalloc.start()
+        try:
+            async with stopper.run(rows) as results:
+                async for _ in results:
+                    pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def distinct_jobs(n: int) -> list[tuple[str, int]]:
+        return [(f"{i:032x}", 1 + (i * 7919) % 5000) for i in range(n)]
+
+    small, large = distinct_jobs(1_000), distinct_jobs(7_000)
+    assert (await peak_after(large) - await peak_after(small)) / 6_000 <= 32
 
 
 async def test_results_carry_report_fields() -> None:
@@ -639,6 +706,19 @@ async def test_rate_limit_shapes_start_times() -> None:
     client = FakeClient(clock, always(OK))
     await run_all(client, targets(5), rate=4)
     assert [t for t, _ in client.calls] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+async def test_a_run_shows_its_live_state() -> None:
+    clock = FakeClock()
+    stopper = Stopper(FakeClient(clock, always(OK)), pacer=Pacer(rate=1000, clock=clock))
+    async with clock.autojump():
+        run = stopper.run([*targets(3), (JOB, 3)])
+        async with run as results:
+            out = [result async for result in results]
+    assert len(out) == 4
+    assert repr(run).startswith(
+        "StopRun(rows=4, done=4, in_flight=0, requests=3, stopping=None, SeenTargets(targets=3,"
+    )
 
 
 def test_anyio_run_drives_the_engine() -> None:

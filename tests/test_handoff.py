@@ -8,7 +8,7 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
-from bulkstop.engine import _HandOff
+from bulkstop.handoff import HandOff
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +20,7 @@ async def settle() -> None:
 
 
 async def test_items_come_out_in_order_then_none_after_the_last_sender() -> None:
-    queue = _HandOff[int](high=10, senders=2)
+    queue = HandOff[int](high=10, senders=2)
     for i in range(3):
         await queue.put(i)
     queue.sender_done()
@@ -40,7 +40,7 @@ async def test_items_come_out_in_order_then_none_after_the_last_sender() -> None
 
 
 async def test_a_full_queue_blocks_putters_until_drained_to_half() -> None:
-    queue = _HandOff[int](high=4)
+    queue = HandOff[int](high=4)
     put: list[int] = []
 
     async def producer() -> None:
@@ -63,7 +63,7 @@ async def test_a_full_queue_blocks_putters_until_drained_to_half() -> None:
 
 
 async def test_a_getter_cancelled_while_waiting_takes_nothing() -> None:
-    queue = _HandOff[str](high=4)
+    queue = HandOff[str](high=4)
     got: list[str | None] = []
 
     async def getter() -> None:
@@ -90,7 +90,7 @@ async def test_a_getter_cancelled_while_waiting_takes_nothing() -> None:
 async def test_a_getter_woken_then_cancelled_passes_the_wake_up_on() -> None:
     # Plain asyncio tasks: Task.cancel() right after the wake-up is certain to land before
     # the woken getter runs (an anyio scope delivers its cancellation a little later).
-    queue = _HandOff[str](high=4)
+    queue = HandOff[str](high=4)
     first = asyncio.create_task(queue.get())
     await settle()
     second = asyncio.create_task(queue.get())
@@ -100,3 +100,31 @@ async def test_a_getter_woken_then_cancelled_passes_the_wake_up_on() -> None:
     with anyio.fail_after(5):
         assert await second == "a"  # the second getter got the item instead of waiting
     assert first.cancelled()
+
+
+async def test_the_repr_shows_the_live_state() -> None:
+    queue = HandOff[int](high=4, senders=2)
+    await queue.put(1)
+    await queue.put(2)
+    queue.sender_done()
+    assert len(queue) == 2
+    assert repr(queue) == (
+        "HandOff(queued=2, high=4, low=2, senders=1, waiting_getters=0, putters_waiting=False)"
+    )
+
+
+async def test_an_offer_queues_at_once_while_there_is_room_and_wakes_a_getter() -> None:
+    queue = HandOff[int](high=2)
+    got: list[int | None] = []
+
+    async def getter() -> None:
+        got.append(await queue.get())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(getter)
+        await settle()
+        assert queue.offer(1) is True
+        await settle()
+        assert got == [1]  # the waiting getter was woken
+    assert (queue.offer(2), queue.offer(3), queue.offer(4)) == (True, True, False)
+    assert [await queue.get(), await queue.get(), len(queue)] == [2, 3, 0]  # 4 was not queued

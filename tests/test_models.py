@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bulkstop.models import (
@@ -17,6 +19,9 @@ from bulkstop.models import (
     Outcome,
     Result,
     Target,
+    TargetKey,
+    _parse_target,
+    key_digest,
     parse_target,
 )
 
@@ -27,9 +32,22 @@ def test_a_target_is_a_normalised_pair() -> None:
     target = Target(JOB, 20)
     assert (target.job_id, target.build_no) == (JOB, 20)
     assert target.key == (JOB, 20)
+    assert type(target.key) is TargetKey
+    assert (target.key.job_id, target.key.build_no) == (JOB, 20)
     assert target == Target(job_id=JOB, build_no=20)
     assert hash(target) == hash(Target(JOB, 20))
     assert target != Target(JOB, 21)
+
+
+def test_a_key_digest_is_the_same_in_every_process_and_tells_keys_apart() -> None:
+    # pinned: structures of different processes (a run and its resume) may compare digests
+    assert key_digest(TargetKey(JOB, 20)) == 0x2BC1787E0E22D4652DCAB579B49D9B67
+    digests = {
+        key_digest(key)
+        for key in (TargetKey(JOB, 20), TargetKey(JOB, 21), Target(JOB[::-1], 20).key)
+    }
+    assert len(digests) == 3
+    assert all(0 <= digest < 2**128 for digest in digests)
 
 
 @pytest.mark.parametrize(
@@ -56,10 +74,42 @@ def test_a_target_cannot_be_changed() -> None:
         target.build_no = 21  # type: ignore[misc]
 
 
+def test_a_parsed_target_is_a_target_like_any_other() -> None:
+    parsed = parse_target(JOB, "20")
+    assert isinstance(parsed, Target)
+    assert (parsed, hash(parsed), repr(parsed)) == (
+        Target(JOB, 20),
+        hash(Target(JOB, 20)),
+        repr(Target(JOB, 20)),
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.build_no = 21  # type: ignore[misc]
+
+
 def test_parse_target_normalises_what_target_refuses() -> None:
     assert parse_target(f"  {JOB}\t", " 7 ") == Target(JOB, 7)
     assert parse_target(JOB, "+3") == "build_no: must be an integer ≥ 1, got '+3'"
     assert parse_target("", "") == "job_id: missing; build_no: missing"
+
+
+_JOB_CHARS = "0123456789abcdefABCZ \t\u00b2\u0663"
+_BUILD_TEXT = st.text(alphabet="0123456789 +-.\u00b2\u0663x", max_size=14)
+
+
+@given(
+    job_id=st.one_of(st.text(alphabet=_JOB_CHARS, min_size=30, max_size=34), st.just(JOB)),
+    build_no=st.one_of(
+        st.integers(min_value=-5, max_value=2**31 + 5),
+        st.integers(),
+        _BUILD_TEXT,
+        st.booleans(),
+        st.none(),
+    ),
+)
+def test_the_quick_path_for_normal_rows_agrees_with_the_general_one(
+    job_id: str, build_no: Any
+) -> None:
+    assert parse_target(job_id, build_no) == _parse_target(job_id, build_no)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import anyio
 import pytest
@@ -338,6 +339,33 @@ def test_failures_never_raise_the_rate_but_successes_do() -> None:
     assert control.rate == pytest.approx(7.0)
     control.on_accepted(1.2, 1.2)  # + 0.05 × 7 / 7
     assert control.rate == pytest.approx(7.05)
+
+
+def test_accepted_last_second_counts_the_starts_after_now_minus_one_second() -> None:
+    control = ThrottleControl(1e9)
+    step = 1 / 2048  # exact in binary: no start falls on a boundary by rounding
+    for i in range(5 * 2048):  # 2,048 a second for 5 s, the last at 5 - step
+        control.on_accepted(started_at=i * step, now=i * step)
+    # a start exactly a second old is out: (now - 1, now] is the last second
+    assert control.accepted_last_second(5 - step) == 2048
+    assert control.accepted_last_second(5.5) == 1024 - 1
+    assert control.accepted_last_second(7.0) == 0
+
+
+def test_a_second_of_accepted_starts_at_an_unlimited_rate_costs_little_memory() -> None:
+    control = ThrottleControl(1e9)
+    count = 20_000  # 100,000 a second: all within one second
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(count):
+            start = i * 1e-5  # a new float, as the clock gives each request
+            control.on_accepted(start, start)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert control.accepted_last_second((count - 1) * 1e-5) == count
+    assert held / count <= 12  # a double each, and some room to grow
 
 
 def test_a_failure_is_let_through_by_the_gateway_and_closes_a_throttling_streak() -> None:

@@ -164,12 +164,14 @@ def test_budget_waits_stay_bounded_by_the_workers_holding_credit() -> None:
     assert waits == [4.0] * 24  # the queue never grows past the eight workers: no starvation
 
 
-def test_refund_gives_back_a_token_that_was_not_used() -> None:
-    budget = RetryBudget(ratio=0.0, reserve=1, refill=1.0, now=0.0)
-    assert budget.withdraw(0.0).wait == 0.0
-    budget.refund(0.0)
-    assert budget.withdraw(0.0).wait == 0.0
-    assert budget.waits == 0
+def test_asking_how_long_a_retry_would_wait_takes_nothing_and_says_what_withdraw_will() -> None:
+    budget = RetryBudget(ratio=0.2, reserve=1, refill=2.0, now=0.0)
+    assert [budget.wait_for_token(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.withdraw(0.0).wait == 0.0  # the one token was still there
+    budget.deposit(0.1)  # 0.2 earned by a first attempt and 0.2 by time: 0.4 of a token
+    assert budget.wait_for_token(0.1) == pytest.approx(0.3)  # time pays the 0.6 left in 0.3 s
+    assert budget.wait_for_token(0.1) == budget.withdraw(0.1).wait
+    assert budget.waits == 1
 
 
 def test_budget_asks_to_slow_down_only_while_its_debt_deepens() -> None:

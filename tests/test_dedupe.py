@@ -1,0 +1,82 @@
+"""The dedupe set: each target is new once, whatever the shape of the keys, in little memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+
+from bulkstop.dedupe import SeenTargets
+from bulkstop.models import BUILD_NO_MAX, TargetKey
+
+JOB = "f9d6c8466d614a9788e9a0acf6c15f46"
+
+
+def distinct_jobs(n: int, start: int = 0) -> list[TargetKey]:
+    """``n`` targets, each of a job of its own, with build numbers spread as real ones are."""
+    return [TargetKey(f"{i:032x}", 1 + (i * 7919) % 5000) for i in range(start, start + n)]
+
+
+def test_a_target_is_new_once_then_met_before() -> None:
+    seen = SeenTargets()
+    assert seen.add(TargetKey(JOB, 20)) is True
+    assert seen.add(TargetKey(JOB, 20)) is False
+    assert seen.add(TargetKey(JOB, 21)) is True  # another build of the job
+    assert seen.add(TargetKey(JOB.replace("f", "e"), 20)) is True  # the build of another job
+    assert seen.targets == 3
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        distinct_jobs(30_000),
+        [TargetKey(JOB, b) for b in range(1, 30_001)],  # one job, dense build numbers
+        [TargetKey(JOB, b) for b in range(BUILD_NO_MAX - 30_000, BUILD_NO_MAX)],  # huge ones
+        [TargetKey(f"{j:032x}", b) for j in range(100) for b in range(1, 301)],  # a grid
+    ],
+    ids=["distinct-jobs", "one-job", "huge-build-numbers", "jobs-by-builds"],
+)
+def test_every_target_is_new_once_through_many_doublings(keys: list[TargetKey]) -> None:
+    seen = SeenTargets()
+    assert all(seen.add(key) for key in keys)
+    assert not any(seen.add(key) for key in keys)
+    assert seen.targets == len(keys)
+
+
+def test_the_slots_per_target_stay_within_32_bytes_at_every_size() -> None:
+    """No size costs more: the tables never double all at once."""
+    seen = SeenTargets()
+    base = seen.nbytes  # the empty tables
+    worst = 0.0
+    for number, key in enumerate(distinct_jobs(100_000), start=1):
+        seen.add(key)
+        if number % 1000 == 0:
+            worst = max(worst, (seen.nbytes - base) / number)
+    assert worst <= 32
+
+
+def test_the_memory_a_target_costs_is_at_most_32_bytes() -> None:
+    first, more = distinct_jobs(5_000), distinct_jobs(25_000, start=5_000)
+    seen = SeenTargets()
+    tracemalloc.start()
+    try:
+        for key in first:
+            seen.add(key)
+        before = tracemalloc.get_traced_memory()[0]
+        for key in more:
+            seen.add(key)
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (after - before) / len(more) <= 32
+    assert (peak - before) / len(more) <= 32  # and no doubling makes a peak above it
+
+
+def test_the_repr_shows_the_live_state() -> None:
+    seen = SeenTargets()
+    for key in distinct_jobs(3):
+        seen.add(key)
+    slots = seen.slots
+    assert repr(seen) == (
+        f"SeenTargets(targets=3, slots={slots}, bytes_per_target={slots * 12 / 3:.1f})"
+    )
