@@ -91,7 +91,7 @@ def test_record_key_is_the_target_key_and_absent_for_unkeyed_records() -> None:
     assert record_key(result(0, Outcome.DUPLICATE)) is None
 
 
-@pytest.mark.parametrize("build_no", ["x", "+7", "7_0", "", "٧"])
+@pytest.mark.parametrize("build_no", ["x", "+7", "7_0", "", "٧", "9" * 19])
 def test_a_record_of_a_target_without_a_build_number_is_a_bad_line(
     path: Path, build_no: str
 ) -> None:

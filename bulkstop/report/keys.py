@@ -8,9 +8,9 @@ raw text of their row and are never keyed: each run reports them afresh.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Final
 
+from bulkstop import models
 from bulkstop.models import Outcome, Result, TargetKey
 
 __all__ = ["DIGEST_BITS", "UNKEYED", "build_number", "key_digest", "record_key"]
@@ -40,16 +40,19 @@ def build_number(text: str) -> int:
     build number in a report is written the way the engine writes it, or it is not one.
     """
     digits = text.strip()
-    if not (digits.isascii() and digits.isdigit()):
+    if not (digits.isascii() and digits.isdigit()) or len(digits.lstrip("0")) > 18:
+        # 18 digits: beyond any build number, and within what a key's digest takes
         raise ValueError(f"not a build number: {text[:40]!r}")
-    return int(digits)  # beyond int()'s digit limit this raises ValueError too
+    return int(digits)
 
 
 def key_digest(key: TargetKey) -> int:
-    """The one digest of a target key: 96 bits of BLAKE2b over ``"job_id:build_no"``.
+    """The one digest of a target key (:func:`bulkstop.models.key_digest`), cut to 96 bits.
 
     Compact structures (the report index of a resume) keep this instead of the key. Two keys
     share it with a chance of 2**-96 (see :mod:`bulkstop.report.index` for what that means).
     """
-    text = f"{key.job_id}:{key.build_no}".encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(text, digest_size=DIGEST_BITS // 8).digest(), "big")
+    return models.key_digest(key) & _DIGEST_MASK
+
+
+_DIGEST_MASK: Final = (1 << DIGEST_BITS) - 1
