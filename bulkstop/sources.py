@@ -616,15 +616,26 @@ class _TextCheck:
         return problem
 
     def _long_line(self, chunk: bytes) -> tuple[int, str] | None:
-        assert self._max_line is not None
-        parts = chunk.split(b"\n")
-        lengths = [len(p) for p in parts]
-        lengths[0] += self._line_len
-        self._line_len = lengths[-1]
-        for index, length in enumerate(lengths):
-            if length > self._max_line:
-                return (self._line + index, f"line is longer than {self._max_line} bytes")
-        return None
+        # Line lengths by searching for line breaks, not by splitting: a split makes one bytes
+        # object per line of the chunk, which was the peak of a whole run's memory.
+        limit = self._max_line
+        assert limit is not None
+        last_break = chunk.rfind(b"\n")
+        if self._line_len + len(chunk) <= limit:  # no line can be too long: nothing to find
+            self._line_len = (
+                len(chunk) - last_break - 1 if last_break >= 0 else (self._line_len + len(chunk))
+            )
+            return None
+        start, carried, index = 0, self._line_len, 0
+        while True:
+            end = chunk.find(b"\n", start)
+            length = (len(chunk) if end < 0 else end) - start + carried
+            if length > limit:
+                return (self._line + index, f"line is longer than {limit} bytes")
+            if end < 0:
+                self._line_len = length
+                return None
+            start, carried, index = end + 1, 0, index + 1
 
 
 def _precheck(name: str, stream: IO[bytes]) -> None:

@@ -1096,3 +1096,31 @@ def test_json_samples_are_clean(name: str) -> None:
     assert len(rows) == 25
     assert all(row.target is not None for row in rows)
     assert len({row.target.key for row in rows if row.target}) == 25
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=12),
+    st.integers(min_value=1, max_value=17),
+    st.integers(min_value=1, max_value=30),
+)
+def test_the_line_length_check_finds_the_first_long_line_across_chunks(
+    lengths: list[int], chunk_size: int, limit: int
+) -> None:
+    from bulkstop.sources import _TextCheck
+
+    data = b"\n".join(b"x" * n for n in lengths)
+    expected = next(
+        (
+            (number, f"line is longer than {limit} bytes")
+            for number, n in enumerate(lengths, start=1)
+            if n > limit
+        ),
+        None,
+    )
+    check = _TextCheck(limit)
+    found = None
+    for start in range(0, len(data), chunk_size):
+        found = check.feed(data[start : start + chunk_size])
+        if found:
+            break
+    assert found == expected
