@@ -115,6 +115,12 @@ class Carried(Protocol):
         "not stopped" answer is then ``uncertain``)."""
         ...
 
+    def sighted(self, key: TargetKey) -> bool | None:
+        """Whether this is the first row of the run to name ``key``; ``None`` when the earlier
+        runs never met the target (the engine's own dedupe then decides). A resume of a large
+        report dedupes its known targets where it already holds them, at no extra memory."""
+        ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSettings:
@@ -583,7 +589,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     await self._emit(out, invalid)
                     continue
                 line, target = row.line, row.target
-            if not self._seen.add(target.key):
+            key = target.key
+            first = None if self._carried is None else self._carried.sighted(key)
+            if not (self._seen.add(key) if first is None else first):
                 detail = (
                     f"same target as an earlier row; sent once ({target.job_id}:{target.build_no})"
                 )
@@ -594,7 +602,6 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 continue
             maybe_applied = False
             if self._carried is not None:
-                key = target.key
                 record = self._carried.get(key, line)
                 if record is not None:
                     self.stats.carried_over += 1

@@ -140,6 +140,9 @@ class FakeCarried:
     def maybe_applied(self, key: TargetKey) -> bool:
         return key in self.maybe
 
+    def sighted(self, key: TargetKey) -> bool | None:
+        return None  # the engine's own dedupe decides
+
 
 def by_build(results: list[Result]) -> dict[str, Result]:
     return {r.build_no: r for r in results if r.outcome not in (Outcome.INVALID, Outcome.DUPLICATE)}

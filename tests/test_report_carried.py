@@ -244,6 +244,56 @@ def test_an_empty_report_has_no_strangers(path: Path) -> None:
     assert ReportIndex.build(path).strangers() == (0, -1)
 
 
+def test_the_runs_rows_are_sighted_once_each_after_the_input_check(path: Path) -> None:
+    write_run(path, [result(0), result(1)], attempting=[2])
+    index = ReportIndex.build(path)
+    for i in (0, 1, 2):
+        index.mark_seen(key(i))
+    assert index.strangers() == (0, -1)
+    index.clear_seen()
+    # the report's targets (records and markers alike) are deduped in the index's flags ...
+    assert [index.sight(key(i)) for i in (0, 0, 2, 1, 2)] == [True, False, True, True, False]
+    # ... and a target the report never saw is left to the engine's own dedupe
+    assert index.sight(key(9)) is None
+
+
+def test_a_resume_dedupes_its_reports_targets_without_the_engines_dedupe(path: Path) -> None:
+    import anyio
+
+    from bulkstop import Pacer, Stopper
+    from bulkstop.models import Reply, ReplyKind, Target
+
+    write_run(path, [result(0), result(1, Outcome.ABORTED, attempts=0)])
+    carried = CarriedRecords.load(path, retry_failed=False)
+    carried.index.clear_seen()
+
+    class Instant:
+        async def stop(self, target: Target) -> Reply:
+            return Reply(kind=ReplyKind.STOPPED, http_status=200)
+
+        async def refresh_credentials(self, generation: int) -> bool:
+            return False
+
+    rows = [key(0), key(1), key(0), key(1), key(5), key(5)]
+
+    async def run() -> list[tuple[int, Outcome]]:
+        stopper = Stopper(Instant(), pacer=Pacer(rate=1e6, burst=10))
+        run = stopper.run([tuple(k) for k in rows], carried=carried)
+        async with run as results:
+            out = [(r.line, r.outcome) async for r in results]
+        assert run._seen.targets == 1  # only the target the report never saw
+        return sorted(out)
+
+    assert anyio.run(run) == [
+        (1, Outcome.STOPPED),  # carried over
+        (2, Outcome.STOPPED),  # sent again: aborted before any attempt
+        (3, Outcome.DUPLICATE),
+        (4, Outcome.DUPLICATE),
+        (5, Outcome.STOPPED),
+        (6, Outcome.DUPLICATE),
+    ]
+
+
 # -- collisions ----------------------------------------------------------------------------------
 
 

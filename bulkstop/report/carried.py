@@ -147,6 +147,11 @@ class CarriedRecords:
             return True
         return bool(flags & MAY_APPLY) and self._carried_slot(key) < 0
 
+    def sighted(self, key: TargetKey) -> bool | None:
+        """Whether this is the first row of the run to name ``key`` (``None``: not a target
+        of the report; the engine's own dedupe decides)."""
+        return self.index.sight(key)
+
     def __len__(self) -> int:
         """How many targets are carried over."""
         if self._count is None:

@@ -81,7 +81,8 @@ IN_FLIGHT: Final = 4
 NO_RECORD: Final = 8
 #: FLAG: a later record replaced this one (off its chain; compaction drops it)
 SUPERSEDED: Final = 16
-#: FLAG: the input being checked holds the key (:meth:`ReportIndex.mark_seen`)
+#: FLAG: while the input is checked, the input holds the key (:meth:`ReportIndex.mark_seen`);
+#: during the run, a row of the input named it (:meth:`ReportIndex.sight`)
 SEEN: Final = 32
 #: FLAG: handed out as a carried record in the place of the target (:meth:`ReportIndex.hand_out`)
 HANDED_OUT: Final = 64
@@ -382,6 +383,27 @@ class ReportIndex:
         table = bytes(int(not flags & (SUPERSEDED | SEEN)) for flags in range(256))
         unseen = self._flags.tobytes()[: self._size].translate(table)
         return unseen.count(1), unseen.find(1)
+
+    def clear_seen(self) -> None:
+        """Forget every :meth:`mark_seen`, so that the run's rows can be :meth:`sight` ed."""
+        table = bytes(flags & ~SEEN for flags in range(256))
+        self._flags[: self._size] = array("B", self._flags.tobytes()[: self._size].translate(table))
+
+    def sight(self, key: TargetKey) -> bool | None:
+        """Note that a row of the run names ``key``: ``True`` the first time, ``False`` after.
+
+        ``None`` when the report does not know the key. So a resume dedupes the targets its
+        report knows in the index's flags, and only new targets cost the engine's dedupe
+        anything.
+        """
+        slot = self.find(key)
+        if slot < 0:
+            return None
+        flags = self._flags[slot]
+        if flags & SEEN:
+            return False
+        self._flags[slot] = flags | SEEN
+        return True
 
     def hand_out(self, slot: int, line: int) -> None:
         """Note that ``slot``'s record was handed out as carried, for the row at ``line``."""

@@ -184,6 +184,7 @@ def _check_input(index: ReportIndex, source: TargetSource, report: Path) -> None
         if row.target is not None:
             index.mark_seen(row.target.key)
     strangers, first = index.strangers()
+    index.clear_seen()  # the run's own rows are sighted afresh (the engine's dedupe)
     if strangers:
         job_id, build_no = index.key_at(first)
         raise ReportMismatchError(
