@@ -28,7 +28,6 @@ import aiohttp
 import anyio
 from yarl import URL
 
-from bulkstop import signing
 from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import BulkstopError, CredentialsRejected, UsageError
 from bulkstop.log import get_logger
@@ -187,7 +186,10 @@ class AkSkAuth:
         return None
 
     async def sign(self, request: OutgoingRequest) -> int:
-        signing.sign_request(
+        # Imported here: a run with another credential never loads the signing code.
+        from bulkstop.signing import sign_request
+
+        sign_request(
             request,
             ak=self._ak,
             sk=self._sk.reveal(),

@@ -8,20 +8,18 @@ line of defence behind :class:`bulkstop.auth.Secret`.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
-import structlog
-
-__all__ = ["configure_logging", "redactor"]
+__all__ = ["LEVELS", "Redactor", "configure_logging", "redactor"]
 
 LEVELS = ("debug", "info", "warning", "error")
 
 
-class _Redactor:
-    """Replaces known secret values in every string of an event dict."""
+class Redactor:
+    """Replaces known secret values in every string of an event dict, and in a message
+    (:meth:`scrub`); a structlog processor. The command line keeps one, :data:`redactor`."""
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
@@ -65,13 +63,20 @@ class _Redactor:
         return event_dict
 
 
-redactor = _Redactor()
+#: The process's redactor: every secret registered or watched here is scrubbed from logs and
+#: from the command line's messages.
+redactor = Redactor()
 
 
 def configure_logging(
     level: str = "info", fmt: str = "console", stream: TextIO | None = None
 ) -> None:
     """Configure structlog for the CLI: level filter, timestamps, redaction, renderer."""
+    # Imported here: the command line's options (LEVELS) and its redactor need neither.
+    import logging
+
+    import structlog
+
     out = stream if stream is not None else sys.stderr
     renderer: Any
     if fmt == "json":

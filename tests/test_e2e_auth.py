@@ -187,7 +187,7 @@ class CliRun:
         env: dict[str, str | None] = dict.fromkeys(outside_variables())
         env.update(self.spec.credentials)
         # A redactor of its own: secrets an earlier run registered must not scrub this one's.
-        redactor = type(logconfig.redactor)()
+        redactor = logconfig.Redactor()
         try:
             with (
                 mock.patch.object(logconfig, "redactor", redactor),

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,87 @@ def test_a_public_name_imports_its_own_module_only() -> None:
         "bulkstop",
         "bulkstop.errors",
     }
+
+
+JOB = "f9d6c8466d614a9788e9a0acf6c15f46"
+
+#: A run of the engine against a client that answers at once, writing a new report.
+FRESH_REPORT = f"""
+import asyncio, pathlib, sys
+from bulkstop.engine import Stopper
+from bulkstop.models import Reply, ReplyKind
+from bulkstop.pacing import Pacer
+from bulkstop.report import ReportWriter
+
+class Instant:
+    async def stop(self, target):
+        return Reply(kind=ReplyKind.STOPPED, http_status=200)
+
+    async def refresh_credentials(self, generation):
+        return False
+
+async def main():
+    with ReportWriter(pathlib.Path(sys.argv[1]), overwrite=True) as writer:
+        stopper = Stopper(Instant(), pacer=Pacer(rate=1000), observer=writer)
+        async with stopper.run([("{JOB}", 20)]) as results:
+            async for result in results:
+                writer.write(result)
+
+asyncio.run(main())
+"""
+
+
+def loaded_by_script(code: str, *args: str) -> set[str]:
+    """:func:`loaded_after` for a script given arguments."""
+    return loaded_after(f"import sys\nsys.argv[1:] = {list(args)!r}\n" + textwrap.dedent(code))
+
+
+def test_a_run_that_writes_a_new_report_loads_neither_pydantic_nor_structlog(
+    tmp_path: Path,
+) -> None:
+    loaded = top_level(loaded_by_script(FRESH_REPORT, str(tmp_path / "r.csv")))
+
+    # structlog (and rich, which it loads) only once an application configures logging
+    assert loaded & {"pydantic", "structlog", "rich"} == set()
+
+
+def test_reading_a_report_back_loads_pydantic(tmp_path: Path) -> None:
+    report = tmp_path / "r.csv"
+    loaded_by_script(FRESH_REPORT, str(report))
+
+    loaded = loaded_by_script(
+        "import pathlib, sys\nfrom bulkstop.report import load_report\n"
+        "assert len(load_report(pathlib.Path(sys.argv[1])).records) == 1\n",
+        str(report),
+    )
+
+    assert "pydantic" in top_level(loaded)
+
+
+@pytest.mark.parametrize(
+    ("credential", "signing"),
+    [("TokenAuth('a-token')", False), ("AkSkAuth('AKEXAMPLE0000000000', 'SK' * 20, 'p')", True)],
+    ids=["token", "aksk"],
+)
+def test_the_signing_code_is_loaded_for_an_access_key_only(credential: str, signing: bool) -> None:
+    loaded = loaded_after(
+        f"""
+        import asyncio
+        from yarl import URL
+        from bulkstop.auth import AkSkAuth, TokenAuth
+        from bulkstop.models import OutgoingRequest
+
+        request = OutgoingRequest(method="POST", url=URL("https://example.invalid/v3/jobs/stop"))
+        asyncio.run({credential}.sign(request))
+        """
+    )
+
+    assert ("bulkstop.signing" in loaded) is signing
+
+
+def test_the_command_lines_logging_options_load_no_structlog() -> None:
+    loaded = loaded_after(
+        "from bulkstop.logconfig import LEVELS, redactor\nredactor.scrub('text')\n"
+    )
+
+    assert top_level(loaded) & {"structlog", "rich"} == set()
