@@ -10,6 +10,11 @@ The library in five names::
             async for result in results:
                 print(result.line, result.outcome)
 
+or a whole run from an input file to its report, as ``bulkstop run`` does it::
+
+    async with bulkstop.Job(bulkstop.JobSettings(input="targets.csv", region="cn-north-4")) as job:
+        outcome = await job.run()
+
 ``import bulkstop`` imports nothing else: each name below is imported from its module at its
 first use (PEP 562), so that a program, or ``bulkstop --help``, pays only for what it uses.
 """
@@ -35,6 +40,10 @@ _WHERE: dict[str, str] = {
     "IamPasswordAuth": "bulkstop.auth",
     "InputError": "bulkstop.errors",
     "InputRow": "bulkstop.models",
+    "Job": "bulkstop.job",
+    "JobEvents": "bulkstop.job",
+    "JobOutcome": "bulkstop.job",
+    "JobSettings": "bulkstop.job",
     "MonotonicClock": "bulkstop.clock",
     "Outcome": "bulkstop.models",
     "Pacer": "bulkstop.pacing",
@@ -81,6 +90,10 @@ __all__ = [
     "IamPasswordAuth",
     "InputError",
     "InputRow",
+    "Job",
+    "JobEvents",
+    "JobOutcome",
+    "JobSettings",
     "MonotonicClock",
     "Outcome",
     "Pacer",
@@ -146,6 +159,7 @@ if _typing.TYPE_CHECKING:
         UsageError,
     )
     from bulkstop.guards import FailureThreshold
+    from bulkstop.job import Job, JobEvents, JobOutcome, JobSettings
     from bulkstop.models import (
         InputRow,
         Outcome,
