@@ -9,6 +9,8 @@ Submodules are attributes of their package once imported; they are not names of 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import pkgutil
 from types import ModuleType
 
 import pytest
@@ -24,6 +26,15 @@ def _public(module: ModuleType) -> set[str]:
         if not name.startswith("_")
         and not (isinstance(value, ModuleType) and value.__name__ == f"{module.__name__}.{name}")
     }
+
+
+def _modules() -> list[str]:
+    """Every module of the package, the simulator's included."""
+    names = ["bulkstop"]
+    for info in pkgutil.walk_packages(bulkstop.__path__, "bulkstop."):
+        if info.name != "bulkstop.__main__":  # running it runs the command line
+            names.append(info.name)
+    return sorted(names)
 
 
 def test_all_is_sorted_and_unique() -> None:
@@ -50,6 +61,47 @@ def test_dir_lists_every_lazy_name_before_it_is_loaded() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = bulkstop.no_such_name  # type: ignore[attr-defined]
+
+
+#: Modules whose ``__all__`` misses names other modules use; each is another part of the code's
+#: to settle (strict: the day one is fixed, its entry here must go).
+_INCOMPLETE_ALL = {
+    "bulkstop.apis": "LegacyStopApi, V3StopApi, V1StopApi",
+    "bulkstop.models": "TargetKey",
+    "bulkstop.simulator.codes": "iam_error_body",
+    "bulkstop.simulator.reads": "build_info_record, history_record, job_summary, record_info",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(
+                name in _INCOMPLETE_ALL,
+                reason=f"__all__ lacks {_INCOMPLETE_ALL.get(name)}",
+                strict=True,
+            ),
+        )
+        for name in _modules()
+    ],
+)
+def test_a_modules_all_names_what_it_defines(name: str) -> None:
+    """Each module's ``__all__`` exists, and lists every public class and function defined
+    in that module (what it imports from elsewhere is not its surface)."""
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    for member in exported:
+        assert hasattr(module, member), (name, member)
+    defined = {
+        member
+        for member in _public(module)
+        if getattr(getattr(module, member), "__module__", None) == name
+        and callable(getattr(module, member))
+    }
+    assert defined <= set(exported), (name, sorted(defined - set(exported)))
 
 
 def test_library_runs_under_asyncio_run() -> None:

@@ -15,6 +15,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from simhost import SimulatorHost
+
+from bulkstop.simulator import SimulatorConfig
 
 pytestmark = pytest.mark.e2e  # a fresh interpreter is a subprocess
 
@@ -146,3 +149,58 @@ def test_the_command_lines_logging_options_load_no_structlog() -> None:
     )
 
     assert top_level(loaded) & {"structlog", "rich"} == set()
+
+
+def run_command_line(*args: str) -> str:
+    """Code that runs ``bulkstop ARGS`` as the script does, keeping the process alive after."""
+    return (
+        "from bulkstop.cli import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+    )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"]], ids=["help", "version"])
+def test_help_and_version_load_click_alone(args: list[str]) -> None:
+    loaded = loaded_after(run_command_line(*args))
+
+    assert top_level(loaded) & set(HEAVY) == {"click"}
+    # the group lists its commands without importing them
+    assert {name for name in loaded if name.startswith("bulkstop")} == {"bulkstop", "bulkstop.cli"}
+
+
+def test_run_help_loads_no_library() -> None:
+    loaded = loaded_after(run_command_line("run", "--help"))
+
+    assert top_level(loaded) & set(HEAVY) == {"click"}
+    assert "bulkstop.job" not in loaded
+
+
+#: What a run with a token never needs: another credential's code, discovery, verification,
+#: the simulator, and pydantic (no report is read back).
+NOT_IN_A_TOKEN_RUN = (
+    "bulkstop.discover",
+    "bulkstop.signing",
+    "bulkstop.simulator",
+    "bulkstop.verify",
+    "pydantic",
+)
+
+
+def test_a_run_with_a_token_loads_only_what_it_uses(
+    tmp_path: Path, simulator_host: SimulatorHost
+) -> None:
+    simulator = simulator_host.start(SimulatorConfig(token="lazy-token-1", finished_ratio=0.0))
+    source = tmp_path / "in.csv"
+    source.write_text(f"job_id,build_no\n{JOB},20\n", encoding="utf-8")
+    args = ["run", str(source), "--endpoint", simulator.url, "--report", str(tmp_path / "r.csv")]
+
+    loaded = loaded_after(run_command_line(*args), env={"CODEARTS_TOKEN": "lazy-token-1"})
+
+    assert simulator.stats()["effective_stops"] == 1
+    assert {
+        name for name in NOT_IN_A_TOKEN_RUN if name in loaded or name in top_level(loaded)
+    } == set()
+    simulator.close()
