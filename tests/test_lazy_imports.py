@@ -179,13 +179,14 @@ def test_run_help_loads_no_library() -> None:
 
 
 #: What a run with a token never needs: another credential's code, discovery, verification,
-#: the simulator, and pydantic (no report is read back).
+#: the simulator, pydantic (no report is read back), and rich (stderr is not a terminal).
 NOT_IN_A_TOKEN_RUN = (
     "bulkstop.discover",
     "bulkstop.signing",
     "bulkstop.simulator",
     "bulkstop.verify",
     "pydantic",
+    "rich",
 )
 
 
