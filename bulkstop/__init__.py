@@ -37,7 +37,7 @@ _WHERE: dict[str, str] = {
     "Discovery": "bulkstop.discover",
     "ExitCode": "bulkstop.errors",
     "FailureThreshold": "bulkstop.guards",
-    "IamPasswordAuth": "bulkstop.auth",
+    "IamPasswordAuth": "bulkstop.iam",
     "InputError": "bulkstop.errors",
     "InputRow": "bulkstop.models",
     "Job": "bulkstop.job",
@@ -142,7 +142,7 @@ def __dir__() -> list[str]:
 
 
 if _typing.TYPE_CHECKING:
-    from bulkstop.auth import AkSkAuth, Auth, IamPasswordAuth, Secret, TokenAuth
+    from bulkstop.auth import AkSkAuth, Auth, Secret, TokenAuth
     from bulkstop.client import CodeArtsClient, ReadClient, StopClient
     from bulkstop.clock import Clock, MonotonicClock
     from bulkstop.discover import DiscoveredBuild, DiscoverQuery, Discovery
@@ -159,6 +159,7 @@ if _typing.TYPE_CHECKING:
         UsageError,
     )
     from bulkstop.guards import FailureThreshold
+    from bulkstop.iam import IamPasswordAuth
     from bulkstop.job import Job, JobEvents, JobOutcome, JobSettings
     from bulkstop.models import (
         InputRow,

@@ -36,9 +36,10 @@ from simhost import HostedSimulator, SimulatorHost
 from yarl import URL
 
 from bulkstop import cli, logconfig
-from bulkstop.auth import IamPasswordAuth, OutgoingRequest
+from bulkstop.auth import OutgoingRequest
 from bulkstop.clock import MonotonicClock
 from bulkstop.credentials import CredentialOptions, resolve_auth
+from bulkstop.iam import IamPasswordAuth
 from bulkstop.simulator import SimulatorConfig
 
 pytestmark = pytest.mark.e2e

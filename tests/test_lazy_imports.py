@@ -178,10 +178,13 @@ def test_run_help_loads_no_library() -> None:
     assert "bulkstop.job" not in loaded
 
 
-#: What a run with a token never needs: another credential's code, discovery, verification,
-#: the simulator, pydantic (no report is read back), and rich (stderr is not a terminal).
+#: What a run with a token never needs: another credential's code, the read APIs, discovery,
+#: verification, the simulator, pydantic (no report is read back), and rich (stderr is not a
+#: terminal).
 NOT_IN_A_TOKEN_RUN = (
     "bulkstop.discover",
+    "bulkstop.iam",
+    "bulkstop.reads",
     "bulkstop.signing",
     "bulkstop.simulator",
     "bulkstop.verify",
