@@ -54,11 +54,9 @@ from bulkstop.log import get_logger
 from bulkstop.models import ACCEPTABLE, Outcome, Result
 from bulkstop.pacing import Pacer
 from bulkstop.report import (
-    CarriedRecords,
     ReportLock,
     ReportWriter,
     default_report_path,
-    open_resume,
     refuse_report_as_input,
     report_format,
 )
@@ -67,6 +65,7 @@ from bulkstop.sources import TargetSource, open_source
 
 if TYPE_CHECKING:
     from bulkstop.guards import FailureThreshold
+    from bulkstop.report import CarriedRecords
 
 __all__ = ["Job", "JobEvents", "JobOutcome", "JobSettings"]
 
@@ -425,6 +424,8 @@ class Job:
             stdin = self._stdin if self._stdin is not None else sys.stdin.buffer
         carried: CarriedRecords | None = None
         if settings.resume:
+            from bulkstop.report import open_resume  # what reads a report back: a resume's
+
             resume = stack.enter_context(
                 open_resume(
                     report_path,

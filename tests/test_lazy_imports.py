@@ -178,13 +178,16 @@ def test_run_help_loads_no_library() -> None:
     assert "bulkstop.job" not in loaded
 
 
-#: What a run with a token never needs: another credential's code, the read APIs, discovery,
-#: verification, the simulator, pydantic (no report is read back), and rich (stderr is not a
-#: terminal).
+#: What a run with a token, writing a new report, never needs: another credential's code, the
+#: read APIs, discovery, verification, the simulator, what reads a report back or resumes one
+#: (and pydantic), and rich (stderr is not a terminal).
 NOT_IN_A_TOKEN_RUN = (
     "bulkstop.discover",
     "bulkstop.iam",
     "bulkstop.reads",
+    "bulkstop.report.compaction",
+    "bulkstop.report.index",
+    "bulkstop.report.resume",
     "bulkstop.signing",
     "bulkstop.simulator",
     "bulkstop.verify",
