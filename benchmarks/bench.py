@@ -402,6 +402,9 @@ def _startup_case(cmd: list[str], env: dict[str, str]) -> float:
 
 def bench_startup(rounds: int = 15) -> None:
     print(f"\n6. Start-up: wall time of a fresh process, median of {rounds} alternating rounds")
+    if sys.dont_write_bytecode:  # e.g. PYTHONDONTWRITEBYTECODE: no .pyc is ever written
+        print("  (no bytecode cache: every start compiles the modules that have no .pyc, which "
+              "an editable install's are)")
     py = sys.executable
     exe = [py, "-m", "bulkstop"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEARTS_", "HUAWEICLOUD_"))}
