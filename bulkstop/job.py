@@ -260,6 +260,8 @@ class Job:
     Attributes:
         settings: as given.
         report: the report's path (known once entered).
+        phase: ``new``, ``prepared`` (entered), ``running``, ``finished`` (the report is
+            finalized) or ``closed`` (left).
     """
 
     __slots__ = (
@@ -269,6 +271,7 @@ class Job:
         "_prepared",
         "_stack",
         "_stdin",
+        "phase",
         "report",
         "settings",
     )
@@ -289,6 +292,12 @@ class Job:
         self._auth: Auth | None = None
         self._prepared: _Prepared | None = None
         self._stack: contextlib.AsyncExitStack | None = None
+        self.phase = "new"
+
+    def __repr__(self) -> str:
+        done = "" if self._prepared is None else f" done={self._prepared.run.stats.done}"
+        report = "" if self.report is None else f" → {str(self.report)!r}"
+        return f"<Job {self.settings.input!r}{report} {self.phase}{done}>"
 
     # -- what a caller reads and does while the job runs ----------------------------------
 
@@ -320,8 +329,8 @@ class Job:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        if self._stack is not None:
-            raise RuntimeError("a job is entered once")
+        if self.phase != "new":
+            raise RuntimeError(f"a job is entered once; this one is {self.phase}")
         stack = contextlib.AsyncExitStack()
         try:
             self._prepared = await self._prepare(stack)
@@ -329,6 +338,7 @@ class Job:
             await stack.aclose()
             raise
         self._stack = stack
+        self.phase = "prepared"
         return self
 
     async def __aexit__(
@@ -339,6 +349,7 @@ class Job:
     ) -> None:
         if self._stack is not None:
             await self._stack.aclose()
+            self.phase = "closed"
 
     async def run(
         self, *, beside: Callable[[Job], Coroutine[Any, Any, None]] | None = None
@@ -351,6 +362,9 @@ class Job:
         full disk) propagates, and the report stays a journal that a resume continues.
         """
         prepared = self._ready()
+        if self.phase != "prepared":
+            raise RuntimeError(f"a job runs once; this one is {self.phase}")
+        self.phase = "running"
         run, writer, source = prepared.run, prepared.writer, prepared.source
         settings = self.settings
         log.info(
@@ -391,6 +405,7 @@ class Job:
         # error), the report is just closed when the job is left: it stays a journal, with
         # its in-flight sidecar, that a resume continues.
         report = writer.finalize()
+        self.phase = "finished"
         stats = run.stats
         if aborted is not None:
             code = aborted.exit_code

@@ -286,3 +286,31 @@ def test_a_resume_of_a_finished_report_sends_nothing_again(
     assert again.exit_code is ExitCode.OK
     assert again.stats.carried_over == 2
     assert simulator.stats()["stop_requests"] == 2  # the first job's
+
+
+def test_a_job_shows_its_phase_and_runs_once(tmp_path: Path, simulator: HostedSimulator) -> None:
+    source = write_csv(tmp_path / "in.csv", [f"{RUNNING},1"])
+    settings = JobSettings(input=source, report=tmp_path / "r.csv", endpoint=simulator.url)
+    seen: list[str] = []
+
+    async def main() -> None:
+        job = Job(settings, environ=ENV)
+        seen.append(repr(job))
+        async with job:
+            seen.append(repr(job))
+            await job.run()
+            seen.append(repr(job))
+            with pytest.raises(RuntimeError, match="runs once"):
+                await job.run()
+        seen.append(job.phase)
+
+    anyio.run(main)
+
+    report = repr(str(tmp_path / "r.csv"))
+    assert seen == [
+        f"<Job {source!r} → {report} new>",
+        f"<Job {source!r} → {report} prepared done=0>",
+        f"<Job {source!r} → {report} finished done=1>",
+        "closed",
+    ]
+    assert TOKEN not in "".join(seen)
