@@ -26,7 +26,7 @@ import click
 
 from bulkstop import __version__
 
-__all__ = ["LazyCommand", "LazyGroup", "main"]
+__all__ = ["COMMANDS", "LazyCommand", "LazyGroup", "main"]
 
 
 class LazyCommand(NamedTuple):
