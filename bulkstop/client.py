@@ -29,7 +29,7 @@ import json
 import ssl
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -39,7 +39,6 @@ from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.codes import may_have_applied
 from bulkstop.errors import UsageError
 from bulkstop.models import Reply, ReplyKind, Target, TransportFailure
-from bulkstop.reads import Parser, ReadProblem, ReadReply, ReadRequest, answer_error
 from bulkstop.retry import parse_retry_after
 from bulkstop.transport import (
     ACCEPT_ENCODING,
@@ -49,6 +48,9 @@ from bulkstop.transport import (
     read_body,
     server_text,
 )
+
+if TYPE_CHECKING:
+    from bulkstop.reads import Parser, ReadReply, ReadRequest
 
 __all__ = [
     "MAX_READ_BODY",
@@ -248,6 +250,9 @@ class CodeArtsClient:
     async def read(self, request: ReadRequest, parse: Parser[T]) -> ReadReply[T]:
         """Send one read call and parse its 2xx body with ``parse``; never raises for what the
         network or the server did (see :class:`~bulkstop.reads.ReadReply`)."""
+        # Imported here: a run of stops never reads, and never loads the read APIs.
+        from bulkstop.reads import ReadProblem, ReadReply, answer_error
+
         answer = await self._exchange("GET", request.url(self.endpoint), b"", self.read_limit)
         if isinstance(answer, Reply):
             # A read changes nothing, whatever became of it.

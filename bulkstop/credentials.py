@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import aiohttp
 
-from bulkstop.auth import AkSkAuth, Auth, IamPasswordAuth, Secret, TokenAuth
+from bulkstop.auth import AkSkAuth, Auth, Secret, TokenAuth
 from bulkstop.clock import Clock
 from bulkstop.errors import UsageError
 from bulkstop.log import get_logger
@@ -205,6 +205,8 @@ def _iam_password(
         raise UsageError(
             "an IAM password login needs a project: --project-id, --project-name or --region"
         )
+    from bulkstop.iam import IamPasswordAuth  # only when this way is chosen
+
     auth = IamPasswordAuth(
         session,
         endpoint,

@@ -1,7 +1,8 @@
-"""bulkstop's exceptions: one tree, for misuse and for the run as a whole.
+"""bulkstop's exceptions: one tree, for misuse and for the run as a whole; and its exit codes.
 
 Per-target failures are never exceptions: they are :class:`bulkstop.Result` records with an
-:class:`bulkstop.Outcome`. What is raised is about the run::
+:class:`bulkstop.Outcome`. What is raised is about the run, and each class names the
+:class:`ExitCode` the command line ends with for it (``exc.exit_code``)::
 
     BulkstopError
     ├── UsageError            the run cannot start: bad flags, missing credentials  (exit 2)
@@ -16,7 +17,7 @@ Per-target failures are never exceptions: they are :class:`bulkstop.Result` reco
 Every ``RunAborted`` is raised when the run's ``async with`` block is left, after every row's
 result was handed out: the rows not finished are ``aborted``, and ``--resume`` runs them.
 ``SystematicFailure`` is one too — the run did start — but it says what ``UsageError`` says,
-that the run as asked cannot work, so the CLI exits 2 for it, as for a usage error.
+that the run as asked cannot work, so it exits 2, as a usage error does.
 
 Lower-level errors (aiohttp, OSError, json, csv) are mapped to these once, where they occur,
 with ``raise ... from exc``; messages never carry a secret.
@@ -24,7 +25,8 @@ with ``raise ... from exc``; messages never carry a secret.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import enum
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from bulkstop.retry import SystematicFault
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BulkstopError",
     "CredentialsRejected",
+    "ExitCode",
     "InputError",
     "ReportMismatchError",
     "RunAborted",
@@ -41,12 +44,33 @@ __all__ = [
 ]
 
 
+class ExitCode(enum.IntEnum):
+    """How a ``bulkstop`` command ends: the process's exit status (also in the README)."""
+
+    #: every valid target ended ``stopped`` or ``not_stopped``
+    OK = 0
+    #: some row ended otherwise (failed, rejected, invalid, uncertain, ...)
+    ROWS = 1
+    #: usage or configuration error, nothing was sent; or the first answers showed that the
+    #: call itself is wrong (a handful were sent, the rest is ``aborted``)
+    USAGE = 2
+    #: aborted on purpose: failure threshold, auth circuit breaker, or a failing server
+    ABORTED = 3
+    #: interrupted (SIGINT/SIGTERM): in-flight calls drained, the rest ``aborted``
+    INTERRUPTED = 130
+
+
 class BulkstopError(Exception):
     """Base of every exception bulkstop raises on purpose."""
+
+    #: the exit status of a command that ends with this error
+    exit_code: ClassVar[ExitCode] = ExitCode.USAGE
 
 
 class UsageError(BulkstopError):
     """The run cannot start as asked. Nothing has been sent."""
+
+    exit_code = ExitCode.USAGE
 
 
 class InputError(UsageError):
@@ -62,6 +86,8 @@ class ReportMismatchError(InputError):
 
 class RunAborted(BulkstopError):
     """The run was ended early on purpose; the remaining rows are reported ``aborted``."""
+
+    exit_code = ExitCode.ABORTED
 
 
 class CredentialsRejected(RunAborted):
@@ -79,6 +105,9 @@ class SystematicFailure(RunAborted):
     targets showed it, and ``evidence`` what they showed (e.g. ``"404 CB.00060214 for 5 of 5
     first calls"``). ``str(exc)`` is the diagnosis; the CLI adds which flag to change.
     """
+
+    #: the run as asked cannot work, as for a usage error
+    exit_code = ExitCode.USAGE
 
     def __init__(
         self, message: str, *, fault: SystematicFault, targets: int, evidence: str

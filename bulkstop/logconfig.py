@@ -8,20 +8,19 @@ line of defence behind :class:`bulkstop.auth.Secret`.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import Any, TextIO
+from types import ModuleType
+from typing import Any, TextIO, cast
 
-import structlog
-
-__all__ = ["configure_logging", "redactor"]
+__all__ = ["LEVELS", "Redactor", "configure_logging", "redactor"]
 
 LEVELS = ("debug", "info", "warning", "error")
 
 
-class _Redactor:
-    """Replaces known secret values in every string of an event dict."""
+class Redactor:
+    """Replaces known secret values in every string of an event dict, and in a message
+    (:meth:`scrub`); a structlog processor. The command line keeps one, :data:`redactor`."""
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
@@ -65,19 +64,53 @@ class _Redactor:
         return event_dict
 
 
-redactor = _Redactor()
+#: The process's redactor: every secret registered or watched here is scrubbed from logs and
+#: from the command line's messages.
+redactor = Redactor()
+
+
+def _structlog() -> ModuleType:
+    """structlog, imported without rich where nothing has imported rich yet.
+
+    structlog loads rich, when it is installed, for its pretty tracebacks; the lines
+    configured here never use them (exceptions are rendered as text before the renderer),
+    and importing rich cost a run a tenth of its start-up. ``None`` in ``sys.modules`` makes
+    an import fail as if the module were not installed (the import system's documented rule),
+    so structlog takes its way without rich; rich can be imported again (for the progress
+    display) as soon as structlog is in. Imported here, not at the top: the command line's
+    options (:data:`LEVELS`) and its :data:`redactor` need no structlog.
+    """
+    modules = cast(dict[str, ModuleType | None], sys.modules)
+    if "structlog" in modules or "rich" in modules:
+        import structlog
+
+        return structlog
+    modules["rich"] = None
+    try:
+        import structlog
+    finally:
+        if "rich" in modules and modules["rich"] is None:
+            del modules["rich"]
+    return structlog
 
 
 def configure_logging(
     level: str = "info", fmt: str = "console", stream: TextIO | None = None
 ) -> None:
     """Configure structlog for the CLI: level filter, timestamps, redaction, renderer."""
+    import logging
+
+    structlog = _structlog()
     out = stream if stream is not None else sys.stderr
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        # Exceptions reach the renderer as text (format_exc_info): plain, whether rich is
+        # installed or not.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -26,10 +26,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from pydantic import TypeAdapter
 from yarl import URL
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 __all__ = [
     "ACCEPTABLE",
@@ -362,7 +364,20 @@ class Result(NamedTuple):
     run: int = 1
 
 
-#: Validates a record from outside (a report file): ``RESULT_ADAPTER.validate_python(dict)``.
-RESULT_ADAPTER: TypeAdapter[Result] = TypeAdapter(Result)
+if TYPE_CHECKING:
+    #: Validates a record from outside (a report file): ``RESULT_ADAPTER.validate_python(dict)``.
+    RESULT_ADAPTER: TypeAdapter[Result]
+
+
+def __getattr__(name: str) -> Any:
+    """``RESULT_ADAPTER``, built at its first use: importing pydantic and building the adapter
+    cost a run that never reads a report back a good part of its start-up."""
+    if name == "RESULT_ADAPTER":
+        from pydantic import TypeAdapter
+
+        adapter = globals()["RESULT_ADAPTER"] = TypeAdapter(Result)
+        return adapter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 REPORT_FIELDS: tuple[str, ...] = Result._fields

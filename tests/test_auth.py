@@ -20,14 +20,9 @@ from aiohttp import web
 from fakeclock import FakeClock
 from yarl import URL
 
-from bulkstop.auth import (
-    AkSkAuth,
-    IamPasswordAuth,
-    OutgoingRequest,
-    Secret,
-    TokenAuth,
-)
+from bulkstop.auth import AkSkAuth, OutgoingRequest, Secret, TokenAuth
 from bulkstop.errors import CredentialsRejected, UsageError
+from bulkstop.iam import IamPasswordAuth
 
 pytestmark = pytest.mark.anyio
 

@@ -13,9 +13,10 @@ import structlog
 from fakeclock import FakeClock
 from yarl import URL
 
-from bulkstop.auth import AkSkAuth, IamPasswordAuth, OutgoingRequest, TokenAuth
+from bulkstop.auth import AkSkAuth, OutgoingRequest, TokenAuth
 from bulkstop.credentials import CredentialOptions, ResolvedAuth, resolve_auth
 from bulkstop.errors import UsageError
+from bulkstop.iam import IamPasswordAuth
 
 pytestmark = pytest.mark.anyio
 

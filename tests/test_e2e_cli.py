@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import select
 import shutil
 import signal
@@ -1057,3 +1058,14 @@ def test_json_log_format_makes_every_log_line_json(tmp_path: Path) -> None:
     assert plain, "the summary is missing"
     for line in plain:
         assert line.startswith(("SIMULATION", "bulkstop: ", "  ")), line
+
+
+def test_progress_always_shows_the_live_counts(tmp_path: Path) -> None:
+    report = tmp_path / "report.csv"
+    args = [str(SAMPLES / "targets.csv"), "--simulate", "--report", str(report), "--rate", "500"]
+    result = invoke([*args, "--progress", "always"])
+
+    assert result.exit_code == 1, result.stderr
+    # the display's last frame: every row done (the two never sent count as "other")
+    assert re.search(r"stopped (\d+) · not stopped (\d+) · other 2 · throttled 0", result.stderr)
+    assert "bulkstop: 25 rows:" in result.stderr  # the summary still follows

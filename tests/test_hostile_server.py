@@ -42,8 +42,9 @@ from bulkstop import (
     Target,
     TokenAuth,
 )
-from bulkstop.auth import IAM_MAX_BODY, OutgoingRequest
+from bulkstop.auth import OutgoingRequest
 from bulkstop.errors import CredentialsRejected
+from bulkstop.iam import IAM_MAX_BODY
 from bulkstop.report import ReportWriter, load_report
 from bulkstop.transport import ACCEPT_ENCODING, CUT_MARK, MAX_BODY
 

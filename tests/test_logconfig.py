@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from bulkstop.auth import TokenAuth
-from bulkstop.logconfig import _Redactor, configure_logging
+from bulkstop.logconfig import Redactor, configure_logging
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +20,7 @@ def _restore_structlog() -> Iterator[None]:
 
 
 def test_redactor_scrubs_registered_and_watched_values() -> None:
-    redactor = _Redactor()
+    redactor = Redactor()
     current = ["first-token-abcdef"]
     redactor.register(["static-secret-123"])
     redactor.watch(lambda: current)
@@ -40,7 +40,7 @@ def test_json_logs_are_one_object_per_line_without_the_token(
 ) -> None:
     from bulkstop import logconfig
 
-    fresh = _Redactor()
+    fresh = Redactor()
     monkeypatch.setattr(logconfig, "redactor", fresh)
     stream = io.StringIO()
     configure_logging("debug", "json", stream=stream)

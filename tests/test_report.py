@@ -28,6 +28,7 @@ from bulkstop.report import (
     ReportFormat,
     ReportLock,
     ReportWriter,
+    compaction,
     default_report_path,
     encoding,
     inflight_path,
@@ -483,7 +484,7 @@ def test_finalize_of_a_first_run_does_not_rewrite(
     def no_compaction(*args: object) -> None:
         raise AssertionError("a first run needs no compaction")
 
-    monkeypatch.setattr(writing, "compact", no_compaction)
+    monkeypatch.setattr(compaction, "compact", no_compaction)  # where the writer finds it
     write_run(path, [result(0), result(1)], attempting=[0, 1], finalize=True)
     assert len(load_report(path).records) == 2
 

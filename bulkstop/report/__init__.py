@@ -56,22 +56,28 @@ Records are keyed by :class:`~bulkstop.models.TargetKey` (:func:`record_key`). `
 them afresh.
 """
 
-from __future__ import annotations
+import importlib as _importlib
+import typing as _typing
 
-from bulkstop.report.carried import CarriedRecords
-from bulkstop.report.files import refuse_report_as_input
-from bulkstop.report.keys import record_key
-from bulkstop.report.loading import LoadedReport, load_report
-from bulkstop.report.lock import ReportLock
-from bulkstop.report.paths import (
-    ReportFormat,
-    default_report_path,
-    inflight_path,
-    lock_path,
-    report_format,
-)
-from bulkstop.report.resume import Resume, ResumePlan, open_resume
-from bulkstop.report.writer import ReportWriter
+#: Each public name, and the module it lives in: imported at its first use (PEP 562), so that
+#: a run that writes a new report never loads what reads one back or resumes it.
+_WHERE: dict[str, str] = {
+    "CarriedRecords": "bulkstop.report.carried",
+    "LoadedReport": "bulkstop.report.loading",
+    "ReportFormat": "bulkstop.report.paths",
+    "ReportLock": "bulkstop.report.lock",
+    "ReportWriter": "bulkstop.report.writer",
+    "Resume": "bulkstop.report.resume",
+    "ResumePlan": "bulkstop.report.resume",
+    "default_report_path": "bulkstop.report.paths",
+    "inflight_path": "bulkstop.report.paths",
+    "load_report": "bulkstop.report.loading",
+    "lock_path": "bulkstop.report.paths",
+    "open_resume": "bulkstop.report.resume",
+    "record_key": "bulkstop.report.keys",
+    "refuse_report_as_input": "bulkstop.report.files",
+    "report_format": "bulkstop.report.paths",
+}
 
 __all__ = [
     "CarriedRecords",
@@ -90,3 +96,34 @@ __all__ = [
     "refuse_report_as_input",
     "report_format",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """A public name, imported from its module at its first use and kept here after."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bulkstop.report' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
+
+if _typing.TYPE_CHECKING:
+    from bulkstop.report.carried import CarriedRecords
+    from bulkstop.report.files import refuse_report_as_input
+    from bulkstop.report.keys import record_key
+    from bulkstop.report.loading import LoadedReport, load_report
+    from bulkstop.report.lock import ReportLock
+    from bulkstop.report.paths import (
+        ReportFormat,
+        default_report_path,
+        inflight_path,
+        lock_path,
+        report_format,
+    )
+    from bulkstop.report.resume import Resume, ResumePlan, open_resume
+    from bulkstop.report.writer import ReportWriter

@@ -9,20 +9,23 @@ not a bulkstop report is refused as such, so that a resume never appends to some
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Final, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, TypeVar
 
-from pydantic import ValidationError
-
+from bulkstop import models
 from bulkstop.errors import InputError, ReportMismatchError
 from bulkstop.log import get_logger
-from bulkstop.models import REPORT_FIELDS, RESULT_ADAPTER, Result
+from bulkstop.models import REPORT_FIELDS, Result
 from bulkstop.report.encoding import TEXT_COLUMNS
 from bulkstop.report.keys import UNKEYED, build_number
 from bulkstop.report.paths import ReportFormat
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter, ValidationError
 
 __all__ = [
     "BOM",
@@ -102,6 +105,15 @@ def decode(line: Line) -> str:
         raise BadLine(f"not UTF-8 (byte {line.start + exc.start})") from exc
 
 
+@functools.cache
+def _pydantic() -> tuple[TypeAdapter[Result], type[ValidationError]]:
+    """The validator of records read back, imported at the first one: a run that reads no
+    report back never pays pydantic's import."""
+    from pydantic import ValidationError
+
+    return models.RESULT_ADAPTER, ValidationError
+
+
 def _condensed(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
@@ -121,9 +133,10 @@ def _validated(data: dict[str, Any]) -> Result:
     missing = [name for name in _REQUIRED if name not in data]
     if missing:
         raise BadLine("; ".join(f"{name}: missing" for name in missing))
+    adapter, invalid = _pydantic()
     try:
-        record = RESULT_ADAPTER.validate_python(data)
-    except ValidationError as exc:
+        record = adapter.validate_python(data)
+    except invalid as exc:
         raise BadLine(_condensed(exc)) from exc
     if record.outcome not in UNKEYED:  # a record of a target: its key must be one
         try:

@@ -21,13 +21,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 from bulkstop.errors import UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import REPORT_FIELDS, Result
-from bulkstop.report.carried import CarriedRecords
-from bulkstop.report.compaction import compact, rewrite
 from bulkstop.report.encoding import LineEncoder
 from bulkstop.report.files import (
     check_report_path,
@@ -36,12 +34,16 @@ from bulkstop.report.files import (
     refuse_unsafe,
     remove_stale_temps,
 )
-from bulkstop.report.index import HANDED_OUT, ReportIndex
 from bulkstop.report.keys import record_key
 from bulkstop.report.lock import ReportLock
 from bulkstop.report.markers import MarkerReader, marker_line
 from bulkstop.report.paths import ReportFormat, inflight_path, report_format
-from bulkstop.report.reading import ReportReader
+
+if TYPE_CHECKING:
+    from bulkstop.report.carried import CarriedRecords
+
+# What only a resumed report needs (its index, its compaction) is imported where it is used:
+# a new report's run never loads it.
 
 __all__ = ["ReportWriter"]
 
@@ -239,6 +241,10 @@ class ReportWriter:
         path = self.path
         if not path.exists() or path.stat().st_size == 0:
             return self._start_empty()
+        from bulkstop.report.compaction import rewrite
+        from bulkstop.report.index import ReportIndex
+        from bulkstop.report.reading import ReportReader
+
         index = self._index
         if index is None:  # read the report to find where its good content ends
             index = self._index = ReportIndex.build(path, markers=False)
@@ -341,6 +347,8 @@ class ReportWriter:
         """
         index = self._index
         if index is not None:
+            from bulkstop.report.index import HANDED_OUT  # a resume's: loaded by now
+
             key = record_key(result)
             slot = -1 if key is None else index.find(key)
             if slot >= 0:
@@ -431,6 +439,8 @@ class ReportWriter:
                 self._report_dirty = True
             self._close_files()
             if self._compact_needed and self._index is not None:
+                from bulkstop.report.compaction import compact
+
                 before = self._index.reader.records + self._written
                 after = compact(self.path, self.format, self._index, self._appended_from)
                 log.info(

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import anyio
 import click
 
+from bulkstop.errors import ExitCode
 from bulkstop.logconfig import LEVELS, configure_logging, redactor
 from bulkstop.models import parse_target
 from bulkstop.simulator.config import (
@@ -34,7 +35,6 @@ __all__ = ["ready_lines", "simulate_command", "simulator_config"]
 #: Where ``bulkstop simulate`` reads the secrets it accepts (never from its command line).
 _SIM_IAM_PASSWORD_ENV = "BULKSTOP_SIM_IAM_PASSWORD"  # noqa: S105 - a variable name
 _SIM_SK_ENV = "BULKSTOP_SIM_SK"
-_EXIT_USAGE = 2
 
 _THROTTLE_STYLES = click.Choice(["apig429", "cb400", "cb500"])
 _RETRY_AFTER_FORMS = click.Choice(["none", "seconds", "http-date"])
@@ -43,7 +43,7 @@ _RATIO = click.FloatRange(0, 1)
 
 def _fail(message: str) -> NoReturn:
     click.echo(f"bulkstop: error: {redactor.scrub(message)}", err=True)
-    sys.exit(_EXIT_USAGE)
+    sys.exit(ExitCode.USAGE)
 
 
 @click.command("simulate")

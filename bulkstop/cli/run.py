@@ -1,0 +1,323 @@
+"""``bulkstop run``: options in, one job (:mod:`bulkstop.job`) run, its summary out, exit.
+
+What the command keeps for itself: parsing the options, configuring logging, the signals (a
+first SIGINT/SIGTERM drains the job, a second cancels the calls in flight), the console
+output (:mod:`bulkstop.cli.output`) and the exit code. Everything between "options parsed"
+and "results printed" is the job's.
+
+Importing this module loads click and bulkstop's exception tree only: ``bulkstop run --help``
+needs nothing more, and a run imports the rest when it starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from bulkstop.cli import COMMANDS
+from bulkstop.errors import BulkstopError, ExitCode
+from bulkstop.logconfig import LEVELS
+
+if TYPE_CHECKING:
+    from bulkstop.job import Job, JobSettings
+
+__all__ = ["run_command"]
+
+#: What each exit code of ``bulkstop run`` means, as ``run --help`` lists them.
+_MEANINGS: Mapping[ExitCode, str] = {
+    ExitCode.OK: "every valid target ended stopped or not_stopped",
+    ExitCode.ROWS: "some row ended otherwise (including invalid rows)",
+    ExitCode.USAGE: (
+        "usage or configuration error, nothing was sent; or the first answers showed that the"
+        " call itself is wrong (a handful were sent, the rest is aborted)"
+    ),
+    ExitCode.ABORTED: (
+        "aborted on purpose: --max-failures exceeded, --auth-breaker tripped, or the server"
+        " failing for --failing-server-window"
+    ),
+    ExitCode.INTERRUPTED: (
+        "interrupted (SIGINT/SIGTERM): in-flight calls drained, the rest is aborted; --resume"
+        " continues"
+    ),
+}
+#: The end of ``run --help``; ``\b`` keeps click from joining the lines of the table.
+_EXIT_CODES = "Exit codes:\n\n\b\n" + "\n".join(
+    "\n".join(textwrap.wrap(_MEANINGS[code], 76, initial_indent=f"{int(code):<5}",
+                             subsequent_indent=" " * 5))
+    for code in ExitCode
+)  # fmt: skip
+
+
+def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    from bulkstop.guards import FailureThreshold
+
+    try:
+        return FailureThreshold.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@click.command("run", help=COMMANDS["run"].summary, epilog=_EXIT_CODES)
+@click.argument("input", metavar="INPUT")
+@click.option(
+    "--input-format",
+    type=click.Choice(["csv", "json", "jsonl"]),
+    default=None,
+    help="Input format (default: from the file extension; required for stdin '-').",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Report path (.csv, .jsonl or .json). Default: a timestamped CSV here.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run recorded in --report: skip targets it already settled.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing report instead of refusing to touch it."
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="With --resume: also re-run targets that ended failed or uncertain.",
+)
+@click.option(
+    "--endpoint",
+    envvar="CODEARTS_ENDPOINT",
+    default=None,
+    help="CodeArts Build endpoint URL (env CODEARTS_ENDPOINT). Wins over --region.",
+)
+@click.option(
+    "--region",
+    default=None,
+    help="Region, meaning https://cloudbuild-ext.REGION.myhuaweicloud.com.",
+)
+@click.option(
+    "--api",
+    type=click.Choice(["legacy", "v3", "v1"]),
+    default="legacy",
+    show_default=True,
+    help="Which stop API to call.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Read the IAM token from this file (else env CODEARTS_TOKEN).",
+)
+@click.option("--project-id", default=None, help="Project id (IAM password and AK/SK modes).")
+@click.option(
+    "--project-name",
+    default=None,
+    help="Project name for IAM password mode (default: the region name).",
+)
+@click.option(
+    "--iam-endpoint",
+    default=None,
+    help="IAM endpoint URL (default: https://iam.REGION.myhuaweicloud.com).",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM file of extra CA certificates to trust.",
+)
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="INSECURE: allow plain http:// to a non-loopback endpoint (CodeArts or IAM).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=8,
+    show_default=True,
+    help="Stop calls in flight at once.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.01),
+    default=10.0,
+    show_default=True,
+    help="Most stop calls started per second (the ceiling of adaptive pacing).",
+)
+@click.option(
+    "--burst",
+    type=click.IntRange(1, 10_000),
+    default=1,
+    show_default=True,
+    help="Calls that may start back to back after an idle moment.",
+)
+@click.option(
+    "--adaptive/--fixed-rate",
+    default=True,
+    show_default=True,
+    help="Lower the rate when throttled and raise it again on success.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    help="Attempts per target for transient failures.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds for one stop call.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds per target from its first attempt after which it is not retried.",
+)
+@click.option(
+    "--max-failures",
+    callback=_threshold,
+    default=None,
+    metavar="N|P%",
+    help="Abort (exit 3) after more than N failed targets, or P% of them.",
+)
+@click.option(
+    "--auth-breaker",
+    type=click.IntRange(0, 1000),
+    default=5,
+    show_default=True,
+    help="Abort (exit 3) after this many authentication failures in a row (0: never).",
+)
+@click.option(
+    "--failing-server-window",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Abort (exit 3) when the server failed 95% of the calls of the last SECONDS (0: never).",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds in-flight calls may take to finish after an interrupt.",
+)
+@click.option(
+    "--simulate",
+    is_flag=True,
+    help="Run against the built-in simulator on 127.0.0.1: nothing real is stopped.",
+)
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Live progress display on stderr.",
+)
+@click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
+@click.option(
+    "--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True
+)
+def run_command(
+    log_level: str, log_format: str, progress: str, grace: float, **options: Any
+) -> None:
+    # The help is COMMANDS["run"].summary, which the group lists without importing this.
+    from bulkstop.cli import output
+    from bulkstop.logconfig import configure_logging
+
+    configure_logging(log_level, log_format)
+    try:
+        code = _run(options, progress=output.show_progress(progress, log_format), grace=grace)
+    except KeyboardInterrupt:
+        # Outside a run's own signal handling (while starting up or finishing): a run that had
+        # started left its report as a journal that --resume continues.
+        output.fail("interrupted", ExitCode.INTERRUPTED)
+    except BulkstopError as exc:
+        output.fail(str(exc), exc.exit_code)
+    except OSError as exc:
+        output.fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", ExitCode.ROWS)
+    except BaseExceptionGroup as group:
+        matched, _rest = group.split(BulkstopError)
+        if matched is None:
+            raise
+        error = _first_leaf(matched)
+        output.fail(
+            str(error), error.exit_code if isinstance(error, BulkstopError) else ExitCode.USAGE
+        )
+    sys.exit(code)
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _run(options: dict[str, Any], *, progress: bool, grace: float) -> ExitCode:
+    import anyio
+
+    from bulkstop.job import JobSettings
+
+    settings = JobSettings(**options)
+    return anyio.run(_run_job, settings, progress, grace)
+
+
+async def _run_job(settings: JobSettings, progress: bool, grace: float) -> ExitCode:
+    from bulkstop.cli import output
+    from bulkstop.job import Job
+    from bulkstop.logconfig import redactor
+
+    events = output.ConsoleEvents(progress=progress)
+    job = Job(settings, events=events)
+    events.job = job
+    redactor.watch(job.secret_values)
+    async with job:
+        outcome = await job.run(beside=functools.partial(_watch_signals, grace=grace))
+        output.print_summary(outcome, settings)
+    return outcome.exit_code
+
+
+async def _watch_signals(job: Job, grace: float) -> None:
+    """First SIGINT/SIGTERM: drain, then cancel in-flight calls after ``grace`` s. Second: now.
+
+    Later ones change nothing. The handlers stay installed until the run ends (this task is
+    cancelled then), so that pressing Ctrl-C again cannot raise KeyboardInterrupt into the
+    writing of the report while every remaining row is reported ``aborted``.
+    """
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        count = 0
+        async for signum in signals:
+            count += 1
+            name = signal.Signals(signum).name
+            if count == 1:
+                click.echo(
+                    f"bulkstop: {name}: starting no new stop calls; in-flight calls get {grace:g} s"
+                    " to finish (press Ctrl-C again to cancel them now)",
+                    err=True,
+                )
+                job.drain(f"interrupted by {name}")
+
+                async def cancel_later() -> None:
+                    await anyio.sleep(grace)
+                    job.cancel_in_flight()
+
+                async with anyio.create_task_group() as later:
+                    later.start_soon(cancel_later)
+                    async for _ in signals:
+                        job.cancel_in_flight()
+                        later.cancel_scope.cancel()
+                        break

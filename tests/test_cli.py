@@ -1,0 +1,101 @@
+"""The command line's own surface, in-process: help, version, exit codes (nothing is run)."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import bulkstop
+from bulkstop.cli import COMMANDS, main
+from bulkstop.errors import ExitCode
+
+
+def help_text(group: click.Group, *args: str) -> str:
+    result = CliRunner().invoke(group, [*args, "--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_run_help_lists_every_exit_code() -> None:
+    text = help_text(main, "run")
+
+    epilog = text[text.index("Exit codes:") :]
+    listed = [line.split()[0] for line in epilog.splitlines()[1:] if line[2:3].isdigit()]
+    assert listed == [str(int(code)) for code in ExitCode]
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_the_group_lists_each_command_as_click_would_with_the_command_loaded(width: int) -> None:
+    # The same group with every command imported: click then reads each one's own help.
+    commands = []
+    for lazy in COMMANDS.values():
+        module, _, attribute = lazy.where.partition(":")
+        commands.append(getattr(importlib.import_module(module), attribute))
+    eager = click.Group(
+        "main", commands=commands, help=main.help, context_settings=main.context_settings
+    )
+
+    def listing(group: click.Group) -> str:
+        result = CliRunner().invoke(group, ["--help"], terminal_width=width)
+        return result.output[result.output.index("Commands:") :]
+
+    assert listing(main) == listing(eager)
+
+
+def test_version_is_the_packages() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+
+    assert result.exit_code == 0
+    assert result.output.strip().endswith(f"version {bulkstop.__version__}")
+
+
+class Stream:
+    """A stand-in for stderr that is a terminal or not."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("progress", "log_format", "tty", "environ", "shown"),
+    [
+        ("never", "console", True, {}, False),
+        ("always", "json", False, {}, True),
+        ("auto", "json", True, {}, False),
+        ("auto", "console", True, {}, True),
+        ("auto", "console", False, {}, False),
+        # rich's own variables: it has the last word on what a terminal is
+        ("auto", "console", False, {"FORCE_COLOR": "1"}, True),
+        ("auto", "console", False, {"TTY_COMPATIBLE": "1"}, True),
+        ("auto", "console", True, {"TTY_COMPATIBLE": "0"}, False),
+    ],
+)
+def test_progress_is_shown_where_asked_or_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+    progress: str,
+    log_format: str,
+    tty: bool,
+    environ: dict[str, str],
+    shown: bool,
+) -> None:
+    from bulkstop.cli.output import show_progress
+
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR", "TERM"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stderr", Stream(tty))
+
+    assert show_progress(progress, log_format) is shown
