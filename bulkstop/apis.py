@@ -24,7 +24,16 @@ from yarl import URL
 
 from bulkstop.models import Target
 
-__all__ = ["STOP_APIS", "ApiRequest", "StopApi", "get_stop_api", "parse_error_body"]
+__all__ = [
+    "STOP_APIS",
+    "ApiRequest",
+    "LegacyStopApi",
+    "StopApi",
+    "V1StopApi",
+    "V3StopApi",
+    "get_stop_api",
+    "parse_error_body",
+]
 
 
 class ApiRequest(NamedTuple):

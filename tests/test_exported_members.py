@@ -63,30 +63,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         _ = bulkstop.no_such_name  # type: ignore[attr-defined]
 
 
-#: Modules whose ``__all__`` misses names other modules use; each is another part of the code's
-#: to settle (strict: the day one is fixed, its entry here must go).
-_INCOMPLETE_ALL = {
-    "bulkstop.apis": "LegacyStopApi, V3StopApi, V1StopApi",
-    "bulkstop.models": "TargetKey",
-    "bulkstop.simulator.codes": "iam_error_body",
-    "bulkstop.simulator.reads": "build_info_record, history_record, job_summary, record_info",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                name in _INCOMPLETE_ALL,
-                reason=f"__all__ lacks {_INCOMPLETE_ALL.get(name)}",
-                strict=True,
-            ),
-        )
-        for name in _modules()
-    ],
-)
+@pytest.mark.parametrize("name", _modules())
 def test_a_modules_all_names_what_it_defines(name: str) -> None:
     """Each module's ``__all__`` exists, and lists every public class and function defined
     in that module (what it imports from elsewhere is not its surface)."""

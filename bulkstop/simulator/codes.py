@@ -21,6 +21,7 @@ __all__ = [
     "V1_NOT_STOPPED",
     "ErrorReply",
     "error_body",
+    "iam_error_body",
 ]
 
 # --- documented CodeArts Build codes -------------------------------------------------------

@@ -58,7 +58,15 @@ from bulkstop.simulator.config import ReadConfig
 from bulkstop.simulator.model import BuildModel, BuildView, JobAccess
 from bulkstop.simulator.world import PROJECT_NAME, World, WorldJob
 
-__all__ = ["READ_APIS", "Answer", "ReadAnswers"]
+__all__ = [
+    "READ_APIS",
+    "Answer",
+    "ReadAnswers",
+    "build_info_record",
+    "history_record",
+    "job_summary",
+    "record_info",
+]
 
 #: Every read API: its name and the route that serves it (all ``GET``).
 READ_APIS: Final[tuple[tuple[str, str], ...]] = (
