@@ -136,8 +136,6 @@ async def connect_simulated(
     token = secrets.token_hex(16)
     auth = TokenAuth(token)
     config = SimulatorConfig(seed=0) if config is None else config
-    simulator = await stack.enter_async_context(
-        Simulator(dataclasses.replace(config, token=token))
-    )
+    simulator = await stack.enter_async_context(Simulator(dataclasses.replace(config, token=token)))
     client = await stack.enter_async_context(settings.client(simulator.url, auth))
     return client, auth, simulator

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bulkstop.cli import COMMANDS
-from bulkstop.cli.options import connection_options, log_options
+from bulkstop.cli.options import connection_options, log_options, read_options
 from bulkstop.errors import BulkstopError, ExitCode
 
 if TYPE_CHECKING:
@@ -168,6 +168,21 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
     show_default=True,
     help="Live progress display on stderr.",
 )
+# -- verification after the stops --
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="After the stops, check that every target sent has ended; exit 1 unless all have.",
+)
+@click.option(
+    "--verify-timeout",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long --verify polls a build that is still running.",
+)
+@read_options
 @log_options
 def run_command(
     log_level: str, log_format: str, progress: str, grace: float, **options: Any
@@ -224,6 +239,10 @@ async def _run_job(settings: JobSettings, progress: bool, grace: float) -> ExitC
     async with job:
         outcome = await job.run(beside=functools.partial(_watch_signals, grace=grace))
         output.print_summary(outcome, settings)
+        if outcome.verification is not None:
+            from bulkstop.cli.verdicts import print_verify_summary
+
+            print_verify_summary(outcome.verification)
     return outcome.exit_code
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "TEXT_COLUMNS",
     "LineEncoder",
     "as_utc",
+    "csv_cell",
     "format_time",
 ]
 
@@ -136,6 +137,11 @@ def _csv_text(value: Any) -> str:
     if text and text[0] in _FORMULA_LEADS:
         text = "'" + text
     return text
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a report writes it into a CSV cell: one line, a formula lead neutralised."""
+    return _csv_text(value)
 
 
 # The two functions below write one record a line, in CSV and JSON, as _csv_text and _plain

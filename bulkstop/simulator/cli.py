@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 import click
@@ -30,7 +30,15 @@ from bulkstop.simulator.config import (
 )
 from bulkstop.simulator.world import derive_project_id
 
-__all__ = ["ready_lines", "simulate_command", "simulator_config"]
+__all__ = [
+    "ready_lines",
+    "simulate_command",
+    "simulator_config",
+    "world_config",
+    "world_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Where ``bulkstop simulate`` reads the secrets it accepts (never from its command line).
 _SIM_IAM_PASSWORD_ENV = "BULKSTOP_SIM_IAM_PASSWORD"  # noqa: S105 - a variable name
@@ -44,6 +52,166 @@ _RATIO = click.FloatRange(0, 1)
 def _fail(message: str) -> NoReturn:
     click.echo(f"bulkstop: error: {redactor.scrub(message)}", err=True)
     sys.exit(ExitCode.USAGE)
+
+
+#: The world's options: (flag without "--", parameter name, click.option arguments). One
+#: definition for ``bulkstop simulate`` and for the ``--simulate`` of other commands, which
+#: take them behind a prefix (:func:`world_options`).
+_WORLD_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    (
+        "project",
+        "project_id",
+        dict(
+            default=None,
+            metavar="ID",
+            help="The world's CodeArts project id, 32 hex digits (default: derived from --seed).",
+        ),
+    ),
+    (
+        "jobs",
+        "jobs",
+        dict(
+            type=click.IntRange(0, 100_000),
+            default=50,
+            show_default=True,
+            help="Jobs in the world's project (0: no world, only the stop model).",
+        ),
+    ),
+    (
+        "builds-per-job",
+        "builds_per_job",
+        dict(
+            type=click.IntRange(1, 10_000),
+            default=30,
+            show_default=True,
+            help="Builds each world job has behind it when the simulator starts.",
+        ),
+    ),
+    (
+        "running-ratio",
+        "running_ratio",
+        dict(
+            type=_RATIO,
+            default=0.3,
+            show_default=True,
+            help="Share of world jobs with a build running when the simulator starts.",
+        ),
+    ),
+    (
+        "older-running-ratio",
+        "older_running_ratio",
+        dict(
+            type=_RATIO,
+            default=0.2,
+            show_default=True,
+            help=(
+                "Share of those whose running build is not their last one (the last has"
+                " finished)."
+            ),
+        ),
+    ),
+    (
+        "world-forbidden-ratio",
+        "world_forbidden_ratio",
+        dict(
+            type=_RATIO,
+            default=0.0,
+            show_default=True,
+            help="Share of world jobs that are listed but may not be read or stopped (403).",
+        ),
+    ),
+    (
+        "build-interval",
+        "build_interval",
+        dict(
+            type=click.FloatRange(min=0.001),
+            default=3600.0,
+            show_default=True,
+            help="Mean seconds between two builds of one world job.",
+        ),
+    ),
+    (
+        "min-build-time",
+        "min_build_time",
+        dict(
+            type=click.FloatRange(min=0.001),
+            default=60.0,
+            show_default=True,
+            help="Shortest run of a world build, in seconds.",
+        ),
+    ),
+    (
+        "max-build-time",
+        "max_build_time",
+        dict(
+            type=click.FloatRange(min=0.001),
+            default=1200.0,
+            show_default=True,
+            help="Longest run of a world build, in seconds.",
+        ),
+    ),
+    (
+        "stop-delay",
+        "stop_delay",
+        dict(
+            type=click.FloatRange(min=0),
+            default=2.0,
+            show_default=True,
+            help="Seconds a stopped world build stays ABORTING (still running) before ABORTED.",
+        ),
+    ),
+    (
+        "ignore-stop-ratio",
+        "ignore_stop_ratio",
+        dict(
+            type=_RATIO,
+            default=0.05,
+            show_default=True,
+            help="Share of stop calls of world builds answered 'stopped' that change nothing.",
+        ),
+    ),
+    (
+        "timer-job-interval",
+        "timer_interval",
+        dict(
+            type=click.FloatRange(min=0.001),
+            default=None,
+            metavar="S",
+            help="Add a runaway timer job to the world that starts a build every S seconds.",
+        ),
+    ),
+    (
+        "timer-build-time",
+        "timer_build_time",
+        dict(
+            type=click.FloatRange(min=0.001),
+            default=3600.0,
+            show_default=True,
+            help="Seconds each build of the runaway timer job runs.",
+        ),
+    ),
+)
+
+
+def world_options(prefix: str = "") -> Callable[[F], F]:
+    """The world's options as a click decorator; with ``prefix`` (``"sim-"``) every flag and
+    parameter name carries it (``--sim-jobs``, ``sim_jobs``), for a command whose own options
+    would clash (``discover --project``)."""
+    under = prefix.replace("-", "_")
+
+    def decorate(function: F) -> F:
+        for flag, param, arguments in reversed(_WORLD_OPTIONS):
+            function = click.option(f"--{prefix}{flag}", f"{under}{param}", **arguments)(function)
+        return function
+
+    return decorate
+
+
+def world_config(values: dict[str, Any], prefix: str = "") -> WorldConfig | None:
+    """The :class:`WorldConfig` that :func:`world_options` (with the same ``prefix``) parsed
+    into ``values``; ``None`` for ``jobs`` 0. Raises ``ValueError`` naming the option."""
+    under = prefix.replace("-", "_")
+    return _world({param: values[f"{under}{param}"] for _, param, _ in _WORLD_OPTIONS})
 
 
 @click.command("simulate")
@@ -238,98 +406,7 @@ def _fail(message: str) -> NoReturn:
     metavar="JOB_ID:BUILD_NO",
     help="A build that already finished (stop answers 'not stopped'); repeatable.",
 )
-@click.option(
-    "--project",
-    "project_id",
-    default=None,
-    metavar="ID",
-    help="The world's CodeArts project id, 32 hex digits (default: derived from --seed).",
-)
-@click.option(
-    "--jobs",
-    type=click.IntRange(0, 100_000),
-    default=50,
-    show_default=True,
-    help="Jobs in the world's project (0: no world, only the stop model).",
-)
-@click.option(
-    "--builds-per-job",
-    type=click.IntRange(1, 10_000),
-    default=30,
-    show_default=True,
-    help="Builds each world job has behind it when the simulator starts.",
-)
-@click.option(
-    "--running-ratio",
-    type=_RATIO,
-    default=0.3,
-    show_default=True,
-    help="Share of world jobs with a build running when the simulator starts.",
-)
-@click.option(
-    "--older-running-ratio",
-    type=_RATIO,
-    default=0.2,
-    show_default=True,
-    help="Share of those whose running build is not their last one (the last has finished).",
-)
-@click.option(
-    "--world-forbidden-ratio",
-    type=_RATIO,
-    default=0.0,
-    show_default=True,
-    help="Share of world jobs that are listed but may not be read or stopped (403).",
-)
-@click.option(
-    "--build-interval",
-    type=click.FloatRange(min=0.001),
-    default=3600.0,
-    show_default=True,
-    help="Mean seconds between two builds of one world job.",
-)
-@click.option(
-    "--min-build-time",
-    type=click.FloatRange(min=0.001),
-    default=60.0,
-    show_default=True,
-    help="Shortest run of a world build, in seconds.",
-)
-@click.option(
-    "--max-build-time",
-    type=click.FloatRange(min=0.001),
-    default=1200.0,
-    show_default=True,
-    help="Longest run of a world build, in seconds.",
-)
-@click.option(
-    "--stop-delay",
-    type=click.FloatRange(min=0),
-    default=2.0,
-    show_default=True,
-    help="Seconds a stopped world build stays ABORTING (still running) before ABORTED.",
-)
-@click.option(
-    "--ignore-stop-ratio",
-    type=_RATIO,
-    default=0.05,
-    show_default=True,
-    help="Share of stop calls of world builds answered 'stopped' that change nothing.",
-)
-@click.option(
-    "--timer-job-interval",
-    "timer_interval",
-    type=click.FloatRange(min=0.001),
-    default=None,
-    metavar="S",
-    help="Add a runaway timer job to the world that starts a build every S seconds.",
-)
-@click.option(
-    "--timer-build-time",
-    type=click.FloatRange(min=0.001),
-    default=3600.0,
-    show_default=True,
-    help="Seconds each build of the runaway timer job runs.",
-)
+@world_options()
 @click.option(
     "--jobs-shape",
     type=click.Choice(["live", "sdk"]),

@@ -1,0 +1,181 @@
+"""End to end: ``bulkstop discover`` and ``bulkstop run --verify`` against a simulator's world.
+
+The simulator is served on a background loop (:mod:`simhost`); the commands run in-process
+through click's ``CliRunner``. The truth to compare with is the simulator's own state. Stop
+delays are short and verify timeouts small, so each test ends in a few seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from simhost import HostedSimulator, SimulatorHost
+
+from bulkstop.cli import main
+from bulkstop.report import load_report
+from bulkstop.simulator import ReadConfig, SimulatorConfig, ThrottleConfig, WorldConfig
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "e2e-discover-cli-token-91c3"
+PROJECT = "fedcba9876543210fedcba9876543210"
+WORLD = WorldConfig(
+    project_id=PROJECT, jobs=50, builds_per_job=30, running_ratio=0.3, stop_delay=0.3,
+    ignore_stop_ratio=0.0,
+)  # fmt: skip
+OUTSIDE = (
+    "CODEARTS_TOKEN", "CODEARTS_ENDPOINT", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK",
+    "HUAWEICLOUD_SDK_PROJECT_ID", "HUAWEICLOUD_USERNAME", "HUAWEICLOUD_PASSWORD",
+    "HUAWEICLOUD_DOMAIN",
+)  # fmt: skip
+FAST_READS = ("--read-rate", "200", "--log-level", "warning")
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[SimulatorHost]:
+    simulators = SimulatorHost()
+    yield simulators
+    simulators.close()
+
+
+def start(host: SimulatorHost, **config: Any) -> HostedSimulator:
+    config.setdefault("world", WORLD)
+    return host.start(SimulatorConfig(token=TOKEN, **config))
+
+
+def invoke(args: list[str], *, input: str | None = None) -> Result:
+    env: dict[str, str | None] = dict.fromkeys(OUTSIDE)
+    env["CODEARTS_TOKEN"] = TOKEN
+    result = CliRunner().invoke(main, args, env=env, input=input)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def running_now(sim: HostedSimulator) -> set[tuple[str, int]]:
+    async def running() -> list[tuple[str, int]]:
+        return sim.simulator.running_builds()
+
+    return set(sim.host.call(running()))
+
+
+def listed(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_discover_lists_exactly_the_running_builds_of_a_project_of_50_jobs(
+    host: SimulatorHost,
+) -> None:
+    sim = start(host)
+    result = invoke(["discover", "--project", PROJECT, "--endpoint", sim.url, *FAST_READS])
+    expected = running_now(sim)
+
+    rows = listed(result.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert {(row["job_id"], int(row["build_no"])) for row in rows} == expected
+    assert len(rows) == len(expected) == 15
+    assert list(rows[0]) == [
+        "job_id", "build_no", "job_name", "status", "start_time", "branch", "commit_id",
+        "trigger_type", "executor",
+    ]  # fmt: skip
+    assert "50 of 50 jobs scanned" in result.stderr
+    assert "15 running listed" in result.stderr
+
+
+def test_discover_piped_into_run_verify_stops_and_verifies_every_build(
+    host: SimulatorHost, tmp_path: Path
+) -> None:
+    sim = start(host)
+    found = invoke(["discover", "--project", PROJECT, "--endpoint", sim.url, *FAST_READS])
+    report = tmp_path / "stopped.csv"
+    done = invoke(
+        [
+            "run", "-", "--input-format", "csv", "--verify", "--verify-timeout", "10",
+            "--report", str(report), "--endpoint", sim.url, *FAST_READS,
+        ],
+        input=found.stdout,
+    )  # fmt: skip
+    loaded = load_report(report)
+
+    assert found.exit_code == 0
+    assert done.exit_code == 0, done.stderr
+    assert len(loaded.records) == 15
+    assert {record.outcome.value for record in loaded.records} == {"stopped"}
+    assert {record.verified for record in loaded.records} == {"ended"}
+    assert {record.build_status for record in loaded.records} == {"ABORTED"}
+    assert running_now(sim) == set()
+    assert "15 ended, 0 still running" in done.stderr
+
+
+def test_stops_acknowledged_but_ignored_come_out_running_and_exit_1(
+    host: SimulatorHost, tmp_path: Path
+) -> None:
+    world = WorldConfig(
+        project_id=PROJECT, jobs=50, builds_per_job=30, running_ratio=0.3, stop_delay=0.2,
+        ignore_stop_ratio=0.3,
+    )  # fmt: skip
+    sim = start(host, world=world)
+    found = invoke(["discover", "--project", PROJECT, "--endpoint", sim.url, *FAST_READS])
+    report = tmp_path / "stopped.jsonl"
+    done = invoke(
+        [
+            "run", "-", "--input-format", "csv", "--verify", "--verify-timeout", "1",
+            "--report", str(report), "--endpoint", sim.url, *FAST_READS,
+        ],
+        input=found.stdout,
+    )  # fmt: skip
+    ignored = running_now(sim)
+    loaded = load_report(report)
+    running = {
+        (record.job_id, int(record.build_no))
+        for record in loaded.records
+        if record.verified == "running"
+    }
+
+    assert ignored  # the seed makes some stops be ignored
+    assert done.exit_code == 1, done.stderr
+    assert running == ignored
+    assert {record.verified for record in loaded.records} == {"ended", "running"}
+    assert f"{len(ignored)} still running" in done.stderr
+    for job_id, build_no in ignored:
+        assert f"still running: {job_id} #{build_no}" in done.stderr
+
+
+def test_under_a_per_minute_read_limit_the_listing_misses_nothing(host: SimulatorHost) -> None:
+    # A per-minute policy scaled down: 30 reads per 2-second window.
+    reads = ReadConfig(throttle=ThrottleConfig(limit=30, window=2.0))
+    sim = start(host, reads=reads)
+    began = time.monotonic()
+    result = invoke(
+        ["discover", "--project", PROJECT, "--endpoint", sim.url, "--read-rate", "14",
+         "--log-level", "warning"]
+    )  # fmt: skip
+    expected = running_now(sim)
+    rows = listed(result.stdout)
+    throttled = int(result.stderr.rsplit(" read calls, ", 1)[1].split(" ")[0])
+
+    assert result.exit_code == 0, result.stderr
+    assert {(row["job_id"], int(row["build_no"])) for row in rows} == expected
+    assert throttled <= 5
+    assert time.monotonic() - began < 60
+
+
+def test_run_simulate_verify_works_out_of_the_box(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("job_id,build_no\n" + "".join(f"{'ab' * 16},{n}\n" for n in range(1, 6)))
+    report = tmp_path / "r.json"
+    done = invoke(
+        ["run", str(source), "--simulate", "--verify", "--verify-timeout", "5", "--report",
+         str(report), *FAST_READS]
+    )  # fmt: skip
+    loaded = load_report(report)
+
+    assert done.exit_code == 0, done.stderr
+    assert [record.verified for record in loaded.records] == ["ended"] * 5
