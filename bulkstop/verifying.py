@@ -76,27 +76,31 @@ async def verify_records(
     journal: VerdictJournal | None,
     settings: VerifySettings,
     *,
+    unrecorded: Iterable[TargetKey] = (),
     on_result: Callable[[VerifyResult], None] | None = None,
 ) -> VerifyOutcome:
-    """Check every sent target of ``records``; write each verdict to ``journal`` as it comes."""
+    """Check every sent target of ``records``; write each verdict to ``journal`` as it comes.
+
+    ``unrecorded`` targets (in flight at a crash, with no record to write a verdict into) are
+    checked too: their verdicts reach ``on_result`` and the outcome, not the journal.
+    """
     by_key: dict[TargetKey, Result] = {}
     for record in targets_to_verify(records):
         key = record_key(record)
         assert key is not None
         by_key[key] = record
+    keys = [*by_key, *(key for key in unrecorded if key not in by_key)]
     verification = Verification(
-        client,
-        [VerifyTarget(key.job_id, key.build_no) for key in by_key],
-        settings=settings,
+        client, [VerifyTarget(key.job_id, key.build_no) for key in keys], settings=settings
     )
     not_ended: list[VerifyResult] = []
     aborted_by: CredentialsRejected | None = None
     try:
         async with verification as verdicts:
             async for result in verdicts:
-                record = by_key[TargetKey(result.job_id, result.build_no)]
-                if journal is not None:
-                    journal.write(with_verdict(record, result.verdict.value, result.status))
+                held = by_key.get(TargetKey(result.job_id, result.build_no))
+                if journal is not None and held is not None:
+                    journal.write(with_verdict(held, result.verdict.value, result.status))
                 if result.verdict is not VerifyVerdict.ENDED:
                     not_ended.append(result)
                 if on_result is not None:

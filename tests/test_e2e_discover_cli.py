@@ -19,8 +19,9 @@ from click.testing import CliRunner, Result
 from simhost import HostedSimulator, SimulatorHost
 
 from bulkstop.cli import main
+from bulkstop.models import Outcome
 from bulkstop.report import load_report
-from bulkstop.simulator import ReadConfig, SimulatorConfig, ThrottleConfig, WorldConfig
+from bulkstop.simulator import FaultConfig, ReadConfig, SimulatorConfig, ThrottleConfig, WorldConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -179,3 +180,38 @@ def test_run_simulate_verify_works_out_of_the_box(tmp_path: Path) -> None:
 
     assert done.exit_code == 0, done.stderr
     assert [record.verified for record in loaded.records] == ["ended"] * 5
+
+
+def test_verify_settles_the_uncertain_rows_of_a_fault_after_effect_run(
+    host: SimulatorHost, tmp_path: Path
+) -> None:
+    faults = FaultConfig(error_500=0.4, after_stop=1.0)
+    sim = host.start(SimulatorConfig(token=TOKEN, finished_ratio=0.0, faults=faults))
+    source = tmp_path / "in.csv"
+    source.write_text("job_id,build_no\n" + "".join(f"{'cd' * 16},{n}\n" for n in range(1, 21)))
+    report = tmp_path / "r.csv"
+    ran = invoke(
+        ["run", str(source), "--report", str(report), "--endpoint", sim.url, "--log-level",
+         "warning"]
+    )  # fmt: skip
+    before = load_report(report)
+    uncertain = [r for r in before.records if r.outcome is Outcome.UNCERTAIN]
+
+    checked = invoke(["verify", str(report), "--endpoint", sim.url, *FAST_READS])
+    after = load_report(report)
+
+    assert ran.exit_code == 1  # the uncertain rows
+    assert uncertain
+    assert checked.exit_code == 0, checked.stderr
+    assert [r.line for r in after.records] == [r.line for r in before.records]
+    assert [r.outcome for r in after.records] == [r.outcome for r in before.records]
+    assert {r.verified for r in after.records} == {"ended"}
+    assert {r.build_status for r in after.records} == {"ABORTED"}
+    assert "verify: 20 targets checked: 20 ended" in checked.stderr
+    assert not report.with_name("r.csv.inflight").exists()
+
+
+def test_verify_names_a_missing_report_and_exits_2(tmp_path: Path) -> None:
+    result = invoke(["verify", str(tmp_path / "none.csv"), "--endpoint", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "none.csv does not exist" in result.stderr
