@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from bulkstop.cli import main
 from bulkstop.models import Outcome
 from bulkstop.report import load_report
 from bulkstop.simulator import FaultConfig, ReadConfig, SimulatorConfig, ThrottleConfig, WorldConfig
+from bulkstop.simulator.world import derive_project_id
 
 pytestmark = pytest.mark.e2e
 
@@ -215,3 +217,76 @@ def test_verify_names_a_missing_report_and_exits_2(tmp_path: Path) -> None:
     result = invoke(["verify", str(tmp_path / "none.csv"), "--endpoint", "http://127.0.0.1:9"])
     assert result.exit_code == 2
     assert "none.csv does not exist" in result.stderr
+
+
+def test_discover_simulate_selects_the_simulated_project_and_says_which() -> None:
+    result = invoke(
+        ["discover", "--simulate", "--sim-jobs", "10", "--sim-running-ratio", "0.5",
+         "--sim-seed", "3", "--format", "jsonl", *FAST_READS]
+    )  # fmt: skip
+    builds = [json.loads(line) for line in result.stdout.splitlines()]
+
+    assert result.exit_code == 0, result.stderr
+    assert f"the simulated project is {derive_project_id(3)}" in result.stderr
+    assert "10 of 10 jobs scanned" in result.stderr
+    assert len(builds) == 5
+    assert {build["status"] for build in builds} == {"RUNNING"}
+
+
+def test_a_job_that_cannot_be_listed_is_named_and_the_others_still_listed(
+    host: SimulatorHost, tmp_path: Path
+) -> None:
+    sim = start(host, unknown_jobs=frozenset({"ee" * 16}), forbidden_jobs=frozenset({"ff" * 16}))
+    running = sorted(running_now(sim))
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text(f"{running[0][0]}\n{'ee' * 16}\n{'ff' * 16}\nnot-a-job\n")
+    out = tmp_path / "found.json"
+    result = invoke(
+        ["discover", "--jobs-file", str(jobs), "--output", str(out), "--endpoint", sim.url,
+         *FAST_READS]
+    )  # fmt: skip
+    problems = [line for line in result.stderr.splitlines() if "not listed" in line]
+
+    assert result.exit_code == 1, result.stderr
+    assert result.stdout == ""
+    assert [(b["job_id"], b["build_no"]) for b in json.loads(out.read_text())] == [
+        key for key in running if key[0] == running[0][0]
+    ]
+    assert len(problems) == 3
+    assert any("ee" * 16 in line for line in problems)
+    assert any("ff" * 16 in line for line in problems)
+    assert any(f"{jobs}:4" in line for line in problems)
+
+
+@pytest.mark.parametrize("command", ["discover", "verify"])
+def test_a_rejected_token_trips_the_auth_breaker_exit_3(
+    host: SimulatorHost, tmp_path: Path, command: str
+) -> None:
+    sim = start(host)
+    report = tmp_path / "r.csv"
+    jobs = [f"{n:032x}" for n in range(1, 5)]
+    report.write_text(
+        "line,job_id,build_no,outcome,attempts\n"
+        + "".join(f"{n + 2},{job},1,uncertain,2\n" for n, job in enumerate(jobs))
+    )
+    by_id = [arg for job in jobs for arg in ("--job", job)]
+    args = by_id if command == "discover" else [str(report)]
+    env: dict[str, str | None] = dict.fromkeys(OUTSIDE)
+    env["CODEARTS_TOKEN"] = "a-wrong-token-0000"
+    result = CliRunner().invoke(
+        main, [command, *args, "--endpoint", sim.url, "--auth-breaker", "2", *FAST_READS], env=env
+    )
+
+    assert result.exit_code == 3, result.stderr
+    assert "a-wrong-token-0000" not in result.stderr + result.stdout
+
+
+def test_discover_shows_a_progress_line_when_asked(host: SimulatorHost) -> None:
+    sim = start(host)
+    result = invoke(
+        ["discover", "--project", PROJECT, "--endpoint", sim.url, "--progress", "always",
+         *FAST_READS]
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert "\rdiscover: " in result.stderr
+    assert " jobs, " in result.stderr  # the live line, before the summary

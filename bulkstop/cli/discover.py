@@ -17,7 +17,7 @@ import click
 from bulkstop.cli import COMMANDS
 from bulkstop.cli.options import CONNECTION_OPTIONS, connection_options, log_options, read_options
 from bulkstop.errors import BulkstopError, ExitCode, UsageError
-from bulkstop.simulator.cli import world_options
+from bulkstop.simulator.options import world_options
 
 if TYPE_CHECKING:
     from bulkstop.discover import DiscoverQuery, Discovery
@@ -200,7 +200,7 @@ def _discover(options: dict[str, Any], *, progress: bool) -> ExitCode:
 
     world = None
     if options["simulate"]:
-        from bulkstop.simulator.cli import world_config
+        from bulkstop.simulator.options import world_config
         from bulkstop.simulator.world import derive_project_id
 
         try:
@@ -268,18 +268,19 @@ async def _run_discovery(
         discovery = Discovery(client, query, settings=settings)
         code = ExitCode.OK
         try:
-            async with anyio.create_task_group() as tg:
+            # The breaker's error is raised when discovery's block is left: outside the
+            # progress line's task group, so that it is not wrapped in an exception group.
+            async with discovery as builds, anyio.create_task_group() as tg:
                 if progress:
                     tg.start_soon(_show_progress, discovery)
-                async with discovery as builds:
-                    async for build in builds:
-                        writer.write(build)
+                async for build in builds:
+                    writer.write(build)
                 tg.cancel_scope.cancel()
         except CredentialsRejected as exc:
             _echo(f"discover: aborted: {exc}")
             code = ExitCode.ABORTED
         if progress:
-            click.echo("\r\033[K", nl=False, err=True)
+            click.echo("\r" + " " * _PROGRESS_WIDTH + "\r", nl=False, err=True)
         stats = discovery.stats
         for problem in stats.problems:
             _echo(f"discover: not listed: {problem.message}")
@@ -293,6 +294,8 @@ async def _run_discovery(
         return code
 
 
+#: Columns the progress line takes (padded, so that a shorter line covers a longer one).
+_PROGRESS_WIDTH = 79
 #: Connection options that are the read settings', not the connection's.
 _NOT_CONNECTION = frozenset({"max_attempts", "auth_breaker"})
 
@@ -309,10 +312,9 @@ async def _show_progress(discovery: Discovery) -> None:
 
     while True:
         stats = discovery.stats
-        click.echo(
-            f"\r\033[Kdiscover: {stats.jobs_scanned}/{stats.jobs} jobs, {stats.running} running,"
-            f" {stats.calls} calls, {stats.throttled} throttled",
-            nl=False,
-            err=True,
+        line = (
+            f"discover: {stats.jobs_scanned}/{stats.jobs} jobs, {stats.running} running,"
+            f" {stats.calls} calls, {stats.throttled} throttled"
         )
+        click.echo("\r" + line.ljust(_PROGRESS_WIDTH), nl=False, err=True)
         await anyio.sleep(0.5)
