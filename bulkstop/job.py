@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sys
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -44,12 +43,13 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
 
-from bulkstop.auth import Auth, TokenAuth
-from bulkstop.client import CodeArtsClient, resolve_endpoint
-from bulkstop.clock import MonotonicClock, utcnow
-from bulkstop.credentials import CredentialOptions, resolve_auth
+from bulkstop.auth import Auth
+from bulkstop.client import CodeArtsClient
+from bulkstop.clock import utcnow
+from bulkstop.connection import ConnectionSettings, connect, connect_simulated
+from bulkstop.credentials import CredentialOptions
 from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
-from bulkstop.errors import CredentialsRejected, ExitCode, RunAborted, UsageError
+from bulkstop.errors import ExitCode, RunAborted, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import ACCEPTABLE, Outcome, Result
 from bulkstop.pacing import Pacer
@@ -66,6 +66,8 @@ from bulkstop.sources import TargetSource, open_source
 if TYPE_CHECKING:
     from bulkstop.guards import FailureThreshold
     from bulkstop.report import CarriedRecords
+    from bulkstop.verify import VerifySettings
+    from bulkstop.verifying import VerifyOutcome
 
 __all__ = ["Job", "JobEvents", "JobOutcome", "JobSettings"]
 
@@ -127,6 +129,15 @@ class JobSettings:
     auth_breaker: int = 5
     failing_server_window: float = 30.0
     simulate: bool = False
+    # -- verification after the stops (``run --verify``) --
+    #: check that every target the run sent has ended, and write the verdicts to the report
+    verify: bool = False
+    #: seconds a build still running at its first check is polled for
+    verify_timeout: float = 120.0
+    #: read calls a second (the read APIs are limited apart from the stops, and lower)
+    read_rate: float = 1.0
+    #: read calls in flight at once
+    read_concurrency: int = 4
 
     def __post_init__(self) -> None:
         if self.retry_failed and not self.resume:
@@ -134,16 +145,25 @@ class JobSettings:
         if self.resume and self.report is None:
             raise UsageError("--resume needs --report PATH (the report of the run to continue)")
 
-    def credential_options(self) -> CredentialOptions:
-        """The command-line side of choosing the credential."""
-        return CredentialOptions(
+    def connection(self) -> ConnectionSettings:
+        """Where CodeArts is and how to reach it."""
+        return ConnectionSettings(
+            endpoint=self.endpoint,
+            region=self.region,
+            api=self.api,
             token_file=self.token_file,
             project_id=self.project_id,
             project_name=self.project_name,
-            region=self.region,
             iam_endpoint=self.iam_endpoint,
-            allow_insecure_http=self.insecure_http,
+            ca_bundle=self.ca_bundle,
+            insecure_http=self.insecure_http,
+            timeout=self.timeout,
+            pool_size=self.concurrency,
         )
+
+    def credential_options(self) -> CredentialOptions:
+        """The command-line side of choosing the credential."""
+        return self.connection().credential_options()
 
     def run_settings(self, run: int) -> RunSettings:
         """The engine's settings for the run numbered ``run``."""
@@ -162,15 +182,20 @@ class JobSettings:
 
     def client(self, endpoint: str, auth: Auth | None) -> CodeArtsClient:
         """The CodeArts client the settings ask for (it vets the endpoint itself)."""
-        return CodeArtsClient(
-            endpoint,
-            auth,
-            api=self.api,
-            timeout=self.timeout,
-            pool_size=self.concurrency,
-            ca_bundle=self.ca_bundle,
-            allow_insecure_http=self.insecure_http,
+        return self.connection().client(endpoint, auth)
+
+    def verify_settings(self) -> VerifySettings:
+        """How ``verify`` polls: the timeout, and the read calls' pacing and retries."""
+        from bulkstop.reader import ReadSettings
+        from bulkstop.verify import VerifySettings
+
+        reads = ReadSettings(
+            concurrency=self.read_concurrency,
+            rate=self.read_rate,
+            retry=RetryPolicy(max_attempts=self.max_attempts),
+            auth_breaker=self.auth_breaker,
         )
+        return VerifySettings(timeout=self.verify_timeout, reads=reads)
 
 
 class JobEvents(Protocol):
@@ -222,6 +247,8 @@ class JobOutcome:
     report: Path
     rate: float
     interrupted: bool
+    #: with ``verify``: how the verification of the sent targets ended (``None``: not verified)
+    verification: VerifyOutcome | None = None
 
     @property
     def aborted_by(self) -> RunAborted | None:
@@ -241,6 +268,8 @@ class _Prepared:
     number: int
     carried: CarriedRecords | None
     endpoint: str
+    client: CodeArtsClient
+    lock: ReportLock
 
 
 class Job:
@@ -380,6 +409,11 @@ class Job:
         )
         aborted: RunAborted | None = None
         events = self._events
+        sent: list[Result] | None = None
+        if settings.verify:
+            from bulkstop.report.verdicts import was_sent  # only a verifying run reads back
+
+            sent = []
         async with anyio.create_task_group() as tg:
             if beside is not None:
                 tg.start_soon(beside, self)
@@ -395,6 +429,8 @@ class Job:
                             )
                         writer.write(result)  # a carried record is in the report already
                         events.result(result)
+                        if sent is not None and was_sent(result):
+                            sent.append(result)
             except RunAborted as exc:
                 aborted = exc
             finally:
@@ -414,13 +450,37 @@ class Job:
         else:
             bad = stats.done - sum(stats.count(outcome) for outcome in ACCEPTABLE)
             code = ExitCode.ROWS if bad else ExitCode.OK
+        verification = None
+        if sent is not None and aborted is None and not interrupted:
+            verification = await self._verify(prepared, report, sent)
+            if verification.aborted_by is not None:
+                code = verification.aborted_by.exit_code
+            elif not verification.all_ended and code is ExitCode.OK:
+                code = ExitCode.ROWS
         return JobOutcome(
             exit_code=code,
             stats=stats,
             report=report,
             rate=prepared.pacer.rate,
             interrupted=interrupted,
+            verification=verification,
         )
+
+    async def _verify(self, prepared: _Prepared, report: Path, sent: list[Result]) -> VerifyOutcome:
+        """Check that every target the run sent has ended; write the verdicts to the report."""
+        from bulkstop.report.verdicts import VerdictJournal
+        from bulkstop.verifying import verify_records
+
+        journal = VerdictJournal(report, lock=prepared.lock, run=prepared.number)
+        try:
+            outcome = await verify_records(
+                prepared.client, sent, journal, self.settings.verify_settings()
+            )
+        except BaseException:
+            journal.close()  # the verdicts written so far stay in the report's journal
+            raise
+        journal.finish()
+        return outcome
 
     def _ready(self) -> _Prepared:
         if self._prepared is None:
@@ -493,36 +553,17 @@ class Job:
             number=run_number,
             carried=carried,
             endpoint=str(client.endpoint),
+            client=client,
+            lock=lock,
         )
 
     async def _simulated(self, stack: contextlib.AsyncExitStack) -> CodeArtsClient:
         """A client of the built-in simulator, started here with a throwaway token."""
-        from bulkstop.simulator import Simulator, SimulatorConfig
-
-        token = secrets.token_hex(16)
-        self._auth = TokenAuth(token)
-        simulator = await stack.enter_async_context(Simulator(SimulatorConfig(token=token, seed=0)))
+        client, self._auth, simulator = await connect_simulated(stack, self.settings.connection())
         self._events.simulating(simulator.url)
-        return await stack.enter_async_context(self.settings.client(simulator.url, self._auth))
+        return client
 
     async def _connected(self, stack: contextlib.AsyncExitStack) -> CodeArtsClient:
         """A client of the configured endpoint, with its credential resolved and ready."""
-        settings = self.settings
-        endpoint = resolve_endpoint(settings.endpoint, settings.region)
-        # No auth yet: an IAM login needs this client's session
-        client = await stack.enter_async_context(settings.client(endpoint, None))
-        auth, description = resolve_auth(
-            settings.credential_options(),
-            self._environ,
-            session=client.session,
-            clock=MonotonicClock(),
-        )
-        self._auth = auth
-        log.info("auth.source", mode=auth.mode, source=description)
-        try:
-            await auth.prepare()
-        except CredentialsRejected as exc:
-            # A refused login: nothing was sent, the run cannot start as asked.
-            raise UsageError(str(exc)) from exc
-        client.auth = auth
+        client, self._auth = await connect(stack, self.settings.connection(), self._environ)
         return client

@@ -362,6 +362,11 @@ class Result(NamedTuple):
     maybe_applied: bool = False
     #: which run produced this record (1 for a first run; resumes count up)
     run: int = 1
+    #: what a verification found: ``ended``, ``running`` (still running at its timeout),
+    #: ``unknown`` (could not be checked); empty when the target was not verified
+    verified: str = ""
+    #: the service's own word for the build's state at the verification's last answer
+    build_status: str = ""
 
 
 if TYPE_CHECKING:

@@ -171,11 +171,12 @@ def test_help_and_version_load_click_alone(args: list[str]) -> None:
     assert {name for name in loaded if name.startswith("bulkstop")} == {"bulkstop", "bulkstop.cli"}
 
 
-def test_run_help_loads_no_library() -> None:
-    loaded = loaded_after(run_command_line("run", "--help"))
+@pytest.mark.parametrize("command", ["run", "discover", "verify"])
+def test_a_command_help_loads_no_library(command: str) -> None:
+    loaded = loaded_after(run_command_line(command, "--help"))
 
     assert top_level(loaded) & set(HEAVY) == {"click"}
-    assert "bulkstop.job" not in loaded
+    assert not {"bulkstop.job", "bulkstop.discover", "bulkstop.verify"} & loaded
 
 
 #: What a run with a token, writing a new report, never needs: another credential's code, the

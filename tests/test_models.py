@@ -161,11 +161,11 @@ def test_result_fields_are_the_report_columns_in_order() -> None:
     assert REPORT_FIELDS == (
         "line", "job_id", "build_no", "outcome", "http_status", "error_code", "error_msg",
         "request_id", "attempts", "started_at", "finished_at", "elapsed_ms", "detail",
-        "maybe_applied", "run",
+        "maybe_applied", "run", "verified", "build_status",
     )  # fmt: skip
     result = Result(line=3, job_id=JOB, build_no="2", outcome=Outcome.STOPPED)
     assert list(result) == [3, JOB, "2", Outcome.STOPPED, None, "", "", "", 0, None, None,
-                            None, "", False, 1]  # fmt: skip
+                            None, "", False, 1, "", ""]  # fmt: skip
 
 
 def test_records_read_back_are_validated_field_by_field() -> None:

@@ -1059,6 +1059,8 @@ GOLDEN = Result(
     detail="",
     maybe_applied=True,
     run=3,
+    verified="ended",
+    build_status="=ABORTED",
 )
 
 
@@ -1075,7 +1077,7 @@ ODD = GOLDEN._replace(
             GOLDEN,
             "csv",
             f'7,{job(1)},2,not_stopped,,CB.1,"said ""no"", then -1","r,1",2,'
-            "2026-11-28T12:00:00.999Z,2026-11-28T12:00:01.005Z,1006,,true,3\n",
+            "2026-11-28T12:00:00.999Z,2026-11-28T12:00:01.005Z,1006,,true,3,ended,'=ABORTED\n",
         ),
         (
             GOLDEN,
@@ -1084,13 +1086,13 @@ ODD = GOLDEN._replace(
             '"http_status":null,"error_code":"CB.1","error_msg":"said \\"no\\", then -1",'
             '"request_id":"r,1","attempts":2,"started_at":"2026-11-28T12:00:00.999Z",'
             '"finished_at":"2026-11-28T12:00:01.005Z","elapsed_ms":1006,"detail":"",'
-            '"maybe_applied":true,"run":3}\n',
+            '"maybe_applied":true,"run":3,"verified":"ended","build_status":"=ABORTED"}\n',
         ),
         (
             ODD,
             "csv",
             f'true,{job(1)},2,stopped,200.0,CB.1,"said ""no"", then -1","r,1",false,'
-            "2026-11-28T12:00:00.999Z,2026-11-28T12:00:01.005Z,1006,3,true,3\n",
+            "2026-11-28T12:00:00.999Z,2026-11-28T12:00:01.005Z,1006,3,true,3,ended,'=ABORTED\n",
         ),
         (
             ODD,
@@ -1099,7 +1101,7 @@ ODD = GOLDEN._replace(
             '"http_status":200.0,"error_code":"CB.1","error_msg":"said \\"no\\", then -1",'
             '"request_id":"r,1","attempts":false,"started_at":"2026-11-28T12:00:00.999Z",'
             '"finished_at":"2026-11-28T12:00:01.005Z","elapsed_ms":1006,"detail":3,'
-            '"maybe_applied":true,"run":3}\n',
+            '"maybe_applied":true,"run":3,"verified":"ended","build_status":"=ABORTED"}\n',
         ),
     ],
     ids=["csv", "jsonl", "csv-other-types", "jsonl-other-types"],

@@ -5,6 +5,8 @@ A thin layer over library calls, one module per command, each imported only when
 runs or shows its own help::
 
     bulkstop run        bulkstop.cli.run         over bulkstop.job
+    bulkstop discover   bulkstop.cli.discover    over bulkstop.discover
+    bulkstop verify     bulkstop.cli.verify      over bulkstop.verifying
     bulkstop simulate   bulkstop.simulator.cli   over bulkstop.simulator
 
 The console side (the one-line error, the progress display, the summary, the resume hint) is
@@ -83,6 +85,14 @@ COMMANDS: Mapping[str, LazyCommand] = {
     "run": LazyCommand(
         "bulkstop.cli.run:run_command",
         "Stop every build listed in INPUT (a .csv, .json or .jsonl file, or - for stdin).",
+    ),
+    "discover": LazyCommand(
+        "bulkstop.cli.discover:discover_command",
+        "List the running builds of jobs or a whole project, as input for bulkstop run.",
+    ),
+    "verify": LazyCommand(
+        "bulkstop.cli.verify:verify_command",
+        "Check that the builds a report's run sent stops to have ended; record the verdicts.",
     ),
     "simulate": LazyCommand(
         "bulkstop.simulator.cli:simulate_command",

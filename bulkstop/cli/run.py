@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bulkstop.cli import COMMANDS
+from bulkstop.cli.options import connection_options, log_options, read_options
 from bulkstop.errors import BulkstopError, ExitCode
-from bulkstop.logconfig import LEVELS
 
 if TYPE_CHECKING:
     from bulkstop.job import Job, JobSettings
@@ -93,51 +93,13 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
     is_flag=True,
     help="With --resume: also re-run targets that ended failed or uncertain.",
 )
-@click.option(
-    "--endpoint",
-    envvar="CODEARTS_ENDPOINT",
-    default=None,
-    help="CodeArts Build endpoint URL (env CODEARTS_ENDPOINT). Wins over --region.",
-)
-@click.option(
-    "--region",
-    default=None,
-    help="Region, meaning https://cloudbuild-ext.REGION.myhuaweicloud.com.",
-)
+@connection_options
 @click.option(
     "--api",
     type=click.Choice(["legacy", "v3", "v1"]),
     default="legacy",
     show_default=True,
     help="Which stop API to call.",
-)
-@click.option(
-    "--token-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Read the IAM token from this file (else env CODEARTS_TOKEN).",
-)
-@click.option("--project-id", default=None, help="Project id (IAM password and AK/SK modes).")
-@click.option(
-    "--project-name",
-    default=None,
-    help="Project name for IAM password mode (default: the region name).",
-)
-@click.option(
-    "--iam-endpoint",
-    default=None,
-    help="IAM endpoint URL (default: https://iam.REGION.myhuaweicloud.com).",
-)
-@click.option(
-    "--ca-bundle",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    default=None,
-    help="PEM file of extra CA certificates to trust.",
-)
-@click.option(
-    "--insecure-http",
-    is_flag=True,
-    help="INSECURE: allow plain http:// to a non-loopback endpoint (CodeArts or IAM).",
 )
 @click.option(
     "--concurrency",
@@ -167,20 +129,6 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="Lower the rate when throttled and raise it again on success.",
 )
 @click.option(
-    "--max-attempts",
-    type=click.IntRange(1, 100),
-    default=5,
-    show_default=True,
-    help="Attempts per target for transient failures.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=30.0,
-    show_default=True,
-    help="Seconds for one stop call.",
-)
-@click.option(
     "--deadline",
     type=click.FloatRange(min=0.1),
     default=None,
@@ -192,13 +140,6 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
     default=None,
     metavar="N|P%",
     help="Abort (exit 3) after more than N failed targets, or P% of them.",
-)
-@click.option(
-    "--auth-breaker",
-    type=click.IntRange(0, 1000),
-    default=5,
-    show_default=True,
-    help="Abort (exit 3) after this many authentication failures in a row (0: never).",
 )
 @click.option(
     "--failing-server-window",
@@ -227,10 +168,22 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
     show_default=True,
     help="Live progress display on stderr.",
 )
-@click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
+# -- verification after the stops --
 @click.option(
-    "--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True
+    "--verify",
+    is_flag=True,
+    help="After the stops, check that every target sent has ended; exit 1 unless all have.",
 )
+@click.option(
+    "--verify-timeout",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long --verify polls a build that is still running.",
+)
+@read_options
+@log_options
 def run_command(
     log_level: str, log_format: str, progress: str, grace: float, **options: Any
 ) -> None:
@@ -286,6 +239,10 @@ async def _run_job(settings: JobSettings, progress: bool, grace: float) -> ExitC
     async with job:
         outcome = await job.run(beside=functools.partial(_watch_signals, grace=grace))
         output.print_summary(outcome, settings)
+        if outcome.verification is not None:
+            from bulkstop.cli.verdicts import print_verify_summary
+
+            print_verify_summary(outcome.verification)
     return outcome.exit_code
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "TEXT_COLUMNS",
     "LineEncoder",
     "as_utc",
+    "csv_cell",
     "format_time",
 ]
 
@@ -59,6 +60,8 @@ _COLUMNS: Final = (
     "detail",
     "maybe_applied",
     "run",
+    "verified",
+    "build_status",
 )
 if _COLUMNS != REPORT_FIELDS:  # pragma: no cover - a column was added or moved: follow it
     raise ImportError(f"bulkstop.report.encoding writes {_COLUMNS}, not {REPORT_FIELDS}")
@@ -136,9 +139,14 @@ def _csv_text(value: Any) -> str:
     return text
 
 
+def csv_cell(value: Any) -> str:
+    """A value as a report writes it into a CSV cell: one line, a formula lead neutralised."""
+    return _csv_text(value)
+
+
 # The two functions below write one record a line, in CSV and JSON, as _csv_text and _plain
 # do, and take the common case, a value of the column's own type, straight: a run writes a
-# record for every input row, and going through the generic functions for each of the 15
+# record for every input row, and going through the generic functions for each of the 17
 # fields was most of the journal's cost. A value of any other type takes the generic way.
 # They unpack a Result by position: the names say which column is which (REPORT_FIELDS).
 
@@ -179,6 +187,8 @@ def _csv_cells(result: Result, run: Any) -> tuple[Any, ...]:
         detail,
         maybe_applied,
         own_run,
+        verified,
+        build_status,
     ) = result
     if run is None:
         run = own_run
@@ -200,6 +210,8 @@ def _csv_cells(result: Result, run: Any) -> tuple[Any, ...]:
         if type(maybe_applied) is bool
         else _csv_text(maybe_applied),
         run if type(run) is int else _csv_text(run),
+        _csv_str(verified),
+        _csv_str(build_status),
     )
 
 
@@ -241,6 +253,8 @@ def _json_line(result: Result, run: Any) -> str:
         detail,
         maybe_applied,
         own_run,
+        verified,
+        build_status,
     ) = result
     if run is None:
         run = own_run
@@ -256,7 +270,8 @@ def _json_line(result: Result, run: Any) -> str:
         f'"error_msg":{_json_str(error_msg)},"request_id":{_json_str(request_id)},'
         f'"attempts":{_json_int(attempts)},"started_at":{_json_time(started_at)},'
         f'"finished_at":{_json_time(finished_at)},"elapsed_ms":{_json_int(elapsed_ms)},'
-        f'"detail":{_json_str(detail)},"maybe_applied":{flag},"run":{_json_int(run)}}}\n'
+        f'"detail":{_json_str(detail)},"maybe_applied":{flag},"run":{_json_int(run)},'
+        f'"verified":{_json_str(verified)},"build_status":{_json_str(build_status)}}}\n'
     )
 
 

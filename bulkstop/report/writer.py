@@ -356,9 +356,26 @@ class ReportWriter:
                     self._check_open()
                     return
                 index.supersede(slot)  # this run's record is the target's latest
+        self._append(result, self.run)
+
+    def amend(self, result: Result) -> None:
+        """Append a later word on a target the report holds (a verification's verdict): the
+        record as it stands, with its own run, superseding the target's earlier record.
+
+        Crash-safe as :meth:`write`: every loader takes a target's latest record.
+        """
+        index = self._index
+        if index is not None:
+            key = record_key(result)
+            slot = -1 if key is None else index.find(key)
+            if slot >= 0:
+                index.supersede(slot)
+        self._append(result, result.run)
+
+    def _append(self, result: Result, run: int) -> None:
         self._check_open()
         encoder = self._encoder
-        encoder.add(result, run=self.run)
+        encoder.add(result, run=run)
         self._report_dirty = True
         self._written += 1
         pending = encoder.pending

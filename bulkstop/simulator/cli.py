@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 import click
@@ -26,11 +26,17 @@ from bulkstop.simulator.config import (
     ReadConfig,
     SimulatorConfig,
     ThrottleConfig,
-    WorldConfig,
 )
+from bulkstop.simulator.options import world_config, world_options
 from bulkstop.simulator.world import derive_project_id
 
-__all__ = ["ready_lines", "simulate_command", "simulator_config"]
+__all__ = [
+    "ready_lines",
+    "simulate_command",
+    "simulator_config",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Where ``bulkstop simulate`` reads the secrets it accepts (never from its command line).
 _SIM_IAM_PASSWORD_ENV = "BULKSTOP_SIM_IAM_PASSWORD"  # noqa: S105 - a variable name
@@ -238,98 +244,7 @@ def _fail(message: str) -> NoReturn:
     metavar="JOB_ID:BUILD_NO",
     help="A build that already finished (stop answers 'not stopped'); repeatable.",
 )
-@click.option(
-    "--project",
-    "project_id",
-    default=None,
-    metavar="ID",
-    help="The world's CodeArts project id, 32 hex digits (default: derived from --seed).",
-)
-@click.option(
-    "--jobs",
-    type=click.IntRange(0, 100_000),
-    default=50,
-    show_default=True,
-    help="Jobs in the world's project (0: no world, only the stop model).",
-)
-@click.option(
-    "--builds-per-job",
-    type=click.IntRange(1, 10_000),
-    default=30,
-    show_default=True,
-    help="Builds each world job has behind it when the simulator starts.",
-)
-@click.option(
-    "--running-ratio",
-    type=_RATIO,
-    default=0.3,
-    show_default=True,
-    help="Share of world jobs with a build running when the simulator starts.",
-)
-@click.option(
-    "--older-running-ratio",
-    type=_RATIO,
-    default=0.2,
-    show_default=True,
-    help="Share of those whose running build is not their last one (the last has finished).",
-)
-@click.option(
-    "--world-forbidden-ratio",
-    type=_RATIO,
-    default=0.0,
-    show_default=True,
-    help="Share of world jobs that are listed but may not be read or stopped (403).",
-)
-@click.option(
-    "--build-interval",
-    type=click.FloatRange(min=0.001),
-    default=3600.0,
-    show_default=True,
-    help="Mean seconds between two builds of one world job.",
-)
-@click.option(
-    "--min-build-time",
-    type=click.FloatRange(min=0.001),
-    default=60.0,
-    show_default=True,
-    help="Shortest run of a world build, in seconds.",
-)
-@click.option(
-    "--max-build-time",
-    type=click.FloatRange(min=0.001),
-    default=1200.0,
-    show_default=True,
-    help="Longest run of a world build, in seconds.",
-)
-@click.option(
-    "--stop-delay",
-    type=click.FloatRange(min=0),
-    default=2.0,
-    show_default=True,
-    help="Seconds a stopped world build stays ABORTING (still running) before ABORTED.",
-)
-@click.option(
-    "--ignore-stop-ratio",
-    type=_RATIO,
-    default=0.05,
-    show_default=True,
-    help="Share of stop calls of world builds answered 'stopped' that change nothing.",
-)
-@click.option(
-    "--timer-job-interval",
-    "timer_interval",
-    type=click.FloatRange(min=0.001),
-    default=None,
-    metavar="S",
-    help="Add a runaway timer job to the world that starts a build every S seconds.",
-)
-@click.option(
-    "--timer-build-time",
-    type=click.FloatRange(min=0.001),
-    default=3600.0,
-    show_default=True,
-    help="Seconds each build of the runaway timer job runs.",
-)
+@world_options()
 @click.option(
     "--jobs-shape",
     type=click.Choice(["live", "sdk"]),
@@ -452,7 +367,7 @@ def simulator_config(**kwargs: Any) -> SimulatorConfig:
         iam_password=iam_password,
         iam_domain=iam_domain,
         aksk=aksk,
-        world=_world(kwargs),
+        world=world_config(kwargs),
         reads=ReadConfig(
             throttle=_throttle(kwargs, "read_throttle"),
             throttle_per_api=kwargs["read_throttle_per_api"],
@@ -473,37 +388,6 @@ def _throttle(kwargs: dict[str, Any], prefix: str) -> ThrottleConfig | None:
         window=kwargs[f"{prefix}_window"],
         style=kwargs[f"{prefix}_style"],
         retry_after=kwargs[f"{prefix}_retry_after"],
-    )
-
-
-def _world(kwargs: dict[str, Any]) -> WorldConfig | None:
-    project_id = kwargs["project_id"]
-    if kwargs["jobs"] == 0:
-        if project_id is not None:
-            raise ValueError("--project needs a world: --jobs must be at least 1")
-        return None
-    if project_id is not None:
-        project_id = project_id.strip()
-        if len(project_id) != 32 or any(char not in "0123456789abcdef" for char in project_id):
-            raise ValueError(
-                f"--project {kwargs['project_id']!r}: must be 32 lowercase hexadecimal digits"
-            )
-    if kwargs["min_build_time"] > kwargs["max_build_time"]:
-        raise ValueError("--min-build-time must not exceed --max-build-time")
-    return WorldConfig(
-        project_id=project_id,
-        jobs=kwargs["jobs"],
-        builds_per_job=kwargs["builds_per_job"],
-        running_ratio=kwargs["running_ratio"],
-        older_running_ratio=kwargs["older_running_ratio"],
-        forbidden_ratio=kwargs["world_forbidden_ratio"],
-        build_interval=kwargs["build_interval"],
-        min_build_time=kwargs["min_build_time"],
-        max_build_time=kwargs["max_build_time"],
-        stop_delay=kwargs["stop_delay"],
-        ignore_stop_ratio=kwargs["ignore_stop_ratio"],
-        timer_interval=kwargs["timer_interval"],
-        timer_build_time=kwargs["timer_build_time"],
     )
 
 
