@@ -101,15 +101,17 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @click.option(
     "--region",
+    envvar="CODEARTS_REGION",
     default=None,
-    help="Region, meaning https://cloudbuild-ext.REGION.myhuaweicloud.com.",
+    help="Region, meaning https://cloudbuild-ext.REGION.myhuaweicloud.com (env CODEARTS_REGION).",
 )
 @click.option(
     "--api",
+    envvar="CODEARTS_API",
     type=click.Choice(["legacy", "v3", "v1"]),
     default="legacy",
     show_default=True,
-    help="Which stop API to call.",
+    help="Which stop API to call (env CODEARTS_API).",
 )
 @click.option(
     "--token-file",
