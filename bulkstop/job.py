@@ -53,12 +53,14 @@ from bulkstop.errors import CredentialsRejected, ExitCode, RunAborted, UsageErro
 from bulkstop.log import get_logger
 from bulkstop.models import ACCEPTABLE, Outcome, Result
 from bulkstop.pacing import Pacer
+from bulkstop.remember import remembered_values
 from bulkstop.report import (
     ReportLock,
     ReportWriter,
     default_report_path,
     refuse_report_as_input,
     report_format,
+    write_settings,
 )
 from bulkstop.retry import RetryPolicy
 from bulkstop.sources import TargetSource, open_source
@@ -97,6 +99,12 @@ class JobSettings:
         max_failures / auth_breaker / failing_server_window: the guards that end a run early
             (see :class:`~bulkstop.RunSettings`).
         simulate: run against the built-in simulator on 127.0.0.1: nothing real is stopped.
+        allow_settings_change: with ``resume``, allow settings that would make the earlier
+            records mean something else (see :mod:`bulkstop.remember`).
+
+    Every run keeps its settings beside its report (all but
+    :data:`bulkstop.remember.NOT_REMEMBERED`); a resume refuses to change the endpoint,
+    region, simulator or API they record unless ``allow_settings_change``.
 
     Contradictory settings raise :class:`~bulkstop.errors.UsageError` at construction.
     """
@@ -127,6 +135,7 @@ class JobSettings:
     auth_breaker: int = 5
     failing_server_window: float = 30.0
     simulate: bool = False
+    allow_settings_change: bool = False
 
     def __post_init__(self) -> None:
         if self.retry_failed and not self.resume:
@@ -452,6 +461,8 @@ class Job:
             )
             source, lock, run_number = resume.source, resume.lock, resume.plan.run
             carried = resume.plan.carried
+            if len(carried):  # with nothing carried over, no earlier record is kept
+                _check_remembered(settings, report_path)
         else:
             refuse_report_as_input(settings.input, stdin, report_path)
             # Locked before the report is looked at, so that no other run writes it meanwhile.
@@ -469,6 +480,13 @@ class Job:
             client = await self._simulated(stack)
         else:
             client = await self._connected(stack)
+        # Before the first stop: a crashed run remembers its settings too.
+        write_settings(
+            report_path,
+            run=run_number,
+            credential=None if settings.simulate or self._auth is None else self._auth.mode,
+            values=remembered_values(settings),
+        )
         run_settings = settings.run_settings(run_number)
         pacer = settings.pacer()
         writer = ReportWriter(
@@ -526,3 +544,13 @@ class Job:
             raise UsageError(str(exc)) from exc
         client.auth = auth
         return client
+
+
+def _check_remembered(settings: JobSettings, report: Path) -> None:
+    """Refuse a resume that would make the records it carries over mean something else."""
+    from bulkstop.remember import refuse_meaning_changes
+    from bulkstop.report import read_settings
+
+    remembered = read_settings(report)
+    if remembered is not None:
+        refuse_meaning_changes(remembered.values, settings, remembered.path)

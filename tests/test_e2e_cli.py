@@ -428,8 +428,12 @@ def test_resume_of_a_reordered_input_reports_every_row_at_its_own_line(
     # The six carried over keep the run that stopped them; only build 7 was sent again.
     assert {r.line: r.run for r in loaded.records} == {**dict.fromkeys(range(2, 8), 1), 8: 2, 9: 2}
     assert simulator.stats()["stop_requests"] == 7
-    # No lock file, sidecar or spooled copy of stdin is left beside the report.
-    assert [path.name for path in report.parent.iterdir()] == ["report.csv"]
+    # No lock file, in-flight sidecar or spooled copy of stdin is left beside the report; only
+    # the settings the next resume continues with.
+    assert sorted(path.name for path in report.parent.iterdir()) == [
+        "report.csv",
+        "report.csv.settings",
+    ]
 
 
 def test_resume_from_stdin_refuses_the_report_of_another_input(

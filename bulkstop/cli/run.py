@@ -15,7 +15,7 @@ import functools
 import signal
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,6 +233,15 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option(
     "--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True
 )
+# -- resume remembers the run (bulkstop.cli.resumed) ------------------------------------------
+@click.option(
+    "--allow-settings-change",
+    is_flag=True,
+    help=(
+        "With --resume: allow another --endpoint, --region, --simulate or --api than the run"
+        " recorded (its records then describe other calls)."
+    ),
+)
 def run_command(
     log_level: str, log_format: str, progress: str, grace: float, **options: Any
 ) -> None:
@@ -270,13 +279,17 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
 def _run(options: dict[str, Any], *, progress: bool, grace: float) -> ExitCode:
     import anyio
 
+    from bulkstop.cli.resumed import with_remembered
     from bulkstop.job import JobSettings
 
+    options, notices = with_remembered(click.get_current_context(), options)
     settings = JobSettings(**options)
-    return anyio.run(_run_job, settings, progress, grace)
+    return anyio.run(_run_job, settings, progress, grace, notices)
 
 
-async def _run_job(settings: JobSettings, progress: bool, grace: float) -> ExitCode:
+async def _run_job(
+    settings: JobSettings, progress: bool, grace: float, notices: Sequence[str] = ()
+) -> ExitCode:
     from bulkstop.cli import output
     from bulkstop.job import Job
     from bulkstop.logconfig import redactor
@@ -286,6 +299,8 @@ async def _run_job(settings: JobSettings, progress: bool, grace: float) -> ExitC
     events.job = job
     redactor.watch(job.secret_values)
     async with job:
+        for notice in notices:  # once the job holds the report: it is this run's
+            click.echo(notice, err=True)
         outcome = await job.run(beside=functools.partial(_watch_signals, grace=grace))
         output.print_summary(outcome, settings)
     return outcome.exit_code
