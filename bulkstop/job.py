@@ -486,6 +486,7 @@ class Job:
             run=run_number,
             credential=None if settings.simulate or self._auth is None else self._auth.mode,
             values=remembered_values(settings),
+            input=settings.input,
         )
         run_settings = settings.run_settings(run_number)
         pacer = settings.pacer()

@@ -5,6 +5,7 @@ A thin layer over library calls, one module per command, each imported only when
 runs or shows its own help::
 
     bulkstop run        bulkstop.cli.run         over bulkstop.job
+    bulkstop status     bulkstop.cli.status      over bulkstop.report.report_status
     bulkstop simulate   bulkstop.simulator.cli   over bulkstop.simulator
 
 The console side (the one-line error, the progress display, the summary, the resume hint) is
@@ -83,6 +84,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
     "run": LazyCommand(
         "bulkstop.cli.run:run_command",
         "Stop every build listed in INPUT (a .csv, .json or .jsonl file, or - for stdin).",
+    ),
+    "status": LazyCommand(
+        "bulkstop.cli.status:status_command",
+        "Say what a report says: counts, whether its run finished, what --resume would send.",
     ),
     "simulate": LazyCommand(
         "bulkstop.simulator.cli:simulate_command",

@@ -57,6 +57,10 @@ Remembered settings (:mod:`~bulkstop.report.remembered`)
     credential), written before its first stop is sent; :func:`read_settings` reads it back
     for a resume.
 
+Status (:mod:`~bulkstop.report.status`)
+    :func:`report_status` says what a report says (counts, finished or a journal, what a
+    resume would send) without writing anything or taking the lock.
+
 Records are keyed by :class:`~bulkstop.models.TargetKey` (:func:`record_key`). ``invalid`` and
 ``duplicate`` records carry the raw text of their row and are never keyed: each run reports
 them afresh.
@@ -72,6 +76,7 @@ _WHERE: dict[str, str] = {
     "LoadedReport": "bulkstop.report.loading",
     "ReportFormat": "bulkstop.report.paths",
     "ReportLock": "bulkstop.report.lock",
+    "ReportStatus": "bulkstop.report.status",
     "RememberedSettings": "bulkstop.report.remembered",
     "ReportWriter": "bulkstop.report.writer",
     "Resume": "bulkstop.report.resume",
@@ -85,6 +90,7 @@ _WHERE: dict[str, str] = {
     "read_settings": "bulkstop.report.remembered",
     "refuse_report_as_input": "bulkstop.report.files",
     "report_format": "bulkstop.report.paths",
+    "report_status": "bulkstop.report.status",
     "settings_path": "bulkstop.report.paths",
     "write_settings": "bulkstop.report.remembered",
 }
@@ -95,6 +101,7 @@ __all__ = [
     "RememberedSettings",
     "ReportFormat",
     "ReportLock",
+    "ReportStatus",
     "ReportWriter",
     "Resume",
     "ResumePlan",
@@ -107,6 +114,7 @@ __all__ = [
     "record_key",
     "refuse_report_as_input",
     "report_format",
+    "report_status",
     "settings_path",
     "write_settings",
 ]
@@ -142,4 +150,5 @@ if _typing.TYPE_CHECKING:
     )
     from bulkstop.report.remembered import RememberedSettings, read_settings, write_settings
     from bulkstop.report.resume import Resume, ResumePlan, open_resume
+    from bulkstop.report.status import ReportStatus, report_status
     from bulkstop.report.writer import ReportWriter

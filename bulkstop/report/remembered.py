@@ -7,8 +7,11 @@ them too, and read back by ``--resume``. What the settings *are* is the job's bu
 scalars, with the run number and the credential *mode* (``token``, ``password``, ``aksk``) —
 never a credential::
 
-    {"format": 1, "run": 2, "credential": "token",
+    {"format": 1, "run": 2, "credential": "token", "input": "targets.csv",
      "settings": {"endpoint": "https://...", "api": "v1", "rate": 5.0, ...}}
+
+``input`` is what the run read (``-`` for stdin), for the record: a resume is given its input
+again, and ``bulkstop status`` shows the command that continues.
 
 The file is written like every other file of a report (:mod:`~bulkstop.report.files`): 0600,
 never through a link. It is replaced whole by a rename, so that a crash while it is written
@@ -49,6 +52,7 @@ class RememberedSettings:
         run: the number of the run that wrote it.
         credential: the credential mode of that run (``token``, ``password``, ``aksk``), or
             ``None`` when it needed none (the simulator).
+        input: the input that run read (``-``: stdin), if recorded.
         values: option name → value, as the run was asked (see :mod:`bulkstop.remember`).
     """
 
@@ -56,15 +60,21 @@ class RememberedSettings:
     run: int
     credential: str | None
     values: Mapping[str, Scalar]
+    input: str | None = None
 
 
 def write_settings(
-    report: Path, *, run: int, credential: str | None, values: Mapping[str, Scalar]
+    report: Path,
+    *,
+    run: int,
+    credential: str | None,
+    values: Mapping[str, Scalar],
+    input: str | None = None,
 ) -> Path:
     """Write (or replace) the settings file of ``report``, durably; return its path."""
     path = settings_path(report)
     document = {"format": SETTINGS_FORMAT, "run": run, "credential": credential,
-                "settings": dict(values)}  # fmt: skip
+                "input": input, "settings": dict(values)}  # fmt: skip
     data = json.dumps(document, indent=1, sort_keys=True, allow_nan=False).encode() + b"\n"
     refuse_unsafe(path, "the settings file")
     # mkstemp creates the file 0600 with O_EXCL (so never through a link); its name is one
@@ -112,6 +122,9 @@ def read_settings(report: Path) -> RememberedSettings | None:
     credential = document.get("credential")
     if credential is not None and not isinstance(credential, str):
         raise InputError(f"{path}: field credential: expected a string or null")
+    given = document.get("input")
+    if given is not None and not isinstance(given, str):
+        raise InputError(f"{path}: field input: expected a string or null")
     values = document.get("settings")
     if not isinstance(values, dict):
         raise InputError(f"{path}: field settings: expected a JSON object")
@@ -120,7 +133,9 @@ def read_settings(report: Path) -> RememberedSettings | None:
             raise InputError(f"{path}: field settings.{name}: expected a string, number or null")
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{path}: field settings.{name}: not a finite number")
-    return RememberedSettings(path=path, run=run, credential=credential, values=values)
+    return RememberedSettings(
+        path=path, run=run, credential=credential, values=values, input=given
+    )
 
 
 def _no_constant(name: str) -> object:
