@@ -48,6 +48,7 @@ from bulkstop.auth import Auth, TokenAuth
 from bulkstop.client import CodeArtsClient, resolve_endpoint
 from bulkstop.clock import MonotonicClock, utcnow
 from bulkstop.credentials import CredentialOptions, resolve_auth
+from bulkstop.dryrun import NoCalls, PlanOnly
 from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
 from bulkstop.errors import CredentialsRejected, ExitCode, RunAborted, UsageError
 from bulkstop.log import get_logger
@@ -72,6 +73,9 @@ if TYPE_CHECKING:
 __all__ = ["Job", "JobEvents", "JobOutcome", "JobSettings"]
 
 log = get_logger(__name__)
+
+#: Outcomes that leave the exit code 0: a dry run's planned targets are fine too.
+_FINE = ACCEPTABLE | {Outcome.DRY_RUN}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +105,9 @@ class JobSettings:
         simulate: run against the built-in simulator on 127.0.0.1: nothing real is stopped.
         allow_settings_change: with ``resume``, allow settings that would make the earlier
             records mean something else (see :mod:`bulkstop.remember`).
+        dry_run: read, validate, dedupe and plan as a run would, contact nothing and need no
+            credential: every target a run would send ends ``dry_run`` (see
+            :mod:`bulkstop.dryrun`; a dry run of a resume writes no report).
 
     Every run keeps its settings beside its report (all but
     :data:`bulkstop.remember.NOT_REMEMBERED`); a resume refuses to change the endpoint,
@@ -136,6 +143,7 @@ class JobSettings:
     failing_server_window: float = 30.0
     simulate: bool = False
     allow_settings_change: bool = False
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         if self.retry_failed and not self.resume:
@@ -163,6 +171,7 @@ class JobSettings:
             auth_breaker=self.auth_breaker,
             failing_server_window=self.failing_server_window,
             run=run,
+            dry_run=self.dry_run,
         )
 
     def pacer(self) -> Pacer:
@@ -243,7 +252,7 @@ class _Prepared:
     """What entering a job made ready for its run."""
 
     source: TargetSource
-    writer: ReportWriter
+    writer: ReportWriter | PlanOnly
     pacer: Pacer
     run: StopRun
     #: the run's number (resumes count up) and what it carries over from earlier runs
@@ -421,7 +430,7 @@ class Job:
         elif interrupted:
             code = ExitCode.INTERRUPTED
         else:
-            bad = stats.done - sum(stats.count(outcome) for outcome in ACCEPTABLE)
+            bad = stats.done - sum(stats.count(outcome) for outcome in _FINE)
             code = ExitCode.ROWS if bad else ExitCode.OK
         return JobOutcome(
             exit_code=code,
@@ -476,28 +485,38 @@ class Job:
                 open_source(settings.input, settings.input_format, stdin=stdin)
             )
             run_number = 1
-        if settings.simulate:
+        client: CodeArtsClient | NoCalls
+        if settings.dry_run:
+            # Where a run would go, checked as a run checks it, and never contacted.
+            where = "the built-in simulator" if settings.simulate else None
+            client = NoCalls(where or resolve_endpoint(settings.endpoint, settings.region))
+        elif settings.simulate:
             client = await self._simulated(stack)
         else:
             client = await self._connected(stack)
-        # Before the first stop: a crashed run remembers its settings too.
-        write_settings(
-            report_path,
-            run=run_number,
-            credential=None if settings.simulate or self._auth is None else self._auth.mode,
-            values=remembered_values(settings),
-            input=settings.input,
-        )
+        if not (settings.dry_run and settings.resume):
+            # Before the first stop: a crashed run remembers its settings too.
+            write_settings(
+                report_path,
+                run=run_number,
+                credential=None if settings.simulate or self._auth is None else self._auth.mode,
+                values=remembered_values(settings),
+                input=settings.input,
+            )
         run_settings = settings.run_settings(run_number)
         pacer = settings.pacer()
-        writer = ReportWriter(
-            report_path,
-            run=run_number,
-            append=settings.resume,
-            overwrite=settings.overwrite,
-            lock=lock,
-            carried=carried,
-        )
+        writer: ReportWriter | PlanOnly
+        if settings.dry_run and settings.resume:
+            writer = PlanOnly(report_path)  # the record of real calls stays as it is
+        else:
+            writer = ReportWriter(
+                report_path,
+                run=run_number,
+                append=settings.resume,
+                overwrite=settings.overwrite,
+                lock=lock,
+                carried=carried,
+            )
         # Closed, not finalized, when the job is left: only a run that reached its end is.
         stack.callback(writer.close)
         stopper = Stopper(client, pacer=pacer, settings=run_settings, observer=writer)

@@ -233,6 +233,16 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option(
     "--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True
 )
+# -- look before stopping (bulkstop.cli.plan) ------------------------------------------------
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help=(
+        "Read, check and plan as a run would, write the report with outcome dry_run for each"
+        " target a run would send, and contact nothing (no credential needed). A --resume of"
+        " that report then sends them."
+    ),
+)
 # -- resume remembers the run (bulkstop.cli.resumed) ------------------------------------------
 @click.option(
     "--allow-settings-change",
@@ -303,6 +313,11 @@ async def _run_job(
             click.echo(notice, err=True)
         outcome = await job.run(beside=functools.partial(_watch_signals, grace=grace))
         output.print_summary(outcome, settings)
+        if settings.dry_run:
+            from bulkstop.cli.plan import dry_run_lines
+
+            for line in dry_run_lines(settings, outcome):
+                click.echo(line, err=True)
     return outcome.exit_code
 
 
