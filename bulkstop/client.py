@@ -43,6 +43,7 @@ from bulkstop.retry import parse_retry_after
 from bulkstop.transport import (
     ACCEPT_ENCODING,
     MAX_BODY,
+    USER_AGENT,
     Body,
     check_endpoint,
     read_body,
@@ -313,7 +314,11 @@ class CodeArtsClient:
                 request.url,
                 data=request.body,
                 # Not signed: a proxy may rewrite it, and the SDK does not sign it either.
-                headers={**request.headers, "Accept-Encoding": ACCEPT_ENCODING},
+                headers={
+                    **request.headers,
+                    "Accept-Encoding": ACCEPT_ENCODING,
+                    "User-Agent": USER_AGENT,
+                },
                 allow_redirects=False,  # never follow a redirect with credentials attached
                 timeout=self._request_timeout,
                 auto_decompress=False,  # read_body decompresses, within its bound

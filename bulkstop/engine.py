@@ -142,6 +142,8 @@ class RunSettings:
             same systematic fault (0: never; see SystematicFaultGuard).
         run: the number stamped on this run's results (resumes count up).
         seed: seed of the jitter draws (``None``: unpredictable).
+        dry_run: validate, dedupe and carry over as a run would, but send nothing: every
+            target that would be sent ends ``dry_run``.
     """
 
     concurrency: int = 8
@@ -156,6 +158,7 @@ class RunSettings:
     systematic_limit: int = 5
     run: int = 1
     seed: int | None = None
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -532,7 +535,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
     def _local(
         self, line: int, job_id: str, build_no: str, outcome: Outcome, detail: str
     ) -> Result:
-        """A record for a row that is never sent (invalid or duplicate)."""
+        """A record for a row that is never sent (invalid, duplicate, or a dry run's)."""
         return Result(
             line=line,
             job_id=job_id,
@@ -608,6 +611,12 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     await self._emit(out, record)
                     continue
                 maybe_applied = self._carried.maybe_applied(key)
+            if self.settings.dry_run:  # exactly the targets a run would send, none sent
+                planned = self._local(
+                    line, target.job_id, str(target.build_no), Outcome.DRY_RUN, "would be sent"
+                )
+                await self._emit(out, planned)
+                continue
             item = _Item(line, target, maybe_applied=maybe_applied)
             if self._stop_reason is not None:
                 await self._emit(out, self._aborted(item))

@@ -25,7 +25,14 @@ from bulkstop.clock import Clock, utcnow
 from bulkstop.errors import BulkstopError, CredentialsRejected, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import OutgoingRequest
-from bulkstop.transport import ACCEPT_ENCODING, Body, check_endpoint, read_body, server_text
+from bulkstop.transport import (
+    ACCEPT_ENCODING,
+    USER_AGENT,
+    Body,
+    check_endpoint,
+    read_body,
+    server_text,
+)
 
 __all__ = ["IAM_MAX_BODY", "IamPasswordAuth"]
 
@@ -257,6 +264,7 @@ class IamPasswordAuth:
                 headers={
                     "Content-Type": "application/json;charset=utf8",
                     "Accept-Encoding": ACCEPT_ENCODING,
+                    "User-Agent": USER_AGENT,
                 },
                 allow_redirects=False,  # a password is never re-sent to where a redirect points
                 timeout=aiohttp.ClientTimeout(total=self._request_timeout),

@@ -44,21 +44,24 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, Self
 import anyio
 
 from bulkstop.auth import Auth
-from bulkstop.client import CodeArtsClient
+from bulkstop.client import CodeArtsClient, resolve_endpoint
 from bulkstop.clock import utcnow
 from bulkstop.connection import ConnectionSettings, connect, connect_simulated
 from bulkstop.credentials import CredentialOptions
+from bulkstop.dryrun import NoCalls, PlanOnly
 from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
 from bulkstop.errors import ExitCode, RunAborted, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import ACCEPTABLE, Outcome, Result
 from bulkstop.pacing import Pacer
+from bulkstop.remember import remembered_values
 from bulkstop.report import (
     ReportLock,
     ReportWriter,
     default_report_path,
     refuse_report_as_input,
     report_format,
+    write_settings,
 )
 from bulkstop.retry import RetryPolicy
 from bulkstop.sources import TargetSource, open_source
@@ -72,6 +75,9 @@ if TYPE_CHECKING:
 __all__ = ["Job", "JobEvents", "JobOutcome", "JobSettings"]
 
 log = get_logger(__name__)
+
+#: Outcomes that leave the exit code 0: a dry run's planned targets are fine too.
+_FINE = ACCEPTABLE | {Outcome.DRY_RUN}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +105,15 @@ class JobSettings:
         max_failures / auth_breaker / failing_server_window: the guards that end a run early
             (see :class:`~bulkstop.RunSettings`).
         simulate: run against the built-in simulator on 127.0.0.1: nothing real is stopped.
+        allow_settings_change: with ``resume``, allow settings that would make the earlier
+            records mean something else (see :mod:`bulkstop.remember`).
+        dry_run: read, validate, dedupe and plan as a run would, contact nothing and need no
+            credential: every target a run would send ends ``dry_run`` (see
+            :mod:`bulkstop.dryrun`; a dry run of a resume writes no report).
+
+    Every run keeps its settings beside its report (all but
+    :data:`bulkstop.remember.NOT_REMEMBERED`); a resume refuses to change the endpoint,
+    region, simulator or API they record unless ``allow_settings_change``.
 
     Contradictory settings raise :class:`~bulkstop.errors.UsageError` at construction.
     """
@@ -138,6 +153,8 @@ class JobSettings:
     read_rate: float = 1.0
     #: read calls in flight at once
     read_concurrency: int = 4
+    allow_settings_change: bool = False
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         if self.retry_failed and not self.resume:
@@ -174,6 +191,7 @@ class JobSettings:
             auth_breaker=self.auth_breaker,
             failing_server_window=self.failing_server_window,
             run=run,
+            dry_run=self.dry_run,
         )
 
     def pacer(self) -> Pacer:
@@ -261,14 +279,15 @@ class _Prepared:
     """What entering a job made ready for its run."""
 
     source: TargetSource
-    writer: ReportWriter
+    writer: ReportWriter | PlanOnly
     pacer: Pacer
     run: StopRun
     #: the run's number (resumes count up) and what it carries over from earlier runs
     number: int
     carried: CarriedRecords | None
     endpoint: str
-    client: CodeArtsClient
+    #: the client of the stops (of a dry run: one that is never called)
+    client: CodeArtsClient | NoCalls
     lock: ReportLock
 
 
@@ -410,7 +429,7 @@ class Job:
         aborted: RunAborted | None = None
         events = self._events
         sent: list[Result] | None = None
-        if settings.verify:
+        if settings.verify and not settings.dry_run:  # a dry run sent nothing to verify
             from bulkstop.report.verdicts import was_sent  # only a verifying run reads back
 
             sent = []
@@ -448,7 +467,7 @@ class Job:
         elif interrupted:
             code = ExitCode.INTERRUPTED
         else:
-            bad = stats.done - sum(stats.count(outcome) for outcome in ACCEPTABLE)
+            bad = stats.done - sum(stats.count(outcome) for outcome in _FINE)
             code = ExitCode.ROWS if bad else ExitCode.OK
         verification = None
         if sent is not None and aborted is None and not interrupted:
@@ -471,11 +490,12 @@ class Job:
         from bulkstop.report.verdicts import VerdictJournal
         from bulkstop.verifying import verify_records
 
+        client = prepared.client
+        if not isinstance(client, CodeArtsClient):  # pragma: no cover - a dry run verifies nothing
+            raise RuntimeError("a dry run has nothing to verify")
         journal = VerdictJournal(report, lock=prepared.lock, run=prepared.number)
         try:
-            outcome = await verify_records(
-                prepared.client, sent, journal, self.settings.verify_settings()
-            )
+            outcome = await verify_records(client, sent, journal, self.settings.verify_settings())
         except BaseException:
             journal.close()  # the verdicts written so far stay in the report's journal
             raise
@@ -512,6 +532,8 @@ class Job:
             )
             source, lock, run_number = resume.source, resume.lock, resume.plan.run
             carried = resume.plan.carried
+            if len(carried):  # with nothing carried over, no earlier record is kept
+                _check_remembered(settings, report_path)
         else:
             refuse_report_as_input(settings.input, stdin, report_path)
             # Locked before the report is looked at, so that no other run writes it meanwhile.
@@ -525,20 +547,38 @@ class Job:
                 open_source(settings.input, settings.input_format, stdin=stdin)
             )
             run_number = 1
-        if settings.simulate:
+        client: CodeArtsClient | NoCalls
+        if settings.dry_run:
+            # Where a run would go, checked as a run checks it, and never contacted.
+            where = "the built-in simulator" if settings.simulate else None
+            client = NoCalls(where or resolve_endpoint(settings.endpoint, settings.region))
+        elif settings.simulate:
             client = await self._simulated(stack)
         else:
             client = await self._connected(stack)
+        if not (settings.dry_run and settings.resume):
+            # Before the first stop: a crashed run remembers its settings too.
+            write_settings(
+                report_path,
+                run=run_number,
+                credential=None if settings.simulate or self._auth is None else self._auth.mode,
+                values=remembered_values(settings),
+                input=settings.input,
+            )
         run_settings = settings.run_settings(run_number)
         pacer = settings.pacer()
-        writer = ReportWriter(
-            report_path,
-            run=run_number,
-            append=settings.resume,
-            overwrite=settings.overwrite,
-            lock=lock,
-            carried=carried,
-        )
+        writer: ReportWriter | PlanOnly
+        if settings.dry_run and settings.resume:
+            writer = PlanOnly(report_path)  # the record of real calls stays as it is
+        else:
+            writer = ReportWriter(
+                report_path,
+                run=run_number,
+                append=settings.resume,
+                overwrite=settings.overwrite,
+                lock=lock,
+                carried=carried,
+            )
         # Closed, not finalized, when the job is left: only a run that reached its end is.
         stack.callback(writer.close)
         stopper = Stopper(client, pacer=pacer, settings=run_settings, observer=writer)
@@ -567,3 +607,13 @@ class Job:
         """A client of the configured endpoint, with its credential resolved and ready."""
         client, self._auth = await connect(stack, self.settings.connection(), self._environ)
         return client
+
+
+def _check_remembered(settings: JobSettings, report: Path) -> None:
+    """Refuse a resume that would make the records it carries over mean something else."""
+    from bulkstop.remember import refuse_meaning_changes
+    from bulkstop.report import read_settings
+
+    remembered = read_settings(report)
+    if remembered is not None:
+        refuse_meaning_changes(remembered.values, settings, remembered.path)

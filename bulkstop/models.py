@@ -75,6 +75,7 @@ class Outcome(enum.StrEnum):
     INVALID = "invalid"  #: the input row itself is unusable; never sent
     DUPLICATE = "duplicate"  #: an earlier row named the same (job_id, build_no); never sent
     ABORTED = "aborted"  #: the run ended (interrupt, threshold, breaker) before this row finished
+    DRY_RUN = "dry_run"  #: ``--dry-run``: a run would send it; nothing was sent
 
 
 #: Outcomes that count as "the run did what it could and the build is not running because of us

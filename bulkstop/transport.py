@@ -12,6 +12,8 @@ Everything a server sends is data for one target, never a reason to crash or to 
   must be sent with ``auto_decompress=False`` so that aiohttp hands over the raw bytes.
 - :func:`server_text`: text a server chose (a code, a message, a header) becomes one short line
   without control characters, with every live secret replaced by ``***``.
+- :data:`USER_AGENT`: who calls, on every request (CodeArts and IAM), so that a service's logs
+  can tell bulkstop's calls from others.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from typing import NamedTuple
 import aiohttp
 from yarl import URL
 
+from bulkstop import __version__
 from bulkstop.errors import UsageError
 
 __all__ = [
     "ACCEPT_ENCODING",
     "CUT_MARK",
     "MAX_BODY",
+    "USER_AGENT",
     "Body",
     "check_endpoint",
     "read_body",
@@ -46,6 +50,9 @@ MAX_BODY = 64 * 1024
 #: ``zstd`` whenever an optional package for them happens to be installed: only these two can
 #: be decompressed here within a bound (:mod:`zlib`'s ``max_length``).
 ACCEPT_ENCODING = "gzip, deflate"
+#: The ``User-Agent`` of every request: bulkstop's version and the HTTP library's, the way
+#: aiohttp's own default names itself.
+USER_AGENT = f"bulkstop/{__version__} aiohttp/{aiohttp.__version__}"
 #: How a text cut to its length limit ends, so a reader knows it is not the whole text.
 CUT_MARK = "…[cut]"
 #: Secrets shorter than this are not scrubbed: replacing every "ab" would garble the text

@@ -20,6 +20,7 @@ from aiohttp import web
 from fakeclock import FakeClock
 from yarl import URL
 
+import bulkstop
 from bulkstop.auth import AkSkAuth, OutgoingRequest, Secret, TokenAuth
 from bulkstop.errors import CredentialsRejected, UsageError
 from bulkstop.iam import IamPasswordAuth
@@ -181,6 +182,15 @@ async def test_token_request_is_sent_as_json_utf8(
     await make_auth().prepare()
 
     assert iam.headers[0]["Content-Type"] == "application/json;charset=utf8"
+
+
+async def test_token_request_names_bulkstop_and_aiohttp_with_their_versions(
+    iam: IamStub, make_auth: Callable[..., IamPasswordAuth]
+) -> None:
+    await make_auth().prepare()
+
+    expected = f"bulkstop/{bulkstop.__version__} aiohttp/{aiohttp.__version__}"
+    assert iam.headers[0]["User-Agent"] == expected
 
 
 async def test_trailing_slash_on_the_endpoint_is_ignored(

@@ -41,6 +41,7 @@ from netfaults import (
 )
 from yarl import URL
 
+import bulkstop
 from bulkstop.auth import TokenAuth
 from bulkstop.client import CodeArtsClient, check_endpoint, region_endpoint, resolve_endpoint
 from bulkstop.errors import UsageError
@@ -249,6 +250,16 @@ async def test_every_call_sends_the_token_and_a_json_content_type(
     headers = sent(codearts).headers
     assert headers["X-Auth-Token"] == TOKEN
     assert headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("api", ["legacy", "v3", "v1"])
+async def test_every_call_names_bulkstop_and_aiohttp_with_their_versions(
+    codearts: CodeArts, api: str
+) -> None:
+    await stop_once(codearts.url, api)
+
+    expected = f"bulkstop/{bulkstop.__version__} aiohttp/{aiohttp.__version__}"
+    assert sent(codearts).headers["User-Agent"] == expected
 
 
 @pytest.mark.parametrize(

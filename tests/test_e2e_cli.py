@@ -59,6 +59,8 @@ FAST = ("--rate", "500", "--progress", "never")
 OUTSIDE_VARIABLES = (
     "CODEARTS_TOKEN",
     "CODEARTS_ENDPOINT",
+    "CODEARTS_REGION",
+    "CODEARTS_API",
     "HUAWEICLOUD_USERNAME",
     "HUAWEICLOUD_PASSWORD",
     "HUAWEICLOUD_DOMAIN",
@@ -248,7 +250,8 @@ def check_report(report: LoadedReport, rows: Sequence[Row]) -> None:
 @pytest.mark.parametrize(
     ("sample", "report_name", "exit_code"),
     [
-        ("targets.csv", "report.csv", 1),
+        ("targets.csv", "report.csv", 0),
+        ("mixed.csv", "report.csv", 1),
         ("targets.json", "report.jsonl", 0),
         ("targets.jsonl", "report.json", 0),
     ],
@@ -267,9 +270,9 @@ def test_simulate_reports_every_sample_row_once(
     assert f"report: {report}" in result.stderr
 
 
-def test_simulate_sample_csv_names_its_invalid_and_duplicate_rows(tmp_path: Path) -> None:
+def test_simulate_mixed_sample_names_its_invalid_and_duplicate_rows(tmp_path: Path) -> None:
     report = tmp_path / "report.csv"
-    invoke([str(SAMPLES / "targets.csv"), "--simulate", "--report", str(report), *FAST])
+    invoke([str(SAMPLES / "mixed.csv"), "--simulate", "--report", str(report), *FAST])
 
     records = by_line(load_report(report))
     assert records[11].outcome is Outcome.DUPLICATE
@@ -278,10 +281,25 @@ def test_simulate_sample_csv_names_its_invalid_and_duplicate_rows(tmp_path: Path
     assert {r.outcome for line, r in records.items() if line not in (11, 19)} <= ACCEPTED
 
 
+def test_the_quickstart_run_succeeds_as_a_process(tmp_path: Path) -> None:
+    # The README's first command as a newcomer types it, in a copy of a clone's top directory
+    # (the report goes to the current directory).
+    shutil.copytree(SAMPLES, tmp_path / "samples")
+    done = run_process(["run", "samples/targets.csv", "--simulate", *FAST], cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert "bulkstop: 25 rows: " in done.stderr
+    assert "invalid" not in done.stderr
+    assert "duplicate" not in done.stderr
+    assert "Traceback" not in done.stderr
+    [report] = tmp_path.glob("bulkstop-report-*.csv")
+    assert len(load_report(report).records) == 25
+
+
 def test_simulate_as_a_process_exits_1_with_summary_and_no_traceback(tmp_path: Path) -> None:
     report = tmp_path / "report.csv"
     done = run_process(
-        ["run", str(SAMPLES / "targets.csv"), "--simulate", "--report", str(report), *FAST]
+        ["run", str(SAMPLES / "mixed.csv"), "--simulate", "--report", str(report), *FAST]
     )
 
     assert done.returncode == 1, done.stderr
@@ -410,8 +428,12 @@ def test_resume_of_a_reordered_input_reports_every_row_at_its_own_line(
     # The six carried over keep the run that stopped them; only build 7 was sent again.
     assert {r.line: r.run for r in loaded.records} == {**dict.fromkeys(range(2, 8), 1), 8: 2, 9: 2}
     assert simulator.stats()["stop_requests"] == 7
-    # No lock file, sidecar or spooled copy of stdin is left beside the report.
-    assert [path.name for path in report.parent.iterdir()] == ["report.csv"]
+    # No lock file, in-flight sidecar or spooled copy of stdin is left beside the report; only
+    # the settings the next resume continues with.
+    assert sorted(path.name for path in report.parent.iterdir()) == [
+        "report.csv",
+        "report.csv.settings",
+    ]
 
 
 def test_resume_from_stdin_refuses_the_report_of_another_input(
@@ -1036,7 +1058,7 @@ def test_json_log_format_makes_every_log_line_json(tmp_path: Path) -> None:
     report = tmp_path / "report.csv"
     result = invoke(
         [
-            str(SAMPLES / "targets.csv"),
+            str(SAMPLES / "mixed.csv"),
             "--simulate",
             "--report",
             str(report),
@@ -1062,7 +1084,7 @@ def test_json_log_format_makes_every_log_line_json(tmp_path: Path) -> None:
 
 def test_progress_always_shows_the_live_counts(tmp_path: Path) -> None:
     report = tmp_path / "report.csv"
-    args = [str(SAMPLES / "targets.csv"), "--simulate", "--report", str(report), "--rate", "500"]
+    args = [str(SAMPLES / "mixed.csv"), "--simulate", "--report", str(report), "--rate", "500"]
     result = invoke([*args, "--progress", "always"])
 
     assert result.exit_code == 1, result.stderr

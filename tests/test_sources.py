@@ -1080,8 +1080,8 @@ def test_file_name_with_a_newline_keeps_the_message_on_one_line(tmp_path: Path) 
 # --- samples -----------------------------------------------------------------------------------
 
 
-def test_csv_sample_shows_one_duplicate_and_one_invalid_row() -> None:
-    rows = read(str(SAMPLES / "targets.csv"))
+def test_mixed_csv_sample_shows_one_duplicate_and_one_invalid_row() -> None:
+    rows = read(str(SAMPLES / "mixed.csv"))
     valid = [row.target.key for row in rows if row.target is not None]
     assert len(rows) == 25
     assert [row.error for row in rows if row.error] == [
@@ -1090,8 +1090,8 @@ def test_csv_sample_shows_one_duplicate_and_one_invalid_row() -> None:
     assert len(valid) - len(set(valid)) == 1
 
 
-@pytest.mark.parametrize("name", ["targets.json", "targets.jsonl"])
-def test_json_samples_are_clean(name: str) -> None:
+@pytest.mark.parametrize("name", ["targets.csv", "targets.json", "targets.jsonl"])
+def test_the_quickstart_samples_are_clean(name: str) -> None:
     rows = read(str(SAMPLES / name))
     assert len(rows) == 25
     assert all(row.target is not None for row in rows)

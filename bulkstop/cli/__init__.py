@@ -7,6 +7,7 @@ runs or shows its own help::
     bulkstop run        bulkstop.cli.run         over bulkstop.job
     bulkstop discover   bulkstop.cli.discover    over bulkstop.discover
     bulkstop verify     bulkstop.cli.verify      over bulkstop.verifying
+    bulkstop status     bulkstop.cli.status      over bulkstop.report.report_status
     bulkstop simulate   bulkstop.simulator.cli   over bulkstop.simulator
 
 The console side (the one-line error, the progress display, the summary, the resume hint) is
@@ -93,6 +94,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
     "verify": LazyCommand(
         "bulkstop.cli.verify:verify_command",
         "Check that the builds a report's run sent stops to have ended; record the verdicts.",
+    ),
+    "status": LazyCommand(
+        "bulkstop.cli.status:status_command",
+        "Say what a report says: counts, whether its run finished, what --resume would send.",
     ),
     "simulate": LazyCommand(
         "bulkstop.simulator.cli:simulate_command",

@@ -64,8 +64,12 @@ def connection_options(function: F) -> F:
             ),
             click.option(
                 "--region",
+                envvar="CODEARTS_REGION",
                 default=None,
-                help="Region, meaning https://cloudbuild-ext.REGION.myhuaweicloud.com.",
+                help=(
+                    "Region, meaning https://cloudbuild-ext.REGION.myhuaweicloud.com"
+                    " (env CODEARTS_REGION)."
+                ),
             ),
             click.option(
                 "--token-file",

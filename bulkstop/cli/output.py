@@ -194,8 +194,17 @@ def print_summary(outcome: JobOutcome, settings: JobSettings) -> None:
 
 
 def _resume_hint(settings: JobSettings, report: Path) -> str:
-    """The command that continues a run that ended early."""
-    return f"bulkstop run {settings.input} --report {report} --resume"
+    """The command that continues a run that ended early: the report remembers the rest."""
+    import shlex
+
+    if settings.input == "-":
+        return (
+            f"bulkstop run - --input-format {settings.input_format} --report"
+            f" {shlex.quote(str(report))} --resume, with the same input on stdin"
+        )
+    return (
+        f"bulkstop run {shlex.quote(settings.input)} --report {shlex.quote(str(report))} --resume"
+    )
 
 
 def _diagnosis(error: SystematicFailure, api: str) -> str:

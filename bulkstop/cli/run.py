@@ -15,7 +15,7 @@ import functools
 import signal
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,10 +96,11 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @connection_options
 @click.option(
     "--api",
+    envvar="CODEARTS_API",
     type=click.Choice(["legacy", "v3", "v1"]),
     default="legacy",
     show_default=True,
-    help="Which stop API to call.",
+    help="Which stop API to call (env CODEARTS_API).",
 )
 @click.option(
     "--concurrency",
@@ -184,6 +185,25 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @read_options
 @log_options
+# -- look before stopping (bulkstop.cli.plan) ------------------------------------------------
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help=(
+        "Read, check and plan as a run would, write the report with outcome dry_run for each"
+        " target a run would send, and contact nothing (no credential needed). A --resume of"
+        " that report then sends them."
+    ),
+)
+# -- resume remembers the run (bulkstop.cli.resumed) ------------------------------------------
+@click.option(
+    "--allow-settings-change",
+    is_flag=True,
+    help=(
+        "With --resume: allow another --endpoint, --region, --simulate or --api than the run"
+        " recorded (its records then describe other calls)."
+    ),
+)
 def run_command(
     log_level: str, log_format: str, progress: str, grace: float, **options: Any
 ) -> None:
@@ -221,13 +241,17 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
 def _run(options: dict[str, Any], *, progress: bool, grace: float) -> ExitCode:
     import anyio
 
+    from bulkstop.cli.resumed import with_remembered
     from bulkstop.job import JobSettings
 
+    options, notices = with_remembered(click.get_current_context(), options)
     settings = JobSettings(**options)
-    return anyio.run(_run_job, settings, progress, grace)
+    return anyio.run(_run_job, settings, progress, grace, notices)
 
 
-async def _run_job(settings: JobSettings, progress: bool, grace: float) -> ExitCode:
+async def _run_job(
+    settings: JobSettings, progress: bool, grace: float, notices: Sequence[str] = ()
+) -> ExitCode:
     from bulkstop.cli import output
     from bulkstop.job import Job
     from bulkstop.logconfig import redactor
@@ -237,12 +261,19 @@ async def _run_job(settings: JobSettings, progress: bool, grace: float) -> ExitC
     events.job = job
     redactor.watch(job.secret_values)
     async with job:
+        for notice in notices:  # once the job holds the report: it is this run's
+            click.echo(notice, err=True)
         outcome = await job.run(beside=functools.partial(_watch_signals, grace=grace))
         output.print_summary(outcome, settings)
         if outcome.verification is not None:
             from bulkstop.cli.verdicts import print_verify_summary
 
             print_verify_summary(outcome.verification)
+        if settings.dry_run:
+            from bulkstop.cli.plan import dry_run_lines
+
+            for line in dry_run_lines(settings, outcome):
+                click.echo(line, err=True)
     return outcome.exit_code
 
 

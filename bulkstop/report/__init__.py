@@ -31,10 +31,11 @@ Crash safety (:mod:`~bulkstop.report.writer`)
 
 The files of a report (:mod:`~bulkstop.report.files`, :mod:`~bulkstop.report.lock`)
     Every file bulkstop creates for a report (the report, ``<report>.inflight``,
-    ``<report>.lock`` and the temporary files of a compaction) is created readable by its owner
-    only (0600) and never opened through a symbolic link. One process at a time writes a
-    report: :class:`ReportLock` holds ``<report>.lock`` from before the report is read until it
-    is finalized or closed, and a second process is refused, naming the first.
+    ``<report>.lock``, ``<report>.settings`` and the temporary files of a compaction) is
+    created readable by its owner only (0600) and never opened through a symbolic link. One
+    process at a time writes a report: :class:`ReportLock` holds ``<report>.lock`` from before
+    the report is read until it is finalized or closed, and a second process is refused,
+    naming the first.
 
 Resume: one call, :func:`open_resume` (:mod:`~bulkstop.report.resume`)::
 
@@ -51,6 +52,15 @@ checks the report against the input and plans the run (what :mod:`~bulkstop.repo
 carries over); the :class:`Resume` it returns holds the lock, the input from its first row,
 and the plan.
 
+Remembered settings (:mod:`~bulkstop.report.remembered`)
+    ``<report>.settings`` holds the settings of the run that last wrote the report (never a
+    credential), written before its first stop is sent; :func:`read_settings` reads it back
+    for a resume.
+
+Status (:mod:`~bulkstop.report.status`)
+    :func:`report_status` says what a report says (counts, finished or a journal, what a
+    resume would send) without writing anything or taking the lock.
+
 Records are keyed by :class:`~bulkstop.models.TargetKey` (:func:`record_key`). ``invalid`` and
 ``duplicate`` records carry the raw text of their row and are never keyed: each run reports
 them afresh.
@@ -66,6 +76,8 @@ _WHERE: dict[str, str] = {
     "LoadedReport": "bulkstop.report.loading",
     "ReportFormat": "bulkstop.report.paths",
     "ReportLock": "bulkstop.report.lock",
+    "ReportStatus": "bulkstop.report.status",
+    "RememberedSettings": "bulkstop.report.remembered",
     "ReportWriter": "bulkstop.report.writer",
     "Resume": "bulkstop.report.resume",
     "ResumePlan": "bulkstop.report.resume",
@@ -75,15 +87,21 @@ _WHERE: dict[str, str] = {
     "lock_path": "bulkstop.report.paths",
     "open_resume": "bulkstop.report.resume",
     "record_key": "bulkstop.report.keys",
+    "read_settings": "bulkstop.report.remembered",
     "refuse_report_as_input": "bulkstop.report.files",
     "report_format": "bulkstop.report.paths",
+    "report_status": "bulkstop.report.status",
+    "settings_path": "bulkstop.report.paths",
+    "write_settings": "bulkstop.report.remembered",
 }
 
 __all__ = [
     "CarriedRecords",
     "LoadedReport",
+    "RememberedSettings",
     "ReportFormat",
     "ReportLock",
+    "ReportStatus",
     "ReportWriter",
     "Resume",
     "ResumePlan",
@@ -92,9 +110,13 @@ __all__ = [
     "load_report",
     "lock_path",
     "open_resume",
+    "read_settings",
     "record_key",
     "refuse_report_as_input",
     "report_format",
+    "report_status",
+    "settings_path",
+    "write_settings",
 ]
 
 
@@ -124,6 +146,9 @@ if _typing.TYPE_CHECKING:
         inflight_path,
         lock_path,
         report_format,
+        settings_path,
     )
+    from bulkstop.report.remembered import RememberedSettings, read_settings, write_settings
     from bulkstop.report.resume import Resume, ResumePlan, open_resume
+    from bulkstop.report.status import ReportStatus, report_status
     from bulkstop.report.writer import ReportWriter

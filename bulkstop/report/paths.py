@@ -1,8 +1,9 @@
 """Where a report's files live, and which format a report path names.
 
-A report ``R`` has up to three companions beside it: ``R.inflight`` (the in-flight markers),
-``R.lock`` (the lock of the run writing it) and, while a compaction runs, a temporary file
-``.<name>.XXXXXXXX.tmp`` that replaces ``R`` by a rename.
+A report ``R`` has up to four companions beside it: ``R.inflight`` (the in-flight markers),
+``R.lock`` (the lock of the run writing it), ``R.settings`` (the settings of the run that wrote
+it) and, while a compaction or the settings are written, a temporary file
+``.<name>.XXXXXXXX.tmp`` that replaces ``R`` (or ``R.settings``) by a rename.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "inflight_path",
     "lock_path",
     "report_format",
+    "settings_path",
     "temp_pattern",
     "temp_prefix",
 ]
@@ -36,6 +38,7 @@ _EXTENSIONS: Final[dict[str, ReportFormat]] = {
 }
 _INFLIGHT_SUFFIX: Final = ".inflight"
 _LOCK_SUFFIX: Final = ".lock"
+_SETTINGS_SUFFIX: Final = ".settings"
 #: Temporary files beside the report are ``.<name>.<random>.tmp`` (see :func:`temp_pattern`).
 TEMP_SUFFIX: Final = ".tmp"
 
@@ -71,6 +74,11 @@ def inflight_path(report: Path) -> Path:
 def lock_path(report: Path) -> Path:
     """The lock file of ``report``: ``<report>.lock`` (see :class:`ReportLock`)."""
     return report.with_name(report.name + _LOCK_SUFFIX)
+
+
+def settings_path(report: Path) -> Path:
+    """The settings of the run that wrote ``report``: ``<report>.settings``."""
+    return report.with_name(report.name + _SETTINGS_SUFFIX)
 
 
 def temp_prefix(report: Path) -> str:
