@@ -94,6 +94,25 @@ def _structlog() -> ModuleType:
     return structlog
 
 
+class _Stderr:
+    """``sys.stderr`` as it is at each write, not as it was when logging was configured.
+
+    While the live progress display is shown, rich replaces ``sys.stderr`` with a proxy that
+    prints every line above the display; log lines written here then go through it instead
+    of tearing the display.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        isatty = getattr(sys.stderr, "isatty", None)
+        return bool(isatty()) if isatty is not None else False
+
+
 def configure_logging(
     level: str = "info", fmt: str = "console", stream: TextIO | None = None
 ) -> None:
@@ -101,7 +120,7 @@ def configure_logging(
     import logging
 
     structlog = _structlog()
-    out = stream if stream is not None else sys.stderr
+    out: TextIO | _Stderr = stream if stream is not None else _Stderr()
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()

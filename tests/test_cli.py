@@ -72,7 +72,9 @@ class Stream:
     ("progress", "log_format", "tty", "environ", "shown"),
     [
         ("never", "console", True, {}, False),
-        ("always", "json", False, {}, True),
+        # every line of JSON logs is JSON: no display, even when asked for
+        ("always", "json", True, {}, False),
+        ("always", "console", False, {}, True),
         ("auto", "json", True, {}, False),
         ("auto", "console", True, {}, True),
         ("auto", "console", False, {}, False),

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bulkstop.cli import COMMANDS
+from bulkstop.cli.jsonlog import JsonUsageCommand
 from bulkstop.errors import BulkstopError, ExitCode
 from bulkstop.logconfig import LEVELS
 
@@ -66,7 +67,26 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc)) from exc
 
 
-@click.command("run", help=COMMANDS["run"].summary, epilog=_EXIT_CODES)
+#: What ``run --help`` says about where the credential and the endpoint come from. Written
+#: out, not built from :mod:`bulkstop.credentials`, which would import aiohttp for a help text;
+#: a test checks it names every variable that module reads.
+_ENVIRONMENT = """Environment (one credential; never give a secret on the command line):
+
+\b
+CODEARTS_ENDPOINT                   the endpoint, as --endpoint
+CODEARTS_TOKEN                      an IAM token (or --token-file)
+HUAWEICLOUD_USERNAME, HUAWEICLOUD_PASSWORD, HUAWEICLOUD_DOMAIN
+                                    IAM password login
+HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK [, HUAWEICLOUD_SDK_PROJECT_ID,
+HUAWEICLOUD_SDK_SECURITY_TOKEN]     AK/SK signing (temporary keys add the token)"""
+
+
+@click.command(
+    "run",
+    cls=JsonUsageCommand,
+    help=COMMANDS["run"].summary,
+    epilog=f"{_ENVIRONMENT}\n\n{_EXIT_CODES}",
+)
 @click.argument("input", metavar="INPUT")
 @click.option(
     "--input-format",
@@ -227,20 +247,56 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
     show_default=True,
     help="Live progress display on stderr.",
 )
-@click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
 @click.option(
-    "--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True
+    "--log-level",
+    type=click.Choice(LEVELS),
+    default="info",
+    show_default=True,
+    help="Least severe log event shown on stderr (debug: every retry and failed row).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="console: lines for a person; json: every stderr line one JSON object.",
+)
+# -- the console's own options ------------------------------------------------------------
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Errors and the one-line summary only: no progress display, no info logs.",
+)
+@click.option(
+    "--summary-json",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="Also write the run's summary to PATH as one JSON document.",
 )
 def run_command(
-    log_level: str, log_format: str, progress: str, grace: float, **options: Any
+    log_level: str,
+    log_format: str,
+    progress: str,
+    grace: float,
+    quiet: bool,
+    summary_json: Path | None,
+    **options: Any,
 ) -> None:
     # The help is COMMANDS["run"].summary, which the group lists without importing this.
     from bulkstop.cli import output
     from bulkstop.logconfig import configure_logging
 
-    configure_logging(log_level, log_format)
+    configure_logging("error" if quiet else log_level, log_format)
+    output.configure_console(log_format=log_format, quiet=quiet)
+    shown = output.show_progress(progress, log_format, quiet=quiet)
     try:
-        code = _run(options, progress=output.show_progress(progress, log_format), grace=grace)
+        if summary_json is not None:
+            from bulkstop.cli.summary import check_summary_path
+
+            check_summary_path(summary_json)  # refused before anything is sent
+        code = _run(options, progress=shown, grace=grace, summary_json=summary_json)
     except KeyboardInterrupt:
         # Outside a run's own signal handling (while starting up or finishing): a run that had
         # started left its report as a journal that --resume continues.
@@ -265,16 +321,20 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _run(options: dict[str, Any], *, progress: bool, grace: float) -> ExitCode:
+def _run(
+    options: dict[str, Any], *, progress: bool, grace: float, summary_json: Path | None = None
+) -> ExitCode:
     import anyio
 
     from bulkstop.job import JobSettings
 
     settings = JobSettings(**options)
-    return anyio.run(_run_job, settings, progress, grace)
+    return anyio.run(_run_job, settings, progress, grace, summary_json)
 
 
-async def _run_job(settings: JobSettings, progress: bool, grace: float) -> ExitCode:
+async def _run_job(
+    settings: JobSettings, progress: bool, grace: float, summary_json: Path | None = None
+) -> ExitCode:
     from bulkstop.cli import output
     from bulkstop.job import Job
     from bulkstop.logconfig import redactor
@@ -285,7 +345,12 @@ async def _run_job(settings: JobSettings, progress: bool, grace: float) -> ExitC
     redactor.watch(job.secret_values)
     async with job:
         outcome = await job.run(beside=functools.partial(_watch_signals, grace=grace))
-        output.print_summary(outcome, settings)
+        summary = output.summarize(outcome, settings)
+        output.print_summary(summary)
+    if summary_json is not None:
+        from bulkstop.cli.summary import write_summary
+
+        write_summary(summary_json, summary)
     return outcome.exit_code
 
 
@@ -298,16 +363,20 @@ async def _watch_signals(job: Job, grace: float) -> None:
     """
     import anyio
 
+    from bulkstop.cli import output
+
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         count = 0
         async for signum in signals:
             count += 1
             name = signal.Signals(signum).name
             if count == 1:
-                click.echo(
+                output.notice(
+                    "run.interrupt",
                     f"bulkstop: {name}: starting no new stop calls; in-flight calls get {grace:g} s"
                     " to finish (press Ctrl-C again to cancel them now)",
-                    err=True,
+                    signal=name,
+                    grace=grace,
                 )
                 job.drain(f"interrupted by {name}")
 
