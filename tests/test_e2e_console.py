@@ -23,9 +23,11 @@ from typing import Any
 import pytest
 import structlog
 from click.testing import CliRunner, Result
+from simhost import HostedSimulator, SimulatorHost
 
 from bulkstop.cli import main
 from bulkstop.report import load_report
+from bulkstop.simulator import FaultConfig, SimulatorConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -277,3 +279,40 @@ def test_an_interrupted_run_writes_only_json_and_says_how_to_continue(tmp_path: 
     assert summary["outcomes"]["aborted"] > 0
     assert summary["resume_hint"].endswith("--resume")
     assert str(report) in summary["resume_hint"]
+
+
+# --------------------------------------------------------------------------------------------
+# The digest at the default level
+
+
+TOKEN = "e2e-console-token-5f0c2a9e"
+
+
+@pytest.fixture
+def failing_simulator(simulator_host: SimulatorHost) -> Iterator[HostedSimulator]:
+    """A simulator that answers a third of the stop calls 500 (a transient failure)."""
+    config = SimulatorConfig(token=TOKEN, finished_ratio=0.0, faults=FaultConfig(error_500=0.3))
+    simulator = simulator_host.start(config)
+    yield simulator
+    simulator.close()
+
+
+def test_retries_and_failures_are_a_digest_at_the_default_level(
+    tmp_path: Path, failing_simulator: HostedSimulator
+) -> None:
+    source = targets_csv(tmp_path / "t.csv", 60)
+    args = [str(source), "--endpoint", failing_simulator.url, "--report", str(tmp_path / "r.csv"),
+            *FAST, "--max-attempts", "2"]  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["run", *args], env={**dict.fromkeys(OUTSIDE_VARIABLES), "CODEARTS_TOKEN": TOKEN}
+    )
+
+    assert result.exit_code == 1, result.stderr
+    summary = result.stderr[result.stderr.index("bulkstop: 60 rows") :]
+    assert re.search(r" [1-9]\d* retries", summary)
+    assert "stop.retry_scheduled" not in result.stderr
+    assert "stop.failed" not in result.stderr
+    digests = [line for line in result.stderr.splitlines() if "retries " in line]
+    assert digests
+    assert all(re.search(r"retries \d+ \(HTTP 500[^)]*\)", line) for line in digests)
+    assert any(re.search(r"failed \d+ \(failed \d+\)", line) for line in digests)

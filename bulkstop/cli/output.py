@@ -371,10 +371,12 @@ class ConsoleEvents:
             self._display.start()
 
     def result(self, result: Result) -> None:
+        logconfig.flush_digest()  # the counted retries and failures, when a digest is due
         if self._display is not None and self.job is not None:
             self._display.update(self.job.stats, self.job.rate)
 
     def ended(self) -> None:
+        logconfig.flush_digest(force=True)
         display, self._display = self._display, None
         if display is not None:
             _state.display = None
