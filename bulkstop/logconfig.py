@@ -261,7 +261,8 @@ def configure_logging(
     *,
     digest: Digest | None = None,
 ) -> None:
-    """Configure structlog for the CLI: level filter, timestamps, redaction, renderer.
+    """Configure structlog for the CLI: level filter, timestamps, redaction, renderer; and
+    route other libraries' warnings and errors through it (see :class:`_StdlibToStructlog`).
 
     On the console above debug level, the per-row events of :data:`GROUPED` are said as a
     :class:`Digest` (``digest``, or a new one a second at most); JSON logs keep every event.
@@ -300,3 +301,44 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_warnings()
+
+
+def _stdlib_to_structlog(record: Any) -> None:
+    """Other libraries' warnings and errors (aiohttp's, asyncio's, Python's ``warnings``),
+    as events of the configured structlog — one JSON object under ``--log-format json`` —
+    instead of the plain text of Python's last-resort handler. Silent while structlog is
+    not configured."""
+    structlog = sys.modules.get("structlog")
+    if structlog is None or not structlog.is_configured():
+        return
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a record whose arguments do not fit its format
+        message = str(record.msg)
+    values: dict[str, Any] = {"logger": record.name}
+    if record.exc_info:
+        values["exc_info"] = record.exc_info
+    method = "warning" if record.levelno < 40 else "error"  # the handler's level is WARNING
+    getattr(structlog.get_logger(record.name), method)(message, **values)
+
+
+#: The root logger's handler that :func:`_stdlib_to_structlog` is, once configured.
+_stdlib_handler: Any = None
+
+
+def _route_stdlib_warnings() -> None:
+    import logging
+
+    global _stdlib_handler
+    if _stdlib_handler is None:
+
+        class Forward(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                _stdlib_to_structlog(record)
+
+        _stdlib_handler = Forward(logging.WARNING)
+    root = logging.getLogger()
+    if _stdlib_handler not in root.handlers:
+        root.addHandler(_stdlib_handler)
+    logging.captureWarnings(True)

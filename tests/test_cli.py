@@ -103,6 +103,16 @@ def test_progress_is_shown_where_asked_or_on_a_terminal(
     assert show_progress(progress, log_format) is shown
 
 
+@pytest.mark.parametrize("progress", ["auto", "always"])
+def test_quiet_shows_no_progress_display(monkeypatch: pytest.MonkeyPatch, progress: str) -> None:
+    from bulkstop.cli.output import show_progress
+
+    monkeypatch.setattr("sys.stderr", Stream(True))
+
+    assert show_progress(progress, "console") is True
+    assert show_progress(progress, "console", quiet=True) is False
+
+
 # --------------------------------------------------------------------------------------------
 # Help: every option described; run --help names the credential variables
 

@@ -316,3 +316,22 @@ def test_retries_and_failures_are_a_digest_at_the_default_level(
     assert digests
     assert all(re.search(r"retries \d+ \(HTTP 500[^)]*\)", line) for line in digests)
     assert any(re.search(r"failed \d+ \(failed \d+\)", line) for line in digests)
+
+
+def test_the_token_file_warning_is_json_too(
+    tmp_path: Path, failing_simulator: HostedSimulator
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o644)
+    args = [str(targets_csv(tmp_path / "t.csv", 3)), "--endpoint", failing_simulator.url,
+            "--token-file", str(token_file), "--report", str(tmp_path / "r.csv"), *FAST,
+            "--log-format", "json"]  # fmt: skip
+    result = invoke(args)
+
+    events = json_lines(result.stderr)
+    [warning] = named(events, "credentials.token_file_readable")
+    assert warning["level"] == "warning"
+    assert warning["mode"] == "0644"
+    assert TOKEN not in result.stderr
+    assert named(events, "run.summary")

@@ -10,6 +10,9 @@ runs or shows its own help::
 The console side (the one-line error, the progress display, the summary, the resume hint) is
 :mod:`bulkstop.cli.output`; the exit codes are :class:`bulkstop.errors.ExitCode`.
 
+Shell completion is click's own (``eval "$(_BULKSTOP_COMPLETE=bash_source bulkstop)"``; also
+``zsh_source`` and ``fish_source``); completing a command's name imports no command either.
+
 This module imports click and nothing heavy, so that ``bulkstop --help`` and
 ``bulkstop --version`` start at once: the group knows each command's one-line help without
 importing it, and the version is bulkstop's own constant rather than read from the installed

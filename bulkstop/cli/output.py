@@ -3,11 +3,24 @@ progress display, the summary and the resume hint.
 
 Everything goes to stderr — stdout stays free for machine-readable output — and every line
 passes the log redactor (:data:`bulkstop.logconfig.redactor`) on its way, as a last line of
-defence behind :class:`bulkstop.auth.Secret`.
+defence behind :class:`bulkstop.auth.Secret`. How it is written is set once per command
+(:func:`configure_console`):
+
+- ``--log-format json``: every line is one JSON object with the ``event``, ``level`` and
+  ``timestamp`` of the structlog events beside it (:func:`bulkstop.cli.jsonlog.json_line`):
+  ``cli.error``, ``run.simulating``, ``run.interrupt``, ``run.summary``.
+- ``--quiet``: errors and the summary's first line only.
+- otherwise text lines; while the live display is shown they are printed above it.
+
+The summary is data first (:func:`summarize` → :class:`bulkstop.cli.summary.RunSummary`);
+the text lines, the ``run.summary`` event and the ``--summary-json`` file render it.
 
 The progress display (rich) is shown only when stderr is a terminal and logs are not JSON, or
-when forced; cron and pipes get the plain summary at the end instead. rich is imported only
-when the display is shown, or to tell whether stderr is a terminal where it may be one.
+when forced (never under JSON logs or ``--quiet``); cron and pipes get the plain summary at the
+end instead. It shows rows done out of the input's rows (counted before the run, for a regular
+file), the rows per outcome, the achieved rate beside the pacer's, whether the pacer is
+throttled, and an ETA (:class:`ProgressStatus`). rich is imported only when the display is
+shown, or to tell whether stderr is a terminal where it may be one.
 """
 
 from __future__ import annotations
