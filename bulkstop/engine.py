@@ -797,6 +797,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 attempt=item.attempts,
                 reason=step.detail,
                 wait=round(step.wait, 3),
+                throttled=judged.verdict is Verdict.THROTTLED,
             )
             if step.wait > 0 and not await self._wait(step.wait):
                 return self._aborted(item)

@@ -171,6 +171,21 @@ def test_help_and_version_load_click_alone(args: list[str]) -> None:
     assert {name for name in loaded if name.startswith("bulkstop")} == {"bulkstop", "bulkstop.cli"}
 
 
+def test_completing_a_command_name_imports_no_command() -> None:
+    code = (
+        "from bulkstop.cli import main\n"
+        "try:\n"
+        "    main([], prog_name='bulkstop')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+    )
+    env = {"_BULKSTOP_COMPLETE": "zsh_complete", "COMP_WORDS": "bulkstop ", "COMP_CWORD": "1"}
+    loaded = loaded_after(code, env=env)
+
+    assert top_level(loaded) & set(HEAVY) == {"click"}
+    assert {name for name in loaded if name.startswith("bulkstop")} == {"bulkstop", "bulkstop.cli"}
+
+
 @pytest.mark.parametrize("command", ["run", "discover", "verify"])
 def test_a_command_help_loads_no_library(command: str) -> None:
     loaded = loaded_after(run_command_line(command, "--help"))

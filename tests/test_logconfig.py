@@ -53,3 +53,25 @@ def test_json_logs_are_one_object_per_line_without_the_token(
     assert record["event"] == "auth.header"
     assert record["header"] == "X-Auth-Token: ***"
     assert "tok-SECRET" not in line
+
+
+def test_other_libraries_warnings_are_json_lines_too() -> None:
+    import logging
+
+    from bulkstop import logconfig
+
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    try:
+        logging.getLogger("aiohttp.client").warning("Unclosed %s", "client session")
+        logging.getLogger("asyncio").error("Task exception was never retrieved")
+        logging.getLogger("aiohttp.client").info("below the handler's level")
+    finally:
+        logging.getLogger().removeHandler(logconfig._stdlib_handler)
+        logging.captureWarnings(False)
+
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["event"], e["level"], e["logger"]) for e in events] == [
+        ("Unclosed client session", "warning", "aiohttp.client"),
+        ("Task exception was never retrieved", "error", "asyncio"),
+    ]

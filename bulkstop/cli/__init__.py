@@ -13,6 +13,9 @@ runs or shows its own help::
 The console side (the one-line error, the progress display, the summary, the resume hint) is
 :mod:`bulkstop.cli.output`; the exit codes are :class:`bulkstop.errors.ExitCode`.
 
+Shell completion is click's own (``eval "$(_BULKSTOP_COMPLETE=bash_source bulkstop)"``; also
+``zsh_source`` and ``fish_source``); completing a command's name imports no command either.
+
 This module imports click and nothing heavy, so that ``bulkstop --help`` and
 ``bulkstop --version`` start at once: the group knows each command's one-line help without
 importing it, and the version is bulkstop's own constant rather than read from the installed
@@ -23,9 +26,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 from bulkstop import __version__
 
@@ -71,6 +77,16 @@ class LazyGroup(click.Group):
         if not isinstance(command, click.Command):
             raise TypeError(f"{lazy.where} is not a click command")
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Click's completion of a command name (``_BULKSTOP_COMPLETE``), from the summaries:
+        a tab after ``bulkstop`` imports no command. A command's own options are completed
+        from the command itself, which click then loads as for a run."""
+        self._listing = True
+        try:
+            return super().shell_complete(ctx, incomplete)
+        finally:
+            self._listing = False
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Click's "Commands" section, from the summaries of lazy commands."""

@@ -156,13 +156,18 @@ def log_options(function: F) -> F:
     return _apply(
         [
             click.option(
-                "--log-level", type=click.Choice(LEVELS), default="info", show_default=True
+                "--log-level",
+                type=click.Choice(LEVELS),
+                default="info",
+                show_default=True,
+                help="Least severe log event shown on stderr (debug: every retry and failed row).",
             ),
             click.option(
                 "--log-format",
                 type=click.Choice(["console", "json"]),
                 default="console",
                 show_default=True,
+                help="console: lines for a person; json: every stderr line one JSON object.",
             ),
         ],
         function,

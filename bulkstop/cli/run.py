@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bulkstop.cli import COMMANDS
+from bulkstop.cli.jsonlog import JsonUsageCommand
 from bulkstop.cli.options import connection_options, log_options, read_options
 from bulkstop.errors import BulkstopError, ExitCode
 
@@ -66,7 +67,28 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc)) from exc
 
 
-@click.command("run", help=COMMANDS["run"].summary, epilog=_EXIT_CODES)
+#: What ``run --help`` says about where the credential and the endpoint come from. Written
+#: out, not built from :mod:`bulkstop.credentials`, which would import aiohttp for a help text;
+#: a test checks it names every variable that module reads.
+_ENVIRONMENT = """Environment (one credential; never give a secret on the command line):
+
+\b
+CODEARTS_ENDPOINT                   the endpoint, as --endpoint
+CODEARTS_REGION                     the region, as --region
+CODEARTS_API                        the stop API, as --api
+CODEARTS_TOKEN                      an IAM token (or --token-file)
+HUAWEICLOUD_USERNAME, HUAWEICLOUD_PASSWORD, HUAWEICLOUD_DOMAIN
+                                    IAM password login
+HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK [, HUAWEICLOUD_SDK_PROJECT_ID,
+HUAWEICLOUD_SDK_SECURITY_TOKEN]     AK/SK signing (temporary keys add the token)"""
+
+
+@click.command(
+    "run",
+    cls=JsonUsageCommand,
+    help=COMMANDS["run"].summary,
+    epilog=f"{_ENVIRONMENT}\n\n{_EXIT_CODES}",
+)
 @click.argument("input", metavar="INPUT")
 @click.option(
     "--input-format",
@@ -204,16 +226,42 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
         " recorded (its records then describe other calls)."
     ),
 )
+# -- the console's own options ------------------------------------------------------------
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Errors and the one-line summary only: no progress display, no info logs.",
+)
+@click.option(
+    "--summary-json",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="Also write the run's summary to PATH as one JSON document.",
+)
 def run_command(
-    log_level: str, log_format: str, progress: str, grace: float, **options: Any
+    log_level: str,
+    log_format: str,
+    progress: str,
+    grace: float,
+    quiet: bool,
+    summary_json: Path | None,
+    **options: Any,
 ) -> None:
     # The help is COMMANDS["run"].summary, which the group lists without importing this.
     from bulkstop.cli import output
     from bulkstop.logconfig import configure_logging
 
-    configure_logging(log_level, log_format)
+    configure_logging("error" if quiet else log_level, log_format)
+    output.configure_console(log_format=log_format, quiet=quiet)
+    shown = output.show_progress(progress, log_format, quiet=quiet)
     try:
-        code = _run(options, progress=output.show_progress(progress, log_format), grace=grace)
+        if summary_json is not None:
+            from bulkstop.cli.summary import check_summary_path
+
+            check_summary_path(summary_json)  # refused before anything is sent
+        code = _run(options, progress=shown, grace=grace, summary_json=summary_json)
     except KeyboardInterrupt:
         # Outside a run's own signal handling (while starting up or finishing): a run that had
         # started left its report as a journal that --resume continues.
@@ -238,7 +286,9 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _run(options: dict[str, Any], *, progress: bool, grace: float) -> ExitCode:
+def _run(
+    options: dict[str, Any], *, progress: bool, grace: float, summary_json: Path | None = None
+) -> ExitCode:
     import anyio
 
     from bulkstop.cli.resumed import with_remembered
@@ -246,11 +296,15 @@ def _run(options: dict[str, Any], *, progress: bool, grace: float) -> ExitCode:
 
     options, notices = with_remembered(click.get_current_context(), options)
     settings = JobSettings(**options)
-    return anyio.run(_run_job, settings, progress, grace, notices)
+    return anyio.run(_run_job, settings, progress, grace, notices, summary_json)
 
 
 async def _run_job(
-    settings: JobSettings, progress: bool, grace: float, notices: Sequence[str] = ()
+    settings: JobSettings,
+    progress: bool,
+    grace: float,
+    notices: Sequence[str] = (),
+    summary_json: Path | None = None,
 ) -> ExitCode:
     from bulkstop.cli import output
     from bulkstop.job import Job
@@ -262,9 +316,10 @@ async def _run_job(
     redactor.watch(job.secret_values)
     async with job:
         for notice in notices:  # once the job holds the report: it is this run's
-            click.echo(notice, err=True)
+            output.notice("run.settings", notice)
         outcome = await job.run(beside=functools.partial(_watch_signals, grace=grace))
-        output.print_summary(outcome, settings)
+        summary = output.summarize(outcome, settings)
+        output.print_summary(summary)
         if outcome.verification is not None:
             from bulkstop.cli.verdicts import print_verify_summary
 
@@ -273,7 +328,11 @@ async def _run_job(
             from bulkstop.cli.plan import dry_run_lines
 
             for line in dry_run_lines(settings, outcome):
-                click.echo(line, err=True)
+                output.say("run.dry_run", line)
+    if summary_json is not None:
+        from bulkstop.cli.summary import write_summary
+
+        write_summary(summary_json, summary)
     return outcome.exit_code
 
 
@@ -286,16 +345,20 @@ async def _watch_signals(job: Job, grace: float) -> None:
     """
     import anyio
 
+    from bulkstop.cli import output
+
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         count = 0
         async for signum in signals:
             count += 1
             name = signal.Signals(signum).name
             if count == 1:
-                click.echo(
+                output.notice(
+                    "run.interrupt",
                     f"bulkstop: {name}: starting no new stop calls; in-flight calls get {grace:g} s"
                     " to finish (press Ctrl-C again to cancel them now)",
-                    err=True,
+                    signal=name,
+                    grace=grace,
                 )
                 job.drain(f"interrupted by {name}")
 

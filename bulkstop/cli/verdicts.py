@@ -8,10 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-import click
-
-from bulkstop import logconfig
-
 if TYPE_CHECKING:
     from bulkstop.verifying import VerifyOutcome
 
@@ -43,6 +39,12 @@ def verify_summary_lines(outcome: VerifyOutcome, *, listed: int = LISTED) -> lis
 
 
 def print_verify_summary(outcome: VerifyOutcome) -> None:
-    """:func:`verify_summary_lines` on stderr, through the log redactor."""
-    for line in verify_summary_lines(outcome):
-        click.echo(logconfig.redactor.scrub(line), err=True)
+    """:func:`verify_summary_lines` on stderr, as the console writes every line of its own
+    (JSON under ``--log-format json``, through the log redactor); the lines about targets not
+    ended are warnings, which ``--quiet`` keeps."""
+    from bulkstop.cli import output
+
+    for number, line in enumerate(verify_summary_lines(outcome)):
+        output.say(
+            "verify.summary", line, "info" if number == 0 and outcome.all_ended else "warning"
+        )

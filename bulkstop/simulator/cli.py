@@ -19,7 +19,7 @@ import anyio
 import click
 
 from bulkstop.errors import ExitCode
-from bulkstop.logconfig import LEVELS, configure_logging, redactor
+from bulkstop.logconfig import LEVELS, configure_logging
 from bulkstop.models import parse_target
 from bulkstop.simulator.config import (
     FaultConfig,
@@ -48,8 +48,9 @@ _RATIO = click.FloatRange(0, 1)
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"bulkstop: error: {redactor.scrub(message)}", err=True)
-    sys.exit(ExitCode.USAGE)
+    from bulkstop.cli import output
+
+    output.fail(message, ExitCode.USAGE)
 
 
 @click.command("simulate")
@@ -282,9 +283,11 @@ def _fail(message: str) -> NoReturn:
 )
 def simulate_command(log_level: str, **kwargs: Any) -> None:
     """Serve the built-in CodeArts Build simulator on 127.0.0.1 until interrupted."""
+    from bulkstop.cli import output
     from bulkstop.simulator.server import serve_forever
 
     configure_logging(log_level, "console")
+    output.configure_console(log_format="console")
     try:
         config = simulator_config(**kwargs)
     except ValueError as exc:
