@@ -186,6 +186,24 @@ def test_a_summary_json_path_that_cannot_be_written_is_refused_before_the_run(
     assert not report.exists()  # nothing ran
 
 
+@pytest.mark.parametrize("clash", ["report", "input"])
+def test_a_summary_json_path_that_is_the_report_or_the_input_is_refused(
+    tmp_path: Path, clash: str
+) -> None:
+    report = tmp_path / "r.csv"
+    source = tmp_path / "t.csv"
+    source.write_bytes((SAMPLES / "targets.csv").read_bytes())
+    path = report if clash == "report" else source
+    args = [str(source), "--simulate", "--report", str(report), *FAST, "--summary-json",
+            str(path)]  # fmt: skip
+    result = invoke(args)
+
+    assert result.exit_code == 2
+    assert f"is the {clash}" in result.stderr
+    assert not report.exists()
+    assert source.read_bytes() == (SAMPLES / "targets.csv").read_bytes()
+
+
 # --------------------------------------------------------------------------------------------
 # --quiet
 
