@@ -105,19 +105,20 @@ def _emit_json(event: str, level: str, fields: Mapping[str, Any]) -> None:
     click.echo(json_line(event, level, fields, logconfig.redactor.scrub), err=True)
 
 
-def _say(event: str, level: str, text: str, **fields: Any) -> None:
-    """A line of the command's own: a JSON object or ``text``; only errors when quiet."""
+def _say(event: str, level: str, text: str, message: str | None = None, **fields: Any) -> None:
+    """A line of the command's own: a JSON object (``message``, by default ``text``
+    unstyled, and ``fields``) or ``text``; only errors when quiet."""
     if _state.quiet and level != "error":
         return
     if _state.json:
-        _emit_json(event, level, {"message": click.unstyle(text), **fields})
+        _emit_json(event, level, {"message": message or click.unstyle(text), **fields})
     else:
         _echo(text)
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Say what went wrong in one line on stderr and exit with ``code``."""
-    _say("cli.error", "error", f"bulkstop: error: {message}", exit_code=int(code))
+    _say("cli.error", "error", f"bulkstop: error: {message}", message, exit_code=int(code))
     sys.exit(code)
 
 
