@@ -245,7 +245,7 @@ HUAWEICLOUD_SDK_SECURITY_TOKEN]     AK/SK signing (temporary keys add the token)
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
     show_default=True,
-    help="Live progress display on stderr.",
+    help="Live progress display on stderr (auto: on a terminal; never with JSON logs or -q).",
 )
 @click.option(
     "--log-level",
