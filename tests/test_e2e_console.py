@@ -121,7 +121,8 @@ def test_an_error_is_one_json_line(tmp_path: Path) -> None:
     assert event["event"] == "cli.error"
     assert event["level"] == "error"
     assert event["exit_code"] == 2
-    assert event["message"].startswith("bulkstop: error: ")
+    assert "endpoint" in event["message"]
+    assert not event["message"].startswith("bulkstop")  # the message alone, for a machine
 
 
 @pytest.mark.parametrize(
@@ -184,6 +185,24 @@ def test_a_summary_json_path_that_cannot_be_written_is_refused_before_the_run(
     assert result.exit_code == 2
     assert "directory" in result.stderr
     assert not report.exists()  # nothing ran
+
+
+@pytest.mark.parametrize("clash", ["report", "input"])
+def test_a_summary_json_path_that_is_the_report_or_the_input_is_refused(
+    tmp_path: Path, clash: str
+) -> None:
+    report = tmp_path / "r.csv"
+    source = tmp_path / "t.csv"
+    source.write_bytes((SAMPLES / "targets.csv").read_bytes())
+    path = report if clash == "report" else source
+    args = [str(source), "--simulate", "--report", str(report), *FAST, "--summary-json",
+            str(path)]  # fmt: skip
+    result = invoke(args)
+
+    assert result.exit_code == 2
+    assert f"is the {clash}" in result.stderr
+    assert not report.exists()
+    assert source.read_bytes() == (SAMPLES / "targets.csv").read_bytes()
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import pyte
 import pytest
 from simhost import HostedSimulator, SimulatorHost
 
-from bulkstop.simulator import FaultConfig, SimulatorConfig
+from bulkstop.simulator import FaultConfig, SimulatorConfig, ThrottleConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +51,14 @@ OUTSIDE_VARIABLES = (
 )
 #: The display's first line: ``bulkstop ━━━ 12/90 …``.
 BAR = re.compile(r"bulkstop [━╺╸ ]+ *(\d+)/(\d+|\?) ")
+
+
+@pytest.fixture
+def throttling_simulator(simulator_host: SimulatorHost) -> Iterator[HostedSimulator]:
+    config = SimulatorConfig(token=TOKEN, finished_ratio=0.0, throttle=ThrottleConfig(limit=15))
+    simulator = simulator_host.start(config)
+    yield simulator
+    simulator.close()
 
 
 @pytest.fixture
@@ -165,3 +173,24 @@ def test_the_display_shows_total_rate_and_eta_and_logs_go_above_it(
     summary = [line for line in lines if line.startswith(f"bulkstop: {ROWS} rows: ")]
     assert len(summary) == 1
     assert lines.index(bars[0]) < lines.index(summary[0])
+
+
+def test_a_throttled_run_shows_the_lowered_pacer(
+    tmp_path: Path, throttling_simulator: HostedSimulator
+) -> None:
+    source = targets_csv(tmp_path / "t.csv", 60)
+    terminal = Terminal(
+        [sys.executable, "-m", "bulkstop", "run", str(source), "--endpoint",
+         throttling_simulator.url, "--report", str(tmp_path / "r.csv"), "--rate", "40"]
+    )  # fmt: skip
+    status = terminal.run_to_end()
+
+    assert status == 0
+    shown = [line for frame in terminal.frames for line in frame if BAR.search(line)]
+    lowered = [
+        line
+        for line in shown
+        if (rate := re.search(r"/s of (\d+\.\d)/s · throttled, backing off", line))
+        and float(rate[1]) < 40.0
+    ]
+    assert lowered, "\n".join(shown)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from bulkstop.cli.output import (
     ProgressStatus,
     RateMeter,
     StatusLines,
+    count_in_background,
     count_rows,
 )
 from bulkstop.engine import RunStats
@@ -90,6 +92,25 @@ def test_a_finished_run_has_nothing_left() -> None:
 )
 def test_the_rows_of_a_regular_file_are_counted_as_the_run_reads_them(name: str, rows: int) -> None:
     assert count_rows(JobSettings(input=str(SAMPLES / name))) == rows
+
+
+def test_the_display_counts_on_a_thread_and_sets_the_total_when_done() -> None:
+    status = ProgressStatus(total=None, asked=10.0)
+    counting = count_in_background(JobSettings(input=str(SAMPLES / "targets.csv")), status)
+    counting.thread.join(timeout=10)
+
+    assert not counting.thread.is_alive()
+    assert status.total == 25
+
+
+def test_a_long_count_gives_up_when_cancelled(tmp_path: Path) -> None:
+    big = tmp_path / "big.csv"
+    big.write_text("job_id,build_no\n" + "".join(f"{i:032x},{i + 1}\n" for i in range(3000)))
+    cancelled = threading.Event()
+    cancelled.set()
+
+    assert count_rows(JobSettings(input=str(big)), cancelled) is None
+    assert count_rows(JobSettings(input=str(big))) == 3000
 
 
 def test_a_stream_has_no_total(tmp_path: Path) -> None:

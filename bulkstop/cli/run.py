@@ -189,7 +189,7 @@ HUAWEICLOUD_SDK_SECURITY_TOKEN]     AK/SK signing (temporary keys add the token)
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
     show_default=True,
-    help="Live progress display on stderr.",
+    help="Live progress display on stderr (auto: on a terminal; never with JSON logs or -q).",
 )
 # -- verification after the stops --
 @click.option(
@@ -260,7 +260,8 @@ def run_command(
         if summary_json is not None:
             from bulkstop.cli.summary import check_summary_path
 
-            check_summary_path(summary_json)  # refused before anything is sent
+            others = {"the report": options["report"], "the input": options["input"]}
+            check_summary_path(summary_json, others)  # refused before anything is sent
         code = _run(options, progress=shown, grace=grace, summary_json=summary_json)
     except KeyboardInterrupt:
         # Outside a run's own signal handling (while starting up or finishing): a run that had

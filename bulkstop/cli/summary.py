@@ -144,17 +144,28 @@ class RunSummary:
         }
 
 
-def check_summary_path(path: Path) -> None:
-    """Refuse, before a run starts, a ``--summary-json`` path that cannot be written safely.
+def check_summary_path(path: Path, others: Mapping[str, str | Path | None] | None = None) -> None:
+    """Refuse, before a run starts, a ``--summary-json`` path that cannot be written safely,
+    or that names one of ``others`` (``{"the report": path, ...}``: it would be replaced).
 
     Raises :class:`~bulkstop.errors.UsageError` naming the path.
     """
     from bulkstop.errors import UsageError
     from bulkstop.report.files import refuse_unsafe
 
+    for what, other in (others or {}).items():
+        if other is not None and str(other) != "-" and _same(path, Path(other)):
+            raise UsageError(f"the summary {path} is {what}: choose another --summary-json path")
     if not path.parent.is_dir():
         raise UsageError(f"cannot write the summary {path}: directory {path.parent} does not exist")
     refuse_unsafe(path, "the summary")
+
+
+def _same(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:  # one of them does not exist (yet): compare what they name
+        return one.resolve() == other.resolve()
 
 
 def write_summary(path: Path, summary: RunSummary) -> None:
