@@ -409,6 +409,7 @@ class Job:
         )
         aborted: RunAborted | None = None
         events = self._events
+        run_number = prepared.number
         sent: list[Result] | None = None
         if settings.verify:
             from bulkstop.report.verdicts import was_sent  # only a verifying run reads back
@@ -429,7 +430,9 @@ class Job:
                             )
                         writer.write(result)  # a carried record is in the report already
                         events.result(result)
-                        if sent is not None and was_sent(result):
+                        # Only what this run sent: a carried record is handed out as a stub
+                        # (``bulkstop verify REPORT`` checks earlier runs' targets).
+                        if sent is not None and result.run == run_number and was_sent(result):
                             sent.append(result)
             except RunAborted as exc:
                 aborted = exc

@@ -284,3 +284,35 @@ def test_an_old_report_without_the_columns_loads_and_resumes(tmp_path: Path) -> 
 )  # fmt: skip
 def test_the_targets_a_run_sent(row: Result, sent: bool) -> None:
     assert was_sent(row) is sent
+
+
+# --- the verification summary ---------------------------------------------------------------
+
+
+def summary(count: int, *, listed: int = 20) -> list[str]:
+    from bulkstop.cli.verdicts import verify_summary_lines
+    from bulkstop.verify import VerifyResult, VerifyStats, VerifyVerdict
+    from bulkstop.verifying import VerifyOutcome
+
+    results = tuple(
+        VerifyResult(JOB, n, VerifyVerdict.RUNNING, "RUNNING", 3, "still running after 1 s")
+        for n in range(1, count + 1)
+    )
+    stats = VerifyStats(targets=count + 5, ended=5, running=count, calls=9, throttled=1)
+    return verify_summary_lines(VerifyOutcome(stats=stats, not_ended=results), listed=listed)
+
+
+def test_the_summary_counts_and_names_the_builds_still_running() -> None:
+    lines = summary(2)
+    assert lines == [
+        "verify: 7 targets checked: 5 ended, 2 still running, 0 unknown (9 read calls,"
+        " 1 throttled)",
+        f"  still running: {JOB} #1 (RUNNING): still running after 1 s",
+        f"  still running: {JOB} #2 (RUNNING): still running after 1 s",
+    ]
+
+
+def test_the_summary_lists_a_screenful_and_counts_the_rest() -> None:
+    lines = summary(25)
+    assert len(lines) == 1 + 20 + 1
+    assert lines[-1] == "  ... and 5 more (the report's verified column has them all)"
