@@ -18,13 +18,15 @@ message when something does; nothing is left locked or open then:
 2. the endpoint: the built-in simulator (``simulate``), or ``endpoint`` / ``region``;
 3. the client (TLS, the transport rule for plain http), the one credential the settings and
    the environment configure (:func:`~bulkstop.credentials.resolve_auth`), made ready (an IAM
-   password is exchanged for a token here; a refused login is a ``UsageError`` too);
+   password is exchanged for a token here; a refused login is a ``UsageError`` too): both
+   :func:`bulkstop.connection.connect`, which discovery and verification use as well;
 4. the report's writer.
 
 :meth:`Job.run` then sends the stops (:class:`~bulkstop.engine.Stopper`), writes every result
-to the report as it comes, and finalizes the report; the :class:`JobOutcome` it returns says
-how the run ended, with the :class:`~bulkstop.errors.ExitCode` the command line exits with. A
-guard's abort is part of the outcome, not an exception. :meth:`Job.drain` and
+to the report as it comes, and finalizes the report (with ``verify``, then checks that every
+target it sent has ended and writes the verdicts into the report); the :class:`JobOutcome` it
+returns says how the run ended, with the :class:`~bulkstop.errors.ExitCode` the command line
+exits with. A guard's abort is part of the outcome, not an exception. :meth:`Job.drain` and
 :meth:`Job.cancel_in_flight` end a run early from outside (a signal handler, say), and
 :class:`JobEvents` tells the caller what happens as it happens (a progress display); the
 library itself never prints.
@@ -99,6 +101,10 @@ class JobSettings:
         max_failures / auth_breaker / failing_server_window: the guards that end a run early
             (see :class:`~bulkstop.RunSettings`).
         simulate: run against the built-in simulator on 127.0.0.1: nothing real is stopped.
+        verify / verify_timeout / read_rate / read_concurrency: after the stops, check that
+            every target this run sent has ended (polling up to ``verify_timeout`` seconds,
+            with read calls paced apart from the stops) and write the verdicts into the
+            report (see :mod:`bulkstop.verifying`).
 
     Contradictory settings raise :class:`~bulkstop.errors.UsageError` at construction.
     """

@@ -316,3 +316,26 @@ def test_the_summary_lists_a_screenful_and_counts_the_rest() -> None:
     lines = summary(25)
     assert len(lines) == 1 + 20 + 1
     assert lines[-1] == "  ... and 5 more (the report's verified column has them all)"
+
+
+def test_an_empty_list_still_has_its_header_or_brackets(tmp_path: Path) -> None:
+    for fmt, text in (("csv", ",".join(BUILD_COLUMNS) + "\n"), ("json", "[\n]\n"), ("jsonl", "")):
+        stream = io.StringIO()
+        BuildListWriter(fmt, stream=stream).close()  # type: ignore[arg-type]
+        assert stream.getvalue() == text
+
+
+def test_a_discovery_that_fails_before_its_first_build_writes_nothing_to_stdout() -> None:
+    stream = io.StringIO()
+    with pytest.raises(RuntimeError), BuildListWriter("csv", stream=stream):
+        raise RuntimeError
+    assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_an_old_json_report_without_the_columns_loads(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"old.{fmt}"
+    line = f'{{"line":2,"job_id":"{JOB}","build_no":"1","outcome":"stopped","run":1}}\n'
+    path.write_text(line if fmt == "jsonl" else f"[\n{line}]\n")
+    (loaded,) = load_report(path).records
+    assert (loaded.outcome, loaded.verified, loaded.build_status) == (Outcome.STOPPED, "", "")

@@ -51,6 +51,11 @@ checks the report against the input and plans the run (what :mod:`~bulkstop.repo
 carries over); the :class:`Resume` it returns holds the lock, the input from its first row,
 and the plan.
 
+Verification (:mod:`~bulkstop.report.verdicts`)
+    A verification's verdict on a target (columns ``verified`` and ``build_status``) is
+    appended as the target's latest record, so it is as crash-safe as any record and a resume
+    carries it; when the verification ends, the verdicts are folded into their rows.
+
 Records are keyed by :class:`~bulkstop.models.TargetKey` (:func:`record_key`). ``invalid`` and
 ``duplicate`` records carry the raw text of their row and are never keyed: each run reports
 them afresh.
