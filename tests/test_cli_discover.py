@@ -339,3 +339,44 @@ def test_an_old_json_report_without_the_columns_loads(tmp_path: Path, fmt: str) 
     path.write_text(line if fmt == "jsonl" else f"[\n{line}]\n")
     (loaded,) = load_report(path).records
     assert (loaded.outcome, loaded.verified, loaded.build_status) == (Outcome.STOPPED, "", "")
+
+
+def test_discover_takes_every_world_option_of_simulate_behind_sim() -> None:
+    from bulkstop.cli.discover import discover_command
+    from bulkstop.simulator.cli import simulate_command
+    from bulkstop.simulator.options import world_config
+
+    world = {o.opts[0] for o in simulate_command.params if o.name in _world_params()}
+    mine = {opt for o in discover_command.params for opt in o.opts}
+    assert world
+    assert {"--sim-" + flag[2:] for flag in world} <= mine
+    values = {f"sim_{name}": None for name in _world_params()}
+    parsed = discover_command.make_context(
+        "discover", ["--all", "--sim-jobs", "7", "--sim-stop-delay", "0.5"]
+    ).params
+    values.update({k: v for k, v in parsed.items() if k.startswith("sim_")})
+    config = world_config(values, "sim-")
+    assert config is not None
+    assert (config.jobs, config.stop_delay) == (7, 0.5)
+
+
+def _world_params() -> set[str]:
+    from bulkstop.simulator import options
+
+    return {param for _, param, _ in options.WORLD_OPTIONS}
+
+
+@pytest.mark.parametrize(
+    ("at", "state", "running"),
+    [(100.0, "ABORTING", True), (100.999, "ABORTING", True), (101.0, "ABORTED", False)],
+)
+def test_a_derived_build_takes_the_stop_delay_to_end(at: float, state: str, running: bool) -> None:
+    from bulkstop.simulator import SimulatorConfig
+    from bulkstop.simulator.model import BuildModel
+
+    model = BuildModel(SimulatorConfig(finished_ratio=0.0, derived_stop_delay=1.0), wall_start=50.0)
+    model.stop(JOB, 3, wall_now=100.0)
+    view = model.view(JOB, 3, now=at)
+    assert view is not None
+    assert (view.state, view.running) == (state, running)
+    assert view.end == (None if running else 101.0)

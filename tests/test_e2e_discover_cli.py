@@ -183,6 +183,12 @@ def test_run_simulate_verify_works_out_of_the_box(tmp_path: Path) -> None:
 
     assert done.exit_code == 0, done.stderr
     assert [record.verified for record in loaded.records] == ["ended"] * 5
+    stopped = [r for r in loaded.records if r.outcome is Outcome.STOPPED]
+    assert stopped
+    assert {record.build_status for record in stopped} == {"ABORTED"}
+    # the first check saw them still aborting: a second round of checks was needed
+    calls = int(done.stderr.split("unknown (", 1)[1].split(" read calls")[0])
+    assert calls >= 5 + len(stopped)
 
 
 def test_verify_settles_the_uncertain_rows_of_a_fault_after_effect_run(
