@@ -480,6 +480,7 @@ class Job:
         from bulkstop.report.verdicts import VerdictJournal
         from bulkstop.verifying import verify_records
 
+        log.info("verify.start", targets=len(sent), timeout=self.settings.verify_timeout)
         journal = VerdictJournal(report, lock=prepared.lock, run=prepared.number)
         try:
             outcome = await verify_records(

@@ -22,7 +22,7 @@ from simhost import HostedSimulator, SimulatorHost
 from bulkstop.cli import main
 from bulkstop.models import Outcome, TargetKey
 from bulkstop.models import Result as Record
-from bulkstop.report import ReportWriter, load_report
+from bulkstop.report import ReportLock, ReportWriter, load_report
 from bulkstop.simulator import FaultConfig, ReadConfig, SimulatorConfig, ThrottleConfig, WorldConfig
 from bulkstop.simulator.world import derive_project_id
 
@@ -357,3 +357,12 @@ def test_verify_of_a_crashed_run_keeps_it_a_journal_that_a_resume_continues(
     assert resumed.exit_code == 1, resumed.stderr  # the uncertain row stays uncertain
     assert final.latest[TargetKey(*done)].verified == "ended"
     assert final.latest[TargetKey(*in_flight)].outcome is Outcome.STOPPED
+
+
+def test_verify_refuses_a_report_another_process_holds(tmp_path: Path) -> None:
+    report = tmp_path / "r.csv"
+    report.write_text("line,job_id,build_no,outcome,attempts\n" + f"2,{'ab' * 16},1,stopped,1\n")
+    with ReportLock.acquire(report):
+        result = invoke(["verify", str(report), "--endpoint", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "is in use by process" in result.stderr
