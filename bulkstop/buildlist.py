@@ -98,7 +98,7 @@ class BuildListWriter:
         written: builds written so far.
     """
 
-    __slots__ = ("_csv", "_out", "_path", "_temp", "fmt", "written")
+    __slots__ = ("_csv", "_out", "_path", "_started", "_temp", "fmt", "written")
 
     def __init__(
         self, fmt: BuildListFormat, *, path: Path | None = None, stream: IO[str] | None = None
@@ -114,9 +114,18 @@ class BuildListWriter:
         else:
             raise ValueError("give a path or a stream")
         self._csv = csv.writer(self._out, lineterminator="\n")
-        if fmt == "csv":
+        self._started = False
+
+    def _start(self) -> None:
+        """The header (CSV) or the opening bracket (JSON): written with the first build, or
+        at :meth:`close`, so that a discovery that fails before it starts writes nothing
+        (a pipe into ``bulkstop run -`` then reads no input rather than an empty list)."""
+        if self._started:
+            return
+        self._started = True
+        if self.fmt == "csv":
             self._csv.writerow(BUILD_COLUMNS)
-        elif fmt == "json":
+        elif self.fmt == "json":
             self._out.write("[\n")
 
     def _open_temp(self, path: Path) -> IO[str]:
@@ -133,6 +142,7 @@ class BuildListWriter:
 
     def write(self, build: DiscoveredBuild) -> None:
         """Write one build."""
+        self._start()
         values = _values(build)
         if self.fmt == "csv":
             self._csv.writerow([csv_cell(values[name]) for name in BUILD_COLUMNS])
@@ -145,6 +155,7 @@ class BuildListWriter:
 
     def close(self) -> None:
         """End the list; a path's file is fsynced and renamed over the path."""
+        self._start()
         if self.fmt == "json":
             self._out.write("]\n")
         self._out.flush()

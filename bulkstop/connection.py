@@ -36,9 +36,12 @@ from bulkstop.log import get_logger
 if TYPE_CHECKING:
     from bulkstop.simulator import Simulator, SimulatorConfig
 
-__all__ = ["ConnectionSettings", "connect", "connect_simulated"]
+__all__ = ["SIMULATED_STOP_DELAY", "ConnectionSettings", "connect", "connect_simulated"]
 
 log = get_logger(__name__)
+
+#: Seconds a stop takes to take effect in the simulator :func:`connect_simulated` starts.
+SIMULATED_STOP_DELAY = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,7 +130,9 @@ async def connect_simulated(
 ) -> tuple[CodeArtsClient, Auth, Simulator]:
     """A client of the built-in simulator, started here with a throwaway token.
 
-    ``config`` shapes the simulator (its ``token`` is replaced); default: seed 0.
+    ``config`` shapes the simulator (its ``token`` is replaced); default: seed 0, and a stop
+    that takes :data:`SIMULATED_STOP_DELAY` to take effect, as on the service (so that a
+    verification sees a build pass from aborting to aborted).
     """
     import dataclasses
 
@@ -135,7 +140,8 @@ async def connect_simulated(
 
     token = secrets.token_hex(16)
     auth = TokenAuth(token)
-    config = SimulatorConfig(seed=0) if config is None else config
+    if config is None:
+        config = SimulatorConfig(seed=0, derived_stop_delay=SIMULATED_STOP_DELAY)
     simulator = await stack.enter_async_context(Simulator(dataclasses.replace(config, token=token)))
     client = await stack.enter_async_context(settings.client(simulator.url, auth))
     return client, auth, simulator

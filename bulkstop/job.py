@@ -18,13 +18,15 @@ message when something does; nothing is left locked or open then:
 2. the endpoint: the built-in simulator (``simulate``), or ``endpoint`` / ``region``;
 3. the client (TLS, the transport rule for plain http), the one credential the settings and
    the environment configure (:func:`~bulkstop.credentials.resolve_auth`), made ready (an IAM
-   password is exchanged for a token here; a refused login is a ``UsageError`` too);
+   password is exchanged for a token here; a refused login is a ``UsageError`` too): both
+   :func:`bulkstop.connection.connect`, which discovery and verification use as well;
 4. the report's writer.
 
 :meth:`Job.run` then sends the stops (:class:`~bulkstop.engine.Stopper`), writes every result
-to the report as it comes, and finalizes the report; the :class:`JobOutcome` it returns says
-how the run ended, with the :class:`~bulkstop.errors.ExitCode` the command line exits with. A
-guard's abort is part of the outcome, not an exception. :meth:`Job.drain` and
+to the report as it comes, and finalizes the report (with ``verify``, then checks that every
+target it sent has ended and writes the verdicts into the report); the :class:`JobOutcome` it
+returns says how the run ended, with the :class:`~bulkstop.errors.ExitCode` the command line
+exits with. A guard's abort is part of the outcome, not an exception. :meth:`Job.drain` and
 :meth:`Job.cancel_in_flight` end a run early from outside (a signal handler, say), and
 :class:`JobEvents` tells the caller what happens as it happens (a progress display); the
 library itself never prints.
@@ -110,6 +112,10 @@ class JobSettings:
         dry_run: read, validate, dedupe and plan as a run would, contact nothing and need no
             credential: every target a run would send ends ``dry_run`` (see
             :mod:`bulkstop.dryrun`; a dry run of a resume writes no report).
+        verify / verify_timeout / read_rate / read_concurrency: after the stops, check that
+            every target this run sent has ended (polling up to ``verify_timeout`` seconds,
+            with read calls paced apart from the stops) and write the verdicts into the
+            report (see :mod:`bulkstop.verifying`).
 
     Every run keeps its settings beside its report (all but
     :data:`bulkstop.remember.NOT_REMEMBERED`); a resume refuses to change the endpoint,
@@ -428,6 +434,7 @@ class Job:
         )
         aborted: RunAborted | None = None
         events = self._events
+        run_number = prepared.number
         sent: list[Result] | None = None
         if settings.verify and not settings.dry_run:  # a dry run sent nothing to verify
             from bulkstop.report.verdicts import was_sent  # only a verifying run reads back
@@ -448,7 +455,9 @@ class Job:
                             )
                         writer.write(result)  # a carried record is in the report already
                         events.result(result)
-                        if sent is not None and was_sent(result):
+                        # Only what this run sent: a carried record is handed out as a stub
+                        # (``bulkstop verify REPORT`` checks earlier runs' targets).
+                        if sent is not None and result.run == run_number and was_sent(result):
                             sent.append(result)
             except RunAborted as exc:
                 aborted = exc
@@ -490,6 +499,7 @@ class Job:
         from bulkstop.report.verdicts import VerdictJournal
         from bulkstop.verifying import verify_records
 
+        log.info("verify.start", targets=len(sent), timeout=self.settings.verify_timeout)
         client = prepared.client
         if not isinstance(client, CodeArtsClient):  # pragma: no cover - a dry run verifies nothing
             raise RuntimeError("a dry run has nothing to verify")

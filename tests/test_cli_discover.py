@@ -284,3 +284,99 @@ def test_an_old_report_without_the_columns_loads_and_resumes(tmp_path: Path) -> 
 )  # fmt: skip
 def test_the_targets_a_run_sent(row: Result, sent: bool) -> None:
     assert was_sent(row) is sent
+
+
+# --- the verification summary ---------------------------------------------------------------
+
+
+def summary(count: int, *, listed: int = 20) -> list[str]:
+    from bulkstop.cli.verdicts import verify_summary_lines
+    from bulkstop.verify import VerifyResult, VerifyStats, VerifyVerdict
+    from bulkstop.verifying import VerifyOutcome
+
+    results = tuple(
+        VerifyResult(JOB, n, VerifyVerdict.RUNNING, "RUNNING", 3, "still running after 1 s")
+        for n in range(1, count + 1)
+    )
+    stats = VerifyStats(targets=count + 5, ended=5, running=count, calls=9, throttled=1)
+    return verify_summary_lines(VerifyOutcome(stats=stats, not_ended=results), listed=listed)
+
+
+def test_the_summary_counts_and_names_the_builds_still_running() -> None:
+    lines = summary(2)
+    assert lines == [
+        "verify: 7 targets checked: 5 ended, 2 still running, 0 unknown (9 read calls,"
+        " 1 throttled)",
+        f"  still running: {JOB} #1 (RUNNING): still running after 1 s",
+        f"  still running: {JOB} #2 (RUNNING): still running after 1 s",
+    ]
+
+
+def test_the_summary_lists_a_screenful_and_counts_the_rest() -> None:
+    lines = summary(25)
+    assert len(lines) == 1 + 20 + 1
+    assert lines[-1] == "  ... and 5 more (the report's verified column has them all)"
+
+
+def test_an_empty_list_still_has_its_header_or_brackets(tmp_path: Path) -> None:
+    for fmt, text in (("csv", ",".join(BUILD_COLUMNS) + "\n"), ("json", "[\n]\n"), ("jsonl", "")):
+        stream = io.StringIO()
+        BuildListWriter(fmt, stream=stream).close()  # type: ignore[arg-type]
+        assert stream.getvalue() == text
+
+
+def test_a_discovery_that_fails_before_its_first_build_writes_nothing_to_stdout() -> None:
+    stream = io.StringIO()
+    with pytest.raises(RuntimeError), BuildListWriter("csv", stream=stream):
+        raise RuntimeError
+    assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_an_old_json_report_without_the_columns_loads(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"old.{fmt}"
+    line = f'{{"line":2,"job_id":"{JOB}","build_no":"1","outcome":"stopped","run":1}}\n'
+    path.write_text(line if fmt == "jsonl" else f"[\n{line}]\n")
+    (loaded,) = load_report(path).records
+    assert (loaded.outcome, loaded.verified, loaded.build_status) == (Outcome.STOPPED, "", "")
+
+
+def test_discover_takes_every_world_option_of_simulate_behind_sim() -> None:
+    from bulkstop.cli.discover import discover_command
+    from bulkstop.simulator.cli import simulate_command
+    from bulkstop.simulator.options import world_config
+
+    world = {o.opts[0] for o in simulate_command.params if o.name in _world_params()}
+    mine = {opt for o in discover_command.params for opt in o.opts}
+    assert world
+    assert {"--sim-" + flag[2:] for flag in world} <= mine
+    values = {f"sim_{name}": None for name in _world_params()}
+    parsed = discover_command.make_context(
+        "discover", ["--all", "--sim-jobs", "7", "--sim-stop-delay", "0.5"]
+    ).params
+    values.update({k: v for k, v in parsed.items() if k.startswith("sim_")})
+    config = world_config(values, "sim-")
+    assert config is not None
+    assert (config.jobs, config.stop_delay) == (7, 0.5)
+
+
+def _world_params() -> set[str]:
+    from bulkstop.simulator import options
+
+    return {param for _, param, _ in options.WORLD_OPTIONS}
+
+
+@pytest.mark.parametrize(
+    ("at", "state", "running"),
+    [(100.0, "ABORTING", True), (100.999, "ABORTING", True), (101.0, "ABORTED", False)],
+)
+def test_a_derived_build_takes_the_stop_delay_to_end(at: float, state: str, running: bool) -> None:
+    from bulkstop.simulator import SimulatorConfig
+    from bulkstop.simulator.model import BuildModel
+
+    model = BuildModel(SimulatorConfig(finished_ratio=0.0, derived_stop_delay=1.0), wall_start=50.0)
+    model.stop(JOB, 3, wall_now=100.0)
+    view = model.view(JOB, 3, now=at)
+    assert view is not None
+    assert (view.state, view.running) == (state, running)
+    assert view.end == (None if running else 101.0)

@@ -20,8 +20,9 @@ from click.testing import CliRunner, Result
 from simhost import HostedSimulator, SimulatorHost
 
 from bulkstop.cli import main
-from bulkstop.models import Outcome
-from bulkstop.report import load_report
+from bulkstop.models import Outcome, TargetKey
+from bulkstop.models import Result as Record
+from bulkstop.report import ReportLock, ReportWriter, load_report
 from bulkstop.simulator import FaultConfig, ReadConfig, SimulatorConfig, ThrottleConfig, WorldConfig
 from bulkstop.simulator.world import derive_project_id
 
@@ -182,6 +183,12 @@ def test_run_simulate_verify_works_out_of_the_box(tmp_path: Path) -> None:
 
     assert done.exit_code == 0, done.stderr
     assert [record.verified for record in loaded.records] == ["ended"] * 5
+    stopped = [r for r in loaded.records if r.outcome is Outcome.STOPPED]
+    assert stopped
+    assert {record.build_status for record in stopped} == {"ABORTED"}
+    # the first check saw them still aborting: a second round of checks was needed
+    calls = int(done.stderr.split("unknown (", 1)[1].split(" read calls")[0])
+    assert calls >= 5 + len(stopped)
 
 
 def test_verify_settles_the_uncertain_rows_of_a_fault_after_effect_run(
@@ -290,3 +297,72 @@ def test_discover_shows_a_progress_line_when_asked(host: SimulatorHost) -> None:
     assert result.exit_code == 0
     assert "\rdiscover: " in result.stderr
     assert " jobs, " in result.stderr  # the live line, before the summary
+
+
+def test_a_resume_with_verify_checks_only_what_it_sent_and_keeps_the_earlier_rows(
+    host: SimulatorHost, tmp_path: Path
+) -> None:
+    sim = start(host, finished_ratio=0.0)
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    rows = [f"{'9a' * 16},{n}\n" for n in range(1, 4)]
+    first.write_text("job_id,build_no\n" + "".join(rows[:2]))
+    second.write_text("job_id,build_no\n" + "".join(rows))
+    report = tmp_path / "r.csv"
+    common = ["--report", str(report), "--endpoint", sim.url, "--verify", *FAST_READS]
+    one = invoke(["run", str(first), *common])
+    before = load_report(report).records
+    two = invoke(["run", str(second), *common, "--resume"])
+    after = {record.build_no: record for record in load_report(report).records}
+
+    assert one.exit_code == 0, one.stderr
+    assert two.exit_code == 0, two.stderr
+    assert "verify: 1 targets checked: 1 ended" in two.stderr
+    assert sorted(after) == ["1", "2", "3"]
+    for record in before:  # carried whole: request id, verdict and all
+        assert after[record.build_no] == record
+    assert after["3"].verified == "ended"
+    assert after["3"].run == 2
+
+
+def test_verify_of_a_crashed_run_keeps_it_a_journal_that_a_resume_continues(
+    host: SimulatorHost, tmp_path: Path
+) -> None:
+    done, in_flight = ("7b" * 16, 1), ("7b" * 16, 2)
+    sim = host.start(SimulatorConfig(token=TOKEN, finished_builds=frozenset({done})))
+    source = tmp_path / "in.csv"
+    source.write_text(f"job_id,build_no\n{done[0]},1\n{in_flight[0]},2\n")
+    report = tmp_path / "r.csv"
+    writer = ReportWriter(report, run=1)  # the run a crash ended: its report stays a journal
+    writer.write(
+        Record(line=2, job_id=done[0], build_no="1", outcome=Outcome.UNCERTAIN, attempts=2)
+    )
+    writer.attempting(3, *in_flight)
+    writer.close()
+
+    checked = invoke(
+        ["verify", str(report), "--endpoint", sim.url, "--verify-timeout", "0.3", *FAST_READS]
+    )
+    loaded = load_report(report)
+    resumed = invoke(
+        ["run", str(source), "--report", str(report), "--resume", "--endpoint", sim.url,
+         *FAST_READS]
+    )  # fmt: skip
+    final = load_report(report)
+
+    assert checked.exit_code == 1  # the build in flight never got its stop: still running
+    assert loaded.latest[TargetKey(*done)].verified == "ended"
+    assert loaded.in_flight == {TargetKey(*in_flight)}  # still known as in flight
+    assert "1 targets were in flight" in checked.stderr
+    assert f"still running: {in_flight[0]} #2" in checked.stderr
+    assert resumed.exit_code == 1, resumed.stderr  # the uncertain row stays uncertain
+    assert final.latest[TargetKey(*done)].verified == "ended"
+    assert final.latest[TargetKey(*in_flight)].outcome is Outcome.STOPPED
+
+
+def test_verify_refuses_a_report_another_process_holds(tmp_path: Path) -> None:
+    report = tmp_path / "r.csv"
+    report.write_text("line,job_id,build_no,outcome,attempts\n" + f"2,{'ab' * 16},1,stopped,1\n")
+    with ReportLock.acquire(report):
+        result = invoke(["verify", str(report), "--endpoint", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "is in use by process" in result.stderr

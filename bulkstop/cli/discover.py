@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,9 @@ from bulkstop.errors import BulkstopError, ExitCode, UsageError
 from bulkstop.simulator.options import world_options
 
 if TYPE_CHECKING:
+    from bulkstop.buildlist import BuildListWriter
     from bulkstop.discover import DiscoverQuery, Discovery
+    from bulkstop.simulator.config import WorldConfig
 
 __all__ = ["discover_command", "selection_query"]
 
@@ -51,7 +54,7 @@ def selection_query(
 
     Raises :class:`click.UsageError` (exit 2) naming the options at fault.
     """
-    from bulkstop.discover import DiscoverQuery, parse_duration, parse_since
+    from bulkstop.discover import DiscoverQuery, parse_duration
 
     chosen = [
         flag
@@ -68,7 +71,7 @@ def selection_query(
     if len(chosen) > 1:
         raise click.UsageError(f"give only one of {_SELECTION} (got {', '.join(chosen)})")
     try:
-        since_value = _since(since, parse_duration, parse_since)
+        since_value = _since(since)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     try:
@@ -92,10 +95,11 @@ def selection_query(
         raise click.UsageError(_option_named(str(exc))) from None
 
 
-def _since(text: str, parse_duration: Any, parse_since: Any) -> Any:
+def _since(text: str) -> timedelta | datetime:
     """A duration stays a duration (counted back from the start of discovery); a time is a
-    time."""
+    time. Raises ``ValueError`` with a one-line message."""
     from bulkstop.clock import utcnow
+    from bulkstop.discover import parse_duration, parse_since
 
     try:
         return parse_duration(text)
@@ -234,7 +238,11 @@ def _discover(options: dict[str, Any], *, progress: bool) -> ExitCode:
 
 
 async def _run_discovery(
-    options: dict[str, Any], query: DiscoverQuery, writer: Any, world: Any, progress: bool
+    options: dict[str, Any],
+    query: DiscoverQuery,
+    writer: BuildListWriter,
+    world: WorldConfig | None,
+    progress: bool,
 ) -> ExitCode:
     import anyio
 

@@ -33,8 +33,11 @@ __all__ = ["run_command"]
 
 #: What each exit code of ``bulkstop run`` means, as ``run --help`` lists them.
 _MEANINGS: Mapping[ExitCode, str] = {
-    ExitCode.OK: "every valid target ended stopped or not_stopped",
-    ExitCode.ROWS: "some row ended otherwise (including invalid rows)",
+    ExitCode.OK: "every valid target ended stopped or not_stopped (with --verify: and ended)",
+    ExitCode.ROWS: (
+        "some row ended otherwise (including invalid rows); with --verify, also: a target sent"
+        " is still running or could not be checked"
+    ),
     ExitCode.USAGE: (
         "usage or configuration error, nothing was sent; or the first answers showed that the"
         " call itself is wrong (a handful were sent, the rest is aborted)"

@@ -12,13 +12,16 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bulkstop.cli import COMMANDS
 from bulkstop.cli.options import CONNECTION_OPTIONS, connection_options, log_options, read_options
 from bulkstop.errors import BulkstopError, ExitCode
+
+if TYPE_CHECKING:
+    from bulkstop.report import LoadedReport, ReportLock
 
 __all__ = ["verify_command"]
 
@@ -80,7 +83,7 @@ def _verify(options: dict[str, Any]) -> ExitCode:
         return anyio.run(_check, options, loaded, lock)
 
 
-async def _check(options: dict[str, Any], loaded: Any, lock: Any) -> ExitCode:
+async def _check(options: dict[str, Any], loaded: LoadedReport, lock: ReportLock) -> ExitCode:
     from bulkstop.cli.verdicts import print_verify_summary
     from bulkstop.connection import ConnectionSettings, connect
     from bulkstop.logconfig import redactor

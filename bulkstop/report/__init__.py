@@ -61,6 +61,11 @@ Status (:mod:`~bulkstop.report.status`)
     :func:`report_status` says what a report says (counts, finished or a journal, what a
     resume would send) without writing anything or taking the lock.
 
+Verification (:mod:`~bulkstop.report.verdicts`)
+    A verification's verdict on a target (columns ``verified`` and ``build_status``) is
+    appended as the target's latest record, so it is as crash-safe as any record and a resume
+    carries it; when the verification ends, the verdicts are folded into their rows.
+
 Records are keyed by :class:`~bulkstop.models.TargetKey` (:func:`record_key`). ``invalid`` and
 ``duplicate`` records carry the raw text of their row and are never keyed: each run reports
 them afresh.

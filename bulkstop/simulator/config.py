@@ -264,6 +264,9 @@ class SimulatorConfig:
     world: WorldConfig | None = None
     reads: ReadConfig = field(default_factory=ReadConfig)
     stop_apis: frozenset[str] = STOP_APIS
+    #: seconds a stopped build outside the world stays ``ABORTING`` (still running) before
+    #: ``ABORTED``, as the world's ``stop_delay`` (0: at once)
+    derived_stop_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.token is not None and not self.token.strip():
@@ -274,6 +277,8 @@ class SimulatorConfig:
             raise ValueError("unknown_job_ratio + forbidden_job_ratio must not exceed 1")
         if not (math.isfinite(self.latency) and self.latency >= 0):
             raise ValueError(f"latency must be ≥ 0 seconds, got {self.latency!r}")
+        if not (math.isfinite(self.derived_stop_delay) and self.derived_stop_delay >= 0):
+            raise ValueError("derived_stop_delay must be ≥ 0 seconds")
         if self.token_ttl_requests is not None and self.token_ttl_requests < 1:
             raise ValueError("token_ttl_requests must be ≥ 1 when given")
         iam = (self.iam_user, self.iam_password, self.iam_domain)

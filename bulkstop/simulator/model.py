@@ -12,8 +12,9 @@ until they are touched, and two simulators with the same seed agree. What reques
 :class:`BuildModel` is the one door: access, stops and :class:`BuildView` (what the read APIs
 say about a build) for both kinds, dispatched on whether the job belongs to the world.
 
-Derived builds' states: ``RUNNING`` until stopped, ``ABORTED`` once stopped (at once: the
-world's stop delay and ignored stops do not apply to them), and ``SUCCESS`` or ``FAILURE``
+Derived builds' states: ``RUNNING`` until stopped, ``ABORTED`` once stopped (after
+``SimulatorConfig.derived_stop_delay``, ``ABORTING`` until then; 0 by default: at once; the
+world's ignored stops do not apply to them), and ``SUCCESS`` or ``FAILURE``
 (about 4 to 1) for builds that had finished before the simulator started. Derived builds started
 1 to 3 hours before the simulator; a derived job lists no records.
 """
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from bulkstop.simulator.codes import (
     BUILD_STATUS_ABORTED,
+    BUILD_STATUS_ABORTING,
     BUILD_STATUS_FAILURE,
     BUILD_STATUS_RUNNING,
     BUILD_STATUS_SUCCESS,
@@ -260,7 +262,7 @@ class BuildModel:
         if self.world is not None and self.world.job(job_id) is not None:
             build = self.world.build(job_id, build_no, now)
             return None if build is None else build.view(now)
-        return self._derived_view(job_id, build_no)
+        return self._derived_view(job_id, build_no, now)
 
     def last_build(self, job_id: str, *, now: float) -> BuildView:
         """The job's last build at ``now``.
@@ -276,7 +278,7 @@ class BuildModel:
             return job.last.view(now)
         seeded = 1 + int(self._hash_last(job_id)[0] * 100)
         last = max(seeded, self._highest_seen.get(job_id, 0))
-        return self._derived_view(job_id, last)
+        return self._derived_view(job_id, last, now)
 
     def records(self, job_id: str, *, now: float) -> list[BuildView]:
         """Every build of the job started by ``now``, newest first (none outside the world)."""
@@ -288,24 +290,27 @@ class BuildModel:
         assert job is not None
         return [build.view(now) for build in reversed(job.builds)]
 
-    def _derived_state(self, job_id: str, build_no: int) -> str:
-        if (job_id, build_no) in self._stopped_at:
+    def _derived_state(self, job_id: str, build_no: int, now: float) -> str:
+        stopped_at = self._stopped_at.get((job_id, build_no))
+        if stopped_at is not None:
+            if now < stopped_at + self._config.derived_stop_delay:
+                return BUILD_STATUS_ABORTING  # still running, as a world build is meanwhile
             return BUILD_STATUS_ABORTED
         if self.finished_from_start(job_id, build_no):
             failed = self._hash_result(job_id, build_no)[0] < 0.2
             return BUILD_STATUS_FAILURE if failed else BUILD_STATUS_SUCCESS
         return BUILD_STATUS_RUNNING
 
-    def _derived_view(self, job_id: str, build_no: int) -> BuildView:
+    def _derived_view(self, job_id: str, build_no: int, now: float) -> BuildView:
         self._saw(job_id, build_no)
-        state = self._derived_state(job_id, build_no)
+        state = self._derived_state(job_id, build_no, now)
         started_ago, ran_for = self._hash_times(job_id, build_no)
         # Started 1 to 3 hours before the simulator; a finished build ended before it started.
         start = round(self._wall_start - 3600.0 - started_ago * 7200.0, 3)
-        if state == BUILD_STATUS_RUNNING:
+        if state in (BUILD_STATUS_RUNNING, BUILD_STATUS_ABORTING):
             end: float | None = None
         elif state == BUILD_STATUS_ABORTED:
-            end = self._stopped_at[(job_id, build_no)]
+            end = self._stopped_at[(job_id, build_no)] + self._config.derived_stop_delay
         else:
             end = round(start + (self._wall_start - start) * (0.1 + 0.8 * ran_for), 3)
         user = USERS[int(started_ago * 7919) % len(USERS)]

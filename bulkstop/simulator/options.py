@@ -14,7 +14,7 @@ import click
 
 from bulkstop.simulator.config import WorldConfig
 
-__all__ = ["world_config", "world_options"]
+__all__ = ["WORLD_OPTIONS", "world_config", "world_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,7 +24,7 @@ _RATIO = click.FloatRange(0, 1)
 #: The world's options: (flag without "--", parameter name, click.option arguments). One
 #: definition for ``bulkstop simulate`` and for the ``--simulate`` of other commands, which
 #: take them behind a prefix (:func:`world_options`).
-_WORLD_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+WORLD_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     (
         "project",
         "project_id",
@@ -166,7 +166,7 @@ def world_options(prefix: str = "") -> Callable[[F], F]:
     under = prefix.replace("-", "_")
 
     def decorate(function: F) -> F:
-        for flag, param, arguments in reversed(_WORLD_OPTIONS):
+        for flag, param, arguments in reversed(WORLD_OPTIONS):
             function = click.option(f"--{prefix}{flag}", f"{under}{param}", **arguments)(function)
         return function
 
@@ -177,7 +177,7 @@ def world_config(values: dict[str, Any], prefix: str = "") -> WorldConfig | None
     """The :class:`WorldConfig` that :func:`world_options` (with the same ``prefix``) parsed
     into ``values``; ``None`` for ``jobs`` 0. Raises ``ValueError`` naming the option."""
     under = prefix.replace("-", "_")
-    return _world({param: values[f"{under}{param}"] for _, param, _ in _WORLD_OPTIONS})
+    return _world({param: values[f"{under}{param}"] for _, param, _ in WORLD_OPTIONS})
 
 
 def _world(kwargs: dict[str, Any]) -> WorldConfig | None:
