@@ -40,7 +40,8 @@ _MEANINGS: Mapping[ExitCode, str] = {
     ),
     ExitCode.ABORTED: (
         "aborted on purpose: --max-failures exceeded, --auth-breaker tripped, or the server"
-        " failing for --failing-server-window"
+        " failing for --failing-server-window; or the question before a large run was"
+        " answered no (nothing was sent)"
     ),
     ExitCode.INTERRUPTED: (
         "interrupted (SIGINT/SIGTERM): in-flight calls drained, the rest is aborted; --resume"
@@ -243,6 +244,15 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
         " that report then sends them."
     ),
 )
+@click.option(
+    "--confirm-above",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    metavar="N",
+    help="On a terminal, show the plan and ask before sending more than N stops.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before a large run.")
 # -- resume remembers the run (bulkstop.cli.resumed) ------------------------------------------
 @click.option(
     "--allow-settings-change",
@@ -253,7 +263,13 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
     ),
 )
 def run_command(
-    log_level: str, log_format: str, progress: str, grace: float, **options: Any
+    log_level: str,
+    log_format: str,
+    progress: str,
+    grace: float,
+    confirm_above: int,
+    yes: bool,
+    **options: Any,
 ) -> None:
     # The help is COMMANDS["run"].summary, which the group lists without importing this.
     from bulkstop.cli import output
@@ -261,7 +277,10 @@ def run_command(
 
     configure_logging(log_level, log_format)
     try:
-        code = _run(options, progress=output.show_progress(progress, log_format), grace=grace)
+        asking = None if yes else confirm_above
+        code = _run(
+            options, progress=output.show_progress(progress, log_format), grace=grace, ask=asking
+        )
     except KeyboardInterrupt:
         # Outside a run's own signal handling (while starting up or finishing): a run that had
         # started left its report as a journal that --resume continues.
@@ -286,7 +305,9 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _run(options: dict[str, Any], *, progress: bool, grace: float) -> ExitCode:
+def _run(
+    options: dict[str, Any], *, progress: bool, grace: float, ask: int | None = None
+) -> ExitCode:
     import anyio
 
     from bulkstop.cli.resumed import with_remembered
@@ -294,6 +315,12 @@ def _run(options: dict[str, Any], *, progress: bool, grace: float) -> ExitCode:
 
     options, notices = with_remembered(click.get_current_context(), options)
     settings = JobSettings(**options)
+    if ask is not None:
+        from bulkstop.cli import plan
+
+        if plan.asks(settings) and not plan.confirmed(settings, above=ask):
+            click.echo("bulkstop: nothing was sent", err=True)
+            return ExitCode.ABORTED
     return anyio.run(_run_job, settings, progress, grace, notices)
 
 
