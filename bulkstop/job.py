@@ -49,7 +49,7 @@ from bulkstop.client import CodeArtsClient, resolve_endpoint
 from bulkstop.clock import MonotonicClock, utcnow
 from bulkstop.credentials import CredentialOptions, resolve_auth
 from bulkstop.dryrun import NoCalls, PlanOnly
-from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
+from bulkstop.engine import Carried, RunSettings, RunStats, Stopper, StopRun
 from bulkstop.errors import CredentialsRejected, ExitCode, RunAborted, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import ACCEPTABLE, Outcome, Result
@@ -65,6 +65,7 @@ from bulkstop.report import (
 )
 from bulkstop.retry import RetryPolicy
 from bulkstop.sources import TargetSource, open_source
+from bulkstop.subset import Subset, refuse_stdin
 
 if TYPE_CHECKING:
     from bulkstop.guards import FailureThreshold
@@ -74,8 +75,9 @@ __all__ = ["Job", "JobEvents", "JobOutcome", "JobSettings"]
 
 log = get_logger(__name__)
 
-#: Outcomes that leave the exit code 0: a dry run's planned targets are fine too.
-_FINE = ACCEPTABLE | {Outcome.DRY_RUN}
+#: Outcomes that leave the exit code 0: a dry run's planned targets and the rows a subset did
+#: not choose are fine too.
+_FINE = ACCEPTABLE | {Outcome.DRY_RUN, Outcome.SKIPPED}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +110,9 @@ class JobSettings:
         dry_run: read, validate, dedupe and plan as a run would, contact nothing and need no
             credential: every target a run would send ends ``dry_run`` (see
             :mod:`bulkstop.dryrun`; a dry run of a resume writes no report).
+        only_outcome: the input is an earlier report; send only the targets whose latest
+            record there has one of these outcomes, the rest end ``skipped`` (see
+            :mod:`bulkstop.subset`).
 
     Every run keeps its settings beside its report (all but
     :data:`bulkstop.remember.NOT_REMEMBERED`); a resume refuses to change the endpoint,
@@ -144,12 +149,15 @@ class JobSettings:
     simulate: bool = False
     allow_settings_change: bool = False
     dry_run: bool = False
+    only_outcome: frozenset[Outcome] | None = None
 
     def __post_init__(self) -> None:
         if self.retry_failed and not self.resume:
             raise UsageError("--retry-failed needs --resume")
         if self.resume and self.report is None:
             raise UsageError("--resume needs --report PATH (the report of the run to continue)")
+        if self.only_outcome is not None:
+            refuse_stdin(self.input)
 
     def credential_options(self) -> CredentialOptions:
         """The command-line side of choosing the credential."""
@@ -485,6 +493,11 @@ class Job:
                 open_source(settings.input, settings.input_format, stdin=stdin)
             )
             run_number = 1
+        chosen: Carried | None = carried
+        if settings.only_outcome is not None:
+            chosen = Subset.of_report(
+                Path(settings.input), settings.only_outcome, run=run_number, inner=carried
+            )
         client: CodeArtsClient | NoCalls
         if settings.dry_run:
             # Where a run would go, checked as a run checks it, and never contacted.
@@ -522,7 +535,7 @@ class Job:
         stopper = Stopper(client, pacer=pacer, settings=run_settings, observer=writer)
         # The source itself, not iter(source): its async reading lets a drain stop reading a
         # pipe at once.
-        run = stopper.run(source, carried=carried)
+        run = stopper.run(source, carried=chosen)
         return _Prepared(
             source=source,
             writer=writer,

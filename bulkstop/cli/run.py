@@ -67,6 +67,17 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc)) from exc
 
 
+def _outcomes(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    from bulkstop.subset import parse_outcomes
+
+    try:
+        return parse_outcomes(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @click.command("run", help=COMMANDS["run"].summary, epilog=_EXIT_CODES)
 @click.argument("input", metavar="INPUT")
 @click.option(
@@ -253,6 +264,16 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="On a terminal, show the plan and ask before sending more than N stops.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before a large run.")
+@click.option(
+    "--only-outcome",
+    callback=_outcomes,
+    default=None,
+    metavar="OUTCOME[,OUTCOME...]",
+    help=(
+        "INPUT is an earlier report: send only the targets it left with one of these outcomes"
+        " (e.g. uncertain,failed); the other rows are reported skipped."
+    ),
+)
 # -- resume remembers the run (bulkstop.cli.resumed) ------------------------------------------
 @click.option(
     "--allow-settings-change",
