@@ -233,7 +233,8 @@ class JobOutcome:
 
     Attributes:
         exit_code: what the command line exits with: ``OK`` when every valid target ended
-            ``stopped`` or ``not_stopped``, ``ROWS`` when some row ended otherwise, the
+            ``stopped`` or ``not_stopped`` (or ``dry_run``, ``skipped``), ``ROWS`` when some
+            row ended otherwise, the
             guard's own code (``exc.exit_code``) when one ended the run, ``INTERRUPTED``
             when :meth:`Job.drain` did.
         stats: the run's counters; ``stats.aborted_by`` is the guard that ended it, if one

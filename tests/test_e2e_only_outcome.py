@@ -155,3 +155,23 @@ def test_stdin_cannot_be_a_subset(tmp_path: Path) -> None:
 
     assert done.exit_code == 2
     assert "--only-outcome needs an earlier report as the input file" in done.stderr
+
+
+def test_a_resume_of_a_subset_run_keeps_the_subset_without_the_flag(
+    tmp_path: Path, simulator: HostedSimulator, earlier: Path
+) -> None:
+    report = tmp_path / "again.csv"
+    first = invoke([str(earlier), "--endpoint", simulator.url, "--report", str(report),
+                    "--only-outcome", "failed"])  # fmt: skip
+    assert first.exit_code == 1, first.stderr
+    sent_first = simulator.stats()["stop_requests"]
+    assert sent_first == EARLIER.count(Outcome.FAILED)
+
+    # skipped rows are no record of a call: without the remembered subset they would be sent
+    resumed = invoke([str(earlier), "--report", str(report), "--resume"])
+
+    assert resumed.exit_code == 1, resumed.stderr
+    assert "--only-outcome failed" in resumed.stderr  # taken from the report's settings
+    assert simulator.stats()["stop_requests"] == sent_first
+    skipped = [r for r in load_report(report).records if r.outcome is Outcome.SKIPPED]
+    assert len(skipped) == len(EARLIER) - EARLIER.count(Outcome.FAILED)

@@ -32,7 +32,10 @@ __all__ = ["run_command"]
 
 #: What each exit code of ``bulkstop run`` means, as ``run --help`` lists them.
 _MEANINGS: Mapping[ExitCode, str] = {
-    ExitCode.OK: "every valid target ended stopped or not_stopped",
+    ExitCode.OK: (
+        "every valid target ended stopped or not_stopped; in a dry run, dry_run; rows an"
+        " --only-outcome run did not choose, skipped"
+    ),
     ExitCode.ROWS: "some row ended otherwise (including invalid rows)",
     ExitCode.USAGE: (
         "usage or configuration error, nothing was sent; or the first answers showed that the"
