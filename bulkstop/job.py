@@ -51,7 +51,7 @@ from bulkstop.clock import utcnow
 from bulkstop.connection import ConnectionSettings, connect, connect_simulated
 from bulkstop.credentials import CredentialOptions
 from bulkstop.dryrun import NoCalls, PlanOnly
-from bulkstop.engine import RunSettings, RunStats, Stopper, StopRun
+from bulkstop.engine import Carried, RunSettings, RunStats, Stopper, StopRun
 from bulkstop.errors import ExitCode, RunAborted, UsageError
 from bulkstop.log import get_logger
 from bulkstop.models import ACCEPTABLE, Outcome, Result
@@ -67,6 +67,7 @@ from bulkstop.report import (
 )
 from bulkstop.retry import RetryPolicy
 from bulkstop.sources import TargetSource, open_source
+from bulkstop.subset import Subset, refuse_stdin
 
 if TYPE_CHECKING:
     from bulkstop.guards import FailureThreshold
@@ -78,8 +79,9 @@ __all__ = ["Job", "JobEvents", "JobOutcome", "JobSettings"]
 
 log = get_logger(__name__)
 
-#: Outcomes that leave the exit code 0: a dry run's planned targets are fine too.
-_FINE = ACCEPTABLE | {Outcome.DRY_RUN}
+#: Outcomes that leave the exit code 0: a dry run's planned targets and the rows a subset did
+#: not choose are fine too.
+_FINE = ACCEPTABLE | {Outcome.DRY_RUN, Outcome.SKIPPED}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +118,9 @@ class JobSettings:
             every target this run sent has ended (polling up to ``verify_timeout`` seconds,
             with read calls paced apart from the stops) and write the verdicts into the
             report (see :mod:`bulkstop.verifying`).
+        only_outcome: the input is an earlier report; send only the targets whose latest
+            record there has one of these outcomes, the rest end ``skipped`` (see
+            :mod:`bulkstop.subset`).
 
     Every run keeps its settings beside its report (all but
     :data:`bulkstop.remember.NOT_REMEMBERED`); a resume refuses to change the endpoint,
@@ -161,12 +166,15 @@ class JobSettings:
     read_concurrency: int = 4
     allow_settings_change: bool = False
     dry_run: bool = False
+    only_outcome: frozenset[Outcome] | None = None
 
     def __post_init__(self) -> None:
         if self.retry_failed and not self.resume:
             raise UsageError("--retry-failed needs --resume")
         if self.resume and self.report is None:
             raise UsageError("--resume needs --report PATH (the report of the run to continue)")
+        if self.only_outcome is not None:
+            refuse_stdin(self.input)
 
     def connection(self) -> ConnectionSettings:
         """Where CodeArts is and how to reach it."""
@@ -256,7 +264,8 @@ class JobOutcome:
 
     Attributes:
         exit_code: what the command line exits with: ``OK`` when every valid target ended
-            ``stopped`` or ``not_stopped``, ``ROWS`` when some row ended otherwise, the
+            ``stopped`` or ``not_stopped`` (or ``dry_run``, ``skipped``), ``ROWS`` when some
+            row ended otherwise, the
             guard's own code (``exc.exit_code``) when one ended the run, ``INTERRUPTED``
             when :meth:`Job.drain` did.
         stats: the run's counters; ``stats.aborted_by`` is the guard that ended it, if one
@@ -557,6 +566,11 @@ class Job:
                 open_source(settings.input, settings.input_format, stdin=stdin)
             )
             run_number = 1
+        chosen: Carried | None = carried
+        if settings.only_outcome is not None:
+            chosen = Subset.of_report(
+                Path(settings.input), settings.only_outcome, run=run_number, inner=carried
+            )
         client: CodeArtsClient | NoCalls
         if settings.dry_run:
             # Where a run would go, checked as a run checks it, and never contacted.
@@ -594,7 +608,7 @@ class Job:
         stopper = Stopper(client, pacer=pacer, settings=run_settings, observer=writer)
         # The source itself, not iter(source): its async reading lets a drain stop reading a
         # pipe at once.
-        run = stopper.run(source, carried=carried)
+        run = stopper.run(source, carried=chosen)
         return _Prepared(
             source=source,
             writer=writer,

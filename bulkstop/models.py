@@ -76,6 +76,7 @@ class Outcome(enum.StrEnum):
     DUPLICATE = "duplicate"  #: an earlier row named the same (job_id, build_no); never sent
     ABORTED = "aborted"  #: the run ended (interrupt, threshold, breaker) before this row finished
     DRY_RUN = "dry_run"  #: ``--dry-run``: a run would send it; nothing was sent
+    SKIPPED = "skipped"  #: ``--only-outcome``: its earlier outcome was not chosen; not sent
 
 
 #: Outcomes that count as "the run did what it could and the build is not running because of us

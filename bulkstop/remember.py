@@ -62,7 +62,6 @@ NOT_REMEMBERED: Final[frozenset[str]] = frozenset(
         "retry_failed",
         "allow_settings_change",
         "dry_run",
-        "only_outcome",
     }
 )
 
@@ -87,6 +86,10 @@ def as_scalar(value: object) -> Scalar:
         return str(value)
     if isinstance(value, FailureThreshold):
         return f"{value.count}" if value.count is not None else f"{value.percent:g}%"
+    if isinstance(value, frozenset):  # --only-outcome
+        from bulkstop.subset import spell_outcomes
+
+        return spell_outcomes(value)
     raise TypeError(f"cannot remember a setting of type {type(value).__name__}")
 
 

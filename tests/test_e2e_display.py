@@ -143,7 +143,7 @@ def test_the_display_shows_total_rate_and_eta_and_logs_go_above_it(
     terminal = Terminal(
         [sys.executable, "-m", "bulkstop", "run", str(source), "--endpoint",
          failing_simulator.url, "--report", str(tmp_path / "r.csv"), "--rate", "40",
-         "--max-attempts", "2"]
+         "--max-attempts", "2", "--yes"]
     )  # fmt: skip
     status = terminal.run_to_end()
 
@@ -181,7 +181,8 @@ def test_a_throttled_run_shows_the_lowered_pacer(
     source = targets_csv(tmp_path / "t.csv", 60)
     terminal = Terminal(
         [sys.executable, "-m", "bulkstop", "run", str(source), "--endpoint",
-         throttling_simulator.url, "--report", str(tmp_path / "r.csv"), "--rate", "40"]
+         throttling_simulator.url, "--report", str(tmp_path / "r.csv"), "--rate", "40",
+         "--yes"]
     )  # fmt: skip
     status = terminal.run_to_end()
 

@@ -283,3 +283,70 @@ def test_a_resume_of_a_report_without_settings_uses_the_flags_given(
     assert resumed.exit_code == 0, resumed.stderr
     assert "resuming with" not in resumed.stderr
     assert stops(simulator) == {"v1": 5}
+
+
+def run_in_process(args: Sequence[str], env: dict[str, str | None]) -> Result:
+    clean: dict[str, str | None] = {
+        name: None for name in os.environ if name.startswith(("CODEARTS_", "HUAWEICLOUD_"))
+    }
+    try:
+        result = CliRunner().invoke(
+            main, ["run", *args, "--progress", "never"], env={**clean, **env}
+        )
+    finally:
+        structlog.reset_defaults()
+    assert not isinstance(result.exception, Exception) or isinstance(
+        result.exception, SystemExit
+    ), repr(result.exception)
+    return result
+
+
+def test_a_remembered_token_file_is_used_unless_a_credential_variable_is_set_now(
+    tmp_path: Path, simulator: HostedSimulator
+) -> None:
+    first_rows, more_rows, all_rows = (write_input(tmp_path / f"{n}.csv", n) for n in (3, 5, 7))
+    report = tmp_path / "report.csv"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
+    first = run_in_process(
+        [str(first_rows), "--endpoint", simulator.url, "--api", "v1", "--report", str(report),
+         "--token-file", str(token_file)], {},
+    )  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(settings_path(report).read_text())["settings"]["token_file"] == str(
+        token_file
+    )
+    assert TOKEN not in settings_path(report).read_text()
+
+    # No variable: the remembered file is the credential (two more targets are sent with it).
+    again = run_in_process([str(more_rows), "--report", str(report), "--resume"], {})
+    assert again.exit_code == 0, again.stderr
+    assert f"--token-file {token_file}" in again.stderr
+    # The token was rotated: the file is stale, the variable holds the new one, and wins.
+    token_file.write_text("stale-token-of-yesterday")
+    rotated = run_in_process(
+        [str(all_rows), "--report", str(report), "--resume"], {"CODEARTS_TOKEN": TOKEN}
+    )
+    assert rotated.exit_code == 0, rotated.stderr
+    assert stops(simulator) == {"v1": 7}
+
+
+def test_status_of_an_interrupted_run_says_what_the_resume_sends(
+    tmp_path: Path, simulator: HostedSimulator
+) -> None:
+    source = write_input(tmp_path / "targets.csv")
+    report = tmp_path / "report.csv"
+    interrupted_run(source, report, simulator.url)
+    aborted = sum(1 for outcome in outcomes(report).values() if outcome is Outcome.ABORTED)
+    assert aborted > 0
+
+    done = CliRunner().invoke(main, ["status", str(report), "--json"])
+
+    assert done.exit_code == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said["state"] == "ended early"
+    assert said["counts"]["aborted"] == aborted
+    assert said["resume_sends"] == aborted
+    assert said["resume_command"] == f"bulkstop run {source} --report {report} --resume"
+    assert said["settings"]["api"] == "v1"

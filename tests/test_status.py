@@ -172,3 +172,19 @@ def test_report_status_is_a_library_call(tmp_path: Path) -> None:
 
     assert found.finished
     assert found.counts == {Outcome.STOPPED: 1}
+
+
+def test_a_dry_run_report_says_a_resume_sends_what_it_planned(tmp_path: Path) -> None:
+    report = tmp_path / "plan.csv"
+    planned = CliRunner().invoke(
+        main,
+        ["run", str(SAMPLES / "mixed.csv"), "--simulate", "--report", str(report), "--dry-run",
+         "--progress", "never"],
+    )  # fmt: skip
+    assert planned.exit_code == 1, planned.stderr  # the invalid and duplicate rows
+
+    said = status_json(report)
+
+    assert said["state"] == "finished"
+    assert said["counts"] == {"dry_run": 23, "invalid": 1, "duplicate": 1}
+    assert said["resume_sends"] == 23  # dry_run rows are unsent

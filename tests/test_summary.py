@@ -84,6 +84,7 @@ def test_the_counts_pace_and_report_are_the_runs() -> None:
             "duplicate": 0,
             "aborted": 0,
             "dry_run": 0,
+            "skipped": 0,
         },
         "requests": 14,
         "retries": 5,

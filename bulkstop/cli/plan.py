@@ -1,14 +1,16 @@
 """The plan of a run in words: how many targets, where, by which API, at what rate, how long.
 
 Shown after a dry run and in the question asked before a large run on a terminal
-(:func:`confirm_run`).
+(:func:`confirmed`), whose count is that of a dry run of the same settings: exactly the stops
+the run would send, after validation, dedupe and a resume's plan.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
@@ -16,7 +18,7 @@ import click
 if TYPE_CHECKING:
     from bulkstop.job import JobOutcome, JobSettings
 
-__all__ = ["asks", "confirm_run", "describe", "dry_run_lines", "duration", "where"]
+__all__ = ["asks", "confirmed", "count_targets", "describe", "dry_run_lines", "duration", "where"]
 
 
 def where(settings: JobSettings) -> str:
@@ -57,22 +59,51 @@ def describe(settings: JobSettings, count: int | None) -> str:
     return text
 
 
-def asks(settings: JobSettings, *, yes: bool, above: int) -> bool:
-    """Whether to ask before the run: on a terminal (stdin and stderr), unless ``--yes``.
+def asks(settings: JobSettings) -> bool:
+    """Whether a run may ask before it starts: on a terminal (stdin and stderr).
 
     Never for input from stdin: a pipe leaves no terminal to answer on, and a terminal that
-    is stdin is the input being typed, which would answer the question itself.
+    is stdin is the input being typed, which would answer the question itself. Never for a
+    dry run, which sends nothing.
     """
-    if yes or settings.dry_run or settings.input == "-" or above < 0:
+    if settings.dry_run or settings.input == "-":
         return False
     try:
-        return sys.stdin.isatty() and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
-    except (AttributeError, ValueError):
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stream, or a closed one
         return False
 
 
-def confirm_run(settings: JobSettings, count: int) -> bool:
-    """Show the plan of a run of ``count`` targets and ask whether to send them."""
+async def count_targets(settings: JobSettings) -> int:
+    """How many stops the run ``settings`` describe would send: a dry run of it, writing its
+    report (a new run's) to a temporary directory, or none at all (a resume's)."""
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    from bulkstop.job import Job
+    from bulkstop.models import Outcome
+
+    with tempfile.TemporaryDirectory() as scratch:
+        planned = dataclasses.replace(settings, dry_run=True)
+        if not settings.resume:
+            suffix = settings.report.suffix if settings.report is not None else ".csv"
+            report = Path(scratch, "plan" + suffix)
+            planned = dataclasses.replace(planned, report=report, overwrite=False)
+        async with Job(planned) as job:
+            outcome = await job.run()
+    return outcome.stats.count(Outcome.DRY_RUN)
+
+
+def confirmed(settings: JobSettings, *, above: int) -> bool:
+    """Whether to go on: yes at once for ``above`` stops or fewer; else the plan is shown and
+    the question asked (no, unless answered yes)."""
+    import anyio
+
+    with _quieted():  # the plan's own dry run is not news
+        count = anyio.run(count_targets, settings)
+    if count <= above:
+        return True
     click.echo(f"bulkstop: about to stop {describe(settings, count)}.", err=True)
     return click.confirm("Send these stops?", default=False, err=True)
 
@@ -93,3 +124,18 @@ def dry_run_lines(settings: JobSettings, outcome: JobOutcome) -> list[str]:
     elif count:
         lines.append(f"  to send them: bulkstop run {given} --report {report} --resume")
     return lines
+
+
+@contextlib.contextmanager
+def _quieted() -> Iterator[None]:
+    """Only errors are logged meanwhile (the real run warns again); logging is restored after."""
+    import logging
+
+    import structlog
+
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)

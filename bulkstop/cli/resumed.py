@@ -6,6 +6,9 @@ its default takes the value the report's run recorded (:mod:`bulkstop.remember`)
 checked by the option itself exactly as if it had been typed; an option given again wins, with
 a notice. A change that would make the earlier records mean something else is the job's to
 refuse (:func:`bulkstop.remember.refuse_meaning_changes`), so library callers get the same rule.
+
+The credential is chosen afresh: a remembered ``--token-file`` is used only when no credential
+variable is set now (a token rotated into ``CODEARTS_TOKEN`` wins over yesterday's file).
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ def with_remembered(
         if param is None or name not in options or name in NOT_REMEMBERED:
             continue  # a setting this command does not take, or one it never remembers
         if ctx.get_parameter_source(name) in _UNGIVEN:
+            if name == "token_file" and raw is not None and _credential_in_environment():
+                # The credential is the one given now: a remembered file would win over the
+                # variable (a token rotated into it), and no flag could take the file back.
+                continue
             try:
                 value = None if raw is None else param.process_value(ctx, raw)
             except click.BadParameter as exc:
@@ -68,3 +75,12 @@ def with_remembered(
     notices = [f"bulkstop: resuming with the settings run {remembered.run} recorded: {settings}"]
     notices.extend(f"bulkstop: given again: {line}" for line in overridden)
     return merged, notices
+
+
+def _credential_in_environment() -> bool:
+    """Whether a credential variable is set (any of the three ways)."""
+    import os
+
+    from bulkstop.credentials import AKSK_VARIABLES, IAM_VARIABLES, TOKEN_VARIABLE
+
+    return any(os.environ.get(name) for name in (TOKEN_VARIABLE, *IAM_VARIABLES, *AKSK_VARIABLES))

@@ -33,7 +33,10 @@ __all__ = ["run_command"]
 
 #: What each exit code of ``bulkstop run`` means, as ``run --help`` lists them.
 _MEANINGS: Mapping[ExitCode, str] = {
-    ExitCode.OK: "every valid target ended stopped or not_stopped (with --verify: and ended)",
+    ExitCode.OK: (
+        "every valid target ended stopped or not_stopped (with --verify: and ended); in a dry"
+        " run, dry_run; rows an --only-outcome run did not choose, skipped"
+    ),
     ExitCode.ROWS: (
         "some row ended otherwise (including invalid rows); with --verify, also: a target sent"
         " is still running or could not be checked"
@@ -44,7 +47,8 @@ _MEANINGS: Mapping[ExitCode, str] = {
     ),
     ExitCode.ABORTED: (
         "aborted on purpose: --max-failures exceeded, --auth-breaker tripped, or the server"
-        " failing for --failing-server-window"
+        " failing for --failing-server-window; or the question before a large run was"
+        " answered no (nothing was sent)"
     ),
     ExitCode.INTERRUPTED: (
         "interrupted (SIGINT/SIGTERM): in-flight calls drained, the rest is aborted; --resume"
@@ -66,6 +70,17 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
     try:
         return FailureThreshold.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _outcomes(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    from bulkstop.subset import parse_outcomes
+
+    try:
+        return parse_outcomes(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -220,6 +235,25 @@ HUAWEICLOUD_SDK_SECURITY_TOKEN]     AK/SK signing (temporary keys add the token)
         " that report then sends them."
     ),
 )
+@click.option(
+    "--confirm-above",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    metavar="N",
+    help="On a terminal, show the plan and ask before sending more than N stops.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before a large run.")
+@click.option(
+    "--only-outcome",
+    callback=_outcomes,
+    default=None,
+    metavar="OUTCOME[,OUTCOME...]",
+    help=(
+        "INPUT is an earlier report: send only the targets it left with one of these outcomes"
+        " (e.g. uncertain,failed); the other rows are reported skipped."
+    ),
+)
 # -- resume remembers the run (bulkstop.cli.resumed) ------------------------------------------
 @click.option(
     "--allow-settings-change",
@@ -250,6 +284,8 @@ def run_command(
     grace: float,
     quiet: bool,
     summary_json: Path | None,
+    confirm_above: int,
+    yes: bool,
     **options: Any,
 ) -> None:
     # The help is COMMANDS["run"].summary, which the group lists without importing this.
@@ -265,7 +301,8 @@ def run_command(
 
             others = {"the report": options["report"], "the input": options["input"]}
             check_summary_path(summary_json, others)  # refused before anything is sent
-        code = _run(options, progress=shown, grace=grace, summary_json=summary_json)
+        asking = None if yes else confirm_above
+        code = _run(options, progress=shown, grace=grace, summary_json=summary_json, ask=asking)
     except KeyboardInterrupt:
         # Outside a run's own signal handling (while starting up or finishing): a run that had
         # started left its report as a journal that --resume continues.
@@ -291,7 +328,12 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
 
 
 def _run(
-    options: dict[str, Any], *, progress: bool, grace: float, summary_json: Path | None = None
+    options: dict[str, Any],
+    *,
+    progress: bool,
+    grace: float,
+    summary_json: Path | None = None,
+    ask: int | None = None,
 ) -> ExitCode:
     import anyio
 
@@ -300,6 +342,14 @@ def _run(
 
     options, notices = with_remembered(click.get_current_context(), options)
     settings = JobSettings(**options)
+    if ask is not None:
+        from bulkstop.cli import plan
+
+        if plan.asks(settings) and not plan.confirmed(settings, above=ask):
+            from bulkstop.cli import output
+
+            output.say("run.declined", "bulkstop: nothing was sent", "warning")
+            return ExitCode.ABORTED
     return anyio.run(_run_job, settings, progress, grace, notices, summary_json)
 
 
