@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bulkstop.cli import COMMANDS
-from bulkstop.cli.options import CONNECTION_OPTIONS, connection_options, log_options, read_options
+from bulkstop.cli.options import (
+    CONNECTION_OPTIONS,
+    connection_options,
+    log_options,
+    read_options,
+    simulated_read_rate,
+)
 from bulkstop.errors import BulkstopError, ExitCode, UsageError
 from bulkstop.simulator.options import world_options
 
@@ -205,6 +211,8 @@ def _discover(options: dict[str, Any], *, progress: bool) -> ExitCode:
     world = None
     if options["simulate"]:
         from bulkstop.simulator.options import world_config
+
+        simulated_read_rate(click.get_current_context(), options)
         from bulkstop.simulator.world import derive_project_id
 
         try:

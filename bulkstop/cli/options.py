@@ -21,6 +21,7 @@ __all__ = [
     "connection_options",
     "log_options",
     "read_options",
+    "simulated_read_rate",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,6 +29,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: :data:`bulkstop.reader.DEFAULT_READ_RATE`, repeated so that ``--help`` does not import the
 #: reader (and anyio with it); a test keeps the two equal.
 DEFAULT_READ_RATE = 1.0
+
+#: The read rate with ``--simulate`` when ``--read-rate`` is not given: the built-in simulator
+#: limits no reads unless told to, and a try on a laptop should not take a minute to list fifty
+#: jobs; adaptive pacing still lowers it if the simulator is made to throttle.
+SIMULATED_READ_RATE = 50.0
 
 #: Parameter names that :func:`connection_options` adds (what a command hands to the
 #: connection settings).
@@ -125,6 +131,17 @@ def connection_options(function: F) -> F:
         ],
         function,
     )
+
+
+def simulated_read_rate(ctx: click.Context, options: dict[str, Any]) -> None:
+    """With ``--simulate`` and no ``--read-rate`` given, read at :data:`SIMULATED_READ_RATE`."""
+    from click.core import ParameterSource
+
+    if options.get("simulate") and ctx.get_parameter_source("read_rate") in (
+        ParameterSource.DEFAULT,
+        None,
+    ):
+        options["read_rate"] = SIMULATED_READ_RATE
 
 
 def read_options(function: F) -> F:

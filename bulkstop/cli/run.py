@@ -23,7 +23,12 @@ import click
 
 from bulkstop.cli import COMMANDS
 from bulkstop.cli.jsonlog import JsonUsageCommand
-from bulkstop.cli.options import connection_options, log_options, read_options
+from bulkstop.cli.options import (
+    connection_options,
+    log_options,
+    read_options,
+    simulated_read_rate,
+)
 from bulkstop.errors import BulkstopError, ExitCode
 
 if TYPE_CHECKING:
@@ -340,6 +345,8 @@ def _run(
     from bulkstop.cli.resumed import with_remembered
     from bulkstop.job import JobSettings
 
+    # Before the remembered settings: a resume reads at the rate its run recorded.
+    simulated_read_rate(click.get_current_context(), options)
     options, notices = with_remembered(click.get_current_context(), options)
     settings = JobSettings(**options)
     if ask is not None:
