@@ -220,6 +220,37 @@ def test_verify_settles_the_uncertain_rows_of_a_fault_after_effect_run(
     assert not report.with_name("r.csv.inflight").exists()
 
 
+def test_verify_checks_where_the_reports_run_stopped_with_no_option_given(
+    host: SimulatorHost, tmp_path: Path
+) -> None:
+    sim = host.start(SimulatorConfig(token=TOKEN, finished_ratio=0.0))
+    source = tmp_path / "in.csv"
+    source.write_text("job_id,build_no\n" + "".join(f"{'ab' * 16},{n}\n" for n in range(1, 6)))
+    report = tmp_path / "r.csv"
+    ran = invoke(["run", str(source), "--report", str(report), "--endpoint", sim.url,
+                  "--read-rate", "200", "--log-level", "warning"])  # fmt: skip
+
+    checked = invoke(["verify", str(report)])
+
+    assert ran.exit_code == 0, ran.stderr
+    assert checked.exit_code == 0, checked.stderr
+    assert f"verifying with the settings run 1 recorded: --endpoint {sim.url}" in checked.stderr
+    assert "--read-rate 200" in checked.stderr
+    assert {r.verified for r in load_report(report).records} == {"ended"}
+
+
+def test_verify_refuses_the_report_of_a_simulated_run(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("job_id,build_no\n" + f"{'ab' * 16},1\n")
+    report = tmp_path / "r.csv"
+    invoke(["run", str(source), "--report", str(report), "--simulate", "--log-level", "warning"])
+
+    checked = invoke(["verify", str(report)])
+
+    assert checked.exit_code == 2
+    assert "report of a --simulate run" in checked.stderr
+
+
 def test_verify_names_a_missing_report_and_exits_2(tmp_path: Path) -> None:
     result = invoke(["verify", str(tmp_path / "none.csv"), "--endpoint", "http://127.0.0.1:9"])
     assert result.exit_code == 2

@@ -27,16 +27,17 @@ _UNGIVEN = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
 
 def with_remembered(
-    ctx: click.Context, options: dict[str, Any]
+    ctx: click.Context, options: dict[str, Any], *, always: bool = False
 ) -> tuple[dict[str, Any], list[str]]:
     """``options`` with every option the user did not give taken from the report's settings,
     and the notices to print once the run is under way: which remembered settings are used,
     and which a flag overrides.
 
-    Unchanged, with no notice, when this is not a resume or the report keeps no settings.
+    Unchanged, with no notice, when this is not a resume (unless ``always``: a command that
+    works on the report's targets, such as ``verify``) or the report keeps no settings.
     """
     report = options.get("report")
-    if not options.get("resume") or report is None:
+    if not (always or options.get("resume")) or report is None:
         return options, []
     from bulkstop.remember import NOT_REMEMBERED, as_scalar, flag, same, shown
     from bulkstop.report import read_settings

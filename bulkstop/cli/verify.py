@@ -78,9 +78,31 @@ def _verify(options: dict[str, Any]) -> ExitCode:
     report_format(path)
     if not path.is_file():
         raise UsageError(f"the report {path} does not exist")
+    options, notices = _remembered(options, path)
     with ReportLock.acquire(path) as lock:
+        from bulkstop.cli import output
+
+        for notice in notices:  # once the report is this command's
+            output.notice("verify.settings", notice)
         loaded = load_report(path)
         return anyio.run(_check, options, loaded, lock)
+
+
+def _remembered(options: dict[str, Any], path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The connection options the report's run recorded, for those not given now: the builds
+    to check are where that run stopped them."""
+    from bulkstop.cli.resumed import with_remembered
+    from bulkstop.errors import UsageError
+    from bulkstop.report import read_settings
+
+    remembered = read_settings(path)
+    if remembered is not None and remembered.values.get("simulate"):
+        raise UsageError(
+            f"{path} is the report of a --simulate run: its builds were in a simulator that"
+            " ended with the run; verify it with run --simulate --verify instead"
+        )
+    merged, notices = with_remembered(click.get_current_context(), options, always=True)
+    return merged, [notice.replace("resuming with", "verifying with") for notice in notices]
 
 
 async def _check(options: dict[str, Any], loaded: LoadedReport, lock: ReportLock) -> ExitCode:
