@@ -629,6 +629,14 @@ class Discovery(anyio.AsyncContextManagerMixin):
             if outcome.failure is not None:
                 if outcome.failure.reason is not ReadFailureReason.ABORTED:
                     self._problem("", f"{where}, page {page_index}", outcome.failure)
+                if outcome.failure.reason is ReadFailureReason.UNAUTHORIZED:
+                    # The selection itself was refused to this credential: no job of it can be
+                    # listed, so this is the credential's failure (the breaker's), not a job's.
+                    self._abort(
+                        CredentialsRejected(
+                            f"{where}: the credential was rejected: {outcome.failure.message}"
+                        )
+                    )
                 return
             page = outcome.value
             assert page is not None

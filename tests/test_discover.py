@@ -484,6 +484,31 @@ async def test_a_project_that_cannot_be_listed_is_a_problem_and_nothing_is_found
 
 
 @pytest_anyio
+async def test_a_401_on_the_projects_job_list_ends_discovery_with_credentials_rejected() -> None:
+    service = FakeService([job(1, build(1))])
+    service.script[ReadApi.LIST_PROJECT_JOBS] = [UNAUTHORIZED]
+    clock = FakeClock()
+    client = FakeReadClient(service, clock=clock)
+    discovery = Discovery(
+        client,
+        DiscoverQuery(project_id=PROJECT),
+        settings=ReadSettings(auth_breaker=5, retry=POLICY),
+        pacer=Pacer(rate=50, clock=clock),
+        wall=lambda: NOW,
+    )
+
+    async with clock.autojump():
+        with pytest.raises(
+            CredentialsRejected, match=f"project {PROJECT}: the credential was rejected"
+        ):
+            async with discovery as builds:
+                assert [b async for b in builds] == []
+
+    assert len(client.requests) == 1  # no job is asked for
+    assert [problem.reason for problem in discovery.stats.problems] == ["unauthorized"]
+
+
+@pytest_anyio
 async def test_a_streak_of_401s_ends_discovery_with_credentials_rejected() -> None:
     service = FakeService([job(n, build(1)) for n in range(1, 21)])
     clock = FakeClock()
