@@ -2,7 +2,12 @@
 ``bulkstop run`` reads.
 
 Options in, one :class:`~bulkstop.discover.Discovery` run, builds out (stdout or ``--output``),
-problems and a one-line summary on stderr, exit. Importing this module loads click only.
+problems and a one-line summary on stderr, exit. The stderr lines are the console's
+(:mod:`bulkstop.cli.output`): under ``--log-format json`` each is one JSON object
+(``discover.simulating``, ``discover.not_listed``, ``discover.aborted``, ``discover.summary``
+with its counts as numbers); ``--quiet`` keeps the errors and the summary. The live progress
+line (``\r``, rewritten in place) is for a person at a terminal only. Importing this module
+loads click only.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bulkstop.cli import COMMANDS
+from bulkstop.cli.jsonlog import JsonUsageCommand, JsonUsageError
 from bulkstop.cli.options import (
     CONNECTION_OPTIONS,
     connection_options,
@@ -127,7 +133,9 @@ def _option_named(message: str) -> str:
     return message
 
 
-@click.command("discover", help=COMMANDS["discover"].summary, epilog=_EXIT_CODES)
+@click.command(
+    "discover", cls=JsonUsageCommand, help=COMMANDS["discover"].summary, epilog=_EXIT_CODES
+)
 @click.option("--project", default=None, metavar="ID", help="A CodeArts project: all its jobs.")
 @click.option("--job", "jobs", multiple=True, metavar="JOB_ID", help="A job by its id; repeatable.")
 @click.option(
@@ -183,17 +191,33 @@ def _option_named(message: str) -> str:
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
     show_default=True,
-    help="A live progress line on stderr.",
+    help="A live progress line on stderr (never under --log-format json or --quiet; auto: only"
+    " when stderr is a terminal).",
 )
 @log_options
-def discover_command(log_level: str, log_format: str, **options: Any) -> None:
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Errors and the one-line summary only: no progress line, no info logs.",
+)
+def discover_command(log_level: str, log_format: str, quiet: bool, **options: Any) -> None:
     # The help is COMMANDS["discover"].summary, which the group lists without importing this.
     from bulkstop.cli import output
     from bulkstop.logconfig import configure_logging
 
-    configure_logging(log_level, log_format)
+    configure_logging("error" if quiet else log_level, log_format)
+    output.configure_console(log_format=log_format, quiet=quiet)
+    progress = output.show_progress(options["progress"], log_format, quiet=quiet)
     try:
-        code = _discover(options, progress=output.show_progress(options["progress"], log_format))
+        code = _discover(options, progress=progress)
+    except click.UsageError as exc:
+        # The selection is checked here, not while click parses: shown as click's own are.
+        if log_format != "json" or isinstance(exc, JsonUsageError):
+            raise
+        if exc.ctx is None:
+            exc.ctx = click.get_current_context()
+        raise JsonUsageError(exc) from exc
     except KeyboardInterrupt:
         output.fail("interrupted", ExitCode.INTERRUPTED)
     except BulkstopError as exc:
@@ -207,6 +231,7 @@ def _discover(options: dict[str, Any], *, progress: bool) -> ExitCode:
     import anyio
 
     from bulkstop.buildlist import BuildListWriter, build_list_format
+    from bulkstop.cli import output
 
     world = None
     if options["simulate"]:
@@ -224,7 +249,11 @@ def _discover(options: dict[str, Any], *, progress: bool) -> ExitCode:
         selection = ("project", "jobs", "jobs_file", "all_jobs")
         if not any(options[name] for name in selection):
             project = world.project_id or derive_project_id(options["sim_seed"])
-            click.echo(f"discover: the simulated project is {project}", err=True)
+            output.say(
+                "discover.simulated_project",
+                f"discover: the simulated project is {project}",
+                project=project,
+            )
             options["project"] = project
     query = selection_query(
         project=options["project"],
@@ -254,6 +283,7 @@ async def _run_discovery(
 ) -> ExitCode:
     import anyio
 
+    from bulkstop.cli import output
     from bulkstop.connection import ConnectionSettings, connect, connect_simulated
     from bulkstop.discover import Discovery
     from bulkstop.errors import CredentialsRejected
@@ -277,7 +307,9 @@ async def _run_discovery(
 
             config = SimulatorConfig(seed=options["sim_seed"], world=world)
             client, auth, simulator = await connect_simulated(stack, connection, config)
-            click.echo(f"discover: SIMULATION on {simulator.url}", err=True)
+            output.notice(
+                "discover.simulating", f"discover: SIMULATION on {simulator.url}", url=simulator.url
+            )
         else:
             client, auth = await connect(stack, connection)
         redactor.watch(auth.secret_values)
@@ -293,20 +325,41 @@ async def _run_discovery(
                     writer.write(build)
                 tg.cancel_scope.cancel()
         except CredentialsRejected as exc:
-            _echo(f"discover: aborted: {exc}")
             code = ExitCode.ABORTED
+            output.say(
+                "discover.aborted", f"discover: aborted: {exc}", "error", exit_code=int(code)
+            )
         if progress:
             click.echo("\r" + " " * _PROGRESS_WIDTH + "\r", nl=False, err=True)
         stats = discovery.stats
         for problem in stats.problems:
-            _echo(f"discover: not listed: {problem.message}")
-        _echo(
-            f"discover: {stats.jobs_scanned} of {stats.jobs} jobs scanned, {stats.builds_seen}"
-            f" builds seen, {stats.running} running listed ({stats.filtered_out} filtered out),"
-            f" {stats.calls} read calls, {stats.throttled} throttled"
-        )
+            output.notice(
+                "discover.not_listed",
+                f"discover: not listed: {problem.message}",
+                job_id=problem.job_id,
+                reason=problem.reason,
+                http_status=problem.http_status,
+                error_code=problem.error_code,
+                request_id=problem.request_id,
+            )
         if code is ExitCode.OK and stats.problems:
             code = ExitCode.ROWS
+        output.say_summary(
+            "discover.summary",
+            f"discover: {stats.jobs_scanned} of {stats.jobs} jobs scanned, {stats.builds_seen}"
+            f" builds seen, {stats.running} running listed ({stats.filtered_out} filtered out),"
+            f" {stats.calls} read calls, {stats.throttled} throttled",
+            "info" if code is ExitCode.OK else "warning",
+            jobs=stats.jobs,
+            jobs_scanned=stats.jobs_scanned,
+            builds_seen=stats.builds_seen,
+            running=stats.running,
+            filtered_out=stats.filtered_out,
+            not_listed=len(stats.problems),
+            calls=stats.calls,
+            throttled=stats.throttled,
+            exit_code=int(code),
+        )
         return code
 
 
@@ -314,12 +367,6 @@ async def _run_discovery(
 _PROGRESS_WIDTH = 79
 #: Connection options that are the read settings', not the connection's.
 _NOT_CONNECTION = frozenset({"max_attempts", "auth_breaker"})
-
-
-def _echo(line: str) -> None:
-    from bulkstop.logconfig import redactor
-
-    click.echo(redactor.scrub(line), err=True)
 
 
 async def _show_progress(discovery: Discovery) -> None:

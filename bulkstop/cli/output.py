@@ -9,7 +9,8 @@ defence behind :class:`bulkstop.auth.Secret`. How it is written is set once per 
 - ``--log-format json``: every line is one JSON object with the ``event``, ``level`` and
   ``timestamp`` of the structlog events beside it (:func:`bulkstop.cli.jsonlog.json_line`):
   ``cli.error``, ``run.simulating``, ``run.interrupt``, ``run.summary``.
-- ``--quiet``: errors and the summary's first line only.
+- ``--quiet``: errors and the summary's first line only (:func:`say_summary` for the
+  one-line summary of ``discover`` and ``verify``).
 - otherwise text lines; while the live display is shown they are printed above it.
 
 The summary is data first (:func:`summarize` → :class:`bulkstop.cli.summary.RunSummary`);
@@ -64,6 +65,7 @@ __all__ = [
     "notice",
     "print_summary",
     "say",
+    "say_summary",
     "show_progress",
     "summarize",
     "summary_lines",
@@ -106,10 +108,18 @@ def _emit_json(event: str, level: str, fields: Mapping[str, Any]) -> None:
     click.echo(json_line(event, level, fields, logconfig.redactor.scrub), err=True)
 
 
-def _say(event: str, level: str, text: str, message: str | None = None, **fields: Any) -> None:
+def _say(
+    event: str,
+    level: str,
+    text: str,
+    message: str | None = None,
+    *,
+    kept: bool = False,
+    **fields: Any,
+) -> None:
     """A line of the command's own: a JSON object (``message``, by default ``text``
-    unstyled, and ``fields``) or ``text``; only errors when quiet."""
-    if _state.quiet and level != "error":
+    unstyled, and ``fields``) or ``text``; only errors (and ``kept`` lines) when quiet."""
+    if _state.quiet and level != "error" and not kept:
         return
     if _state.json:
         _emit_json(event, level, {"message": message or click.unstyle(text), **fields})
@@ -127,6 +137,12 @@ def say(event: str, text: str, level: str = "info", **fields: Any) -> None:
     """A line of a command's own on stderr: a JSON object under ``--log-format json``, text
     otherwise; dropped by ``--quiet`` unless ``level`` is ``error``."""
     _say(event, level, text, **fields)
+
+
+def say_summary(event: str, text: str, level: str = "info", **fields: Any) -> None:
+    """A command's one-line summary on stderr (``discover.summary``, ``verify.summary``): as
+    :func:`say`, but shown with ``--quiet`` too; its counts go in ``fields``, as numbers."""
+    _say(event, level, text, kept=True, **fields)
 
 
 def notice(event: str, text: str, **fields: Any) -> None:

@@ -4,6 +4,11 @@ Counts per outcome, whether the run finished or left a journal (a crash, or a ru
 going), the targets unsettled or ``uncertain``, what ``--resume`` would send, and the command
 that continues (:func:`bulkstop.report.report_status`). ``--json`` prints the same as one JSON
 object on stdout.
+
+Its one-line error goes through the console (:func:`bulkstop.cli.output.fail`), on stderr: with
+``--json`` it is one JSON object (``cli.error``, with its ``exit_code``) like every other stderr
+line under ``--log-format json``, because a caller that asked for JSON parses what it gets and
+should not have to tell a status from an error by trying; stdout then stays empty.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ def status_command(report: Path, as_json: bool) -> None:
     import json
 
     from bulkstop.cli import output
+    from bulkstop.errors import ExitCode
     from bulkstop.report import report_status
 
+    output.configure_console(log_format="json" if as_json else "console")
     try:
         status = report_status(report)
     except BulkstopError as exc:
         output.fail(str(exc), exc.exit_code)
+    except OSError as exc:
+        output.fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", ExitCode.ROWS)
     if as_json:
         click.echo(json.dumps(status.as_json(), sort_keys=True))
         return

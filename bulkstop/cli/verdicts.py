@@ -38,13 +38,47 @@ def verify_summary_lines(outcome: VerifyOutcome, *, listed: int = LISTED) -> lis
     return lines
 
 
-def print_verify_summary(outcome: VerifyOutcome) -> None:
+def print_verify_summary(outcome: VerifyOutcome, *, listed: int = LISTED) -> None:
     """:func:`verify_summary_lines` on stderr, as the console writes every line of its own
-    (JSON under ``--log-format json``, through the log redactor); the lines about targets not
-    ended are warnings, which ``--quiet`` keeps."""
+    (through the log redactor): under ``--log-format json`` one event a line, its values as
+    data — ``verify.summary`` (the counts, as numbers), ``verify.not_ended`` (a target),
+    ``verify.more_not_ended`` (how many more), ``verify.ended_early``. ``--quiet`` keeps the
+    counts' line and an early end (an error); the targets not ended are in the report."""
     from bulkstop.cli import output
 
-    for number, line in enumerate(verify_summary_lines(outcome)):
+    lines = verify_summary_lines(outcome, listed=listed)
+    stats = outcome.stats
+    output.say_summary(
+        "verify.summary",
+        lines[0],
+        "info" if outcome.all_ended else "warning",
+        targets=stats.targets,
+        ended=stats.ended,
+        running=stats.running,
+        unknown=stats.unknown,
+        calls=stats.calls,
+        throttled=stats.throttled,
+        all_ended=outcome.all_ended,
+    )
+    shown = outcome.not_ended[:listed]
+    for line, result in zip(lines[1:], shown, strict=False):
+        output.notice(
+            "verify.not_ended",
+            line,
+            job_id=result.job_id,
+            build_no=result.build_no,
+            verdict=result.verdict,
+            status=result.status,
+            detail=result.detail,
+        )
+    rest = lines[1 + len(shown) :]
+    more = len(outcome.not_ended) - len(shown)
+    if more > 0:
+        output.notice("verify.more_not_ended", rest.pop(0), targets=more)
+    if outcome.aborted_by is not None:
         output.say(
-            "verify.summary", line, "info" if number == 0 and outcome.all_ended else "warning"
+            "verify.ended_early",
+            rest.pop(0),
+            "error",
+            exit_code=int(outcome.aborted_by.exit_code),
         )

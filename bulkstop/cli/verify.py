@@ -3,8 +3,10 @@ and write the verdicts into its report.
 
 For the targets a crash, an interrupt or an ``uncertain`` answer left open. The report is
 locked (:class:`~bulkstop.report.ReportLock`) for the whole check, and each verdict reaches
-it with the journal's crash-safety (:mod:`bulkstop.report.verdicts`). Importing this module
-loads click only.
+it with the journal's crash-safety (:mod:`bulkstop.report.verdicts`). The stderr lines are the
+console's (:mod:`bulkstop.cli.output`): one JSON object each under ``--log-format json``
+(``verify.summary`` with the counts, ``verify.not_ended``, ``verify.unrecorded``, ...), the
+errors and the summary only with ``--quiet``. Importing this module loads click only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bulkstop.cli import COMMANDS
+from bulkstop.cli.jsonlog import JsonUsageCommand
 from bulkstop.cli.options import CONNECTION_OPTIONS, connection_options, log_options, read_options
 from bulkstop.errors import BulkstopError, ExitCode
 
@@ -36,7 +39,7 @@ _EXIT_CODES = (
 _NOT_CONNECTION = frozenset({"max_attempts", "auth_breaker"})
 
 
-@click.command("verify", help=COMMANDS["verify"].summary, epilog=_EXIT_CODES)
+@click.command("verify", cls=JsonUsageCommand, help=COMMANDS["verify"].summary, epilog=_EXIT_CODES)
 @click.argument("report", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--verify-timeout",
@@ -49,12 +52,19 @@ _NOT_CONNECTION = frozenset({"max_attempts", "auth_breaker"})
 @connection_options
 @read_options
 @log_options
-def verify_command(log_level: str, log_format: str, **options: Any) -> None:
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Errors and the one-line summary only: no info logs, no list of targets not ended.",
+)
+def verify_command(log_level: str, log_format: str, quiet: bool, **options: Any) -> None:
     # The help is COMMANDS["verify"].summary, which the group lists without importing this.
     from bulkstop.cli import output
     from bulkstop.logconfig import configure_logging
 
-    configure_logging(log_level, log_format)
+    configure_logging("error" if quiet else log_level, log_format)
+    output.configure_console(log_format=log_format, quiet=quiet)
     try:
         code = _verify(options)
     except KeyboardInterrupt:
@@ -106,6 +116,7 @@ def _remembered(options: dict[str, Any], path: Path) -> tuple[dict[str, Any], li
 
 
 async def _check(options: dict[str, Any], loaded: LoadedReport, lock: ReportLock) -> ExitCode:
+    from bulkstop.cli import output
     from bulkstop.cli.verdicts import print_verify_summary
     from bulkstop.connection import ConnectionSettings, connect
     from bulkstop.logconfig import redactor
@@ -118,7 +129,18 @@ async def _check(options: dict[str, Any], loaded: LoadedReport, lock: ReportLock
     records = list(loaded.latest.values())
     unrecorded = sorted(key for key in loaded.in_flight if key not in loaded.latest)
     if not targets_to_verify(records) and not unrecorded:
-        click.echo(f"verify: {loaded.path}: no sent target left to check", err=True)
+        output.say_summary(
+            "verify.summary",
+            f"verify: {loaded.path}: no sent target left to check",
+            report=str(loaded.path),
+            targets=0,
+            ended=0,
+            running=0,
+            unknown=0,
+            calls=0,
+            throttled=0,
+            all_ended=True,
+        )
         return ExitCode.OK
     connection = ConnectionSettings(
         **{name: options[name] for name in CONNECTION_OPTIONS if name not in _NOT_CONNECTION},
@@ -145,10 +167,11 @@ async def _check(options: dict[str, Any], loaded: LoadedReport, lock: ReportLock
         journal.finish()
     print_verify_summary(outcome)
     if unrecorded:
-        click.echo(
+        output.notice(
+            "verify.unrecorded",
             f"verify: {len(unrecorded)} targets were in flight when the run ended and have no"
             " row yet: continue the run with --resume to give them one",
-            err=True,
+            targets=len(unrecorded),
         )
     if outcome.aborted_by is not None:
         return outcome.aborted_by.exit_code

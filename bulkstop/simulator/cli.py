@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import anyio
 import click
 
+from bulkstop.cli.jsonlog import JsonUsageCommand
 from bulkstop.errors import ExitCode
 from bulkstop.logconfig import LEVELS, configure_logging
 from bulkstop.models import parse_target
@@ -53,7 +54,7 @@ def _fail(message: str) -> NoReturn:
     output.fail(message, ExitCode.USAGE)
 
 
-@click.command("simulate")
+@click.command("simulate", cls=JsonUsageCommand)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -281,13 +282,21 @@ def _fail(message: str) -> NoReturn:
     show_default=True,
     help="Least severe log level shown on stderr.",
 )
-def simulate_command(log_level: str, **kwargs: Any) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="console: lines for a person; json: every stderr line one JSON object (the lines on"
+    " stdout, which scripts read for the URL, stay as they are).",
+)
+def simulate_command(log_level: str, log_format: str, **kwargs: Any) -> None:
     """Serve the built-in CodeArts Build simulator on 127.0.0.1 until interrupted."""
     from bulkstop.cli import output
     from bulkstop.simulator.server import serve_forever
 
-    configure_logging(log_level, "console")
-    output.configure_console(log_format="console")
+    configure_logging(log_level, log_format)
+    output.configure_console(log_format=log_format)
     try:
         config = simulator_config(**kwargs)
     except ValueError as exc:
