@@ -607,7 +607,8 @@ class StopRun(anyio.AsyncContextManagerMixin):
             if self._carried is not None:
                 record = self._carried.get(key, line)
                 if record is not None:
-                    self.stats.carried_over += 1
+                    if record.outcome is not Outcome.SKIPPED:  # --only-outcome: carries nothing
+                        self.stats.carried_over += 1
                     await self._emit(out, record)
                     continue
                 maybe_applied = self._carried.maybe_applied(key)

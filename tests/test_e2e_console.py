@@ -205,6 +205,21 @@ def test_a_summary_json_path_that_is_the_report_or_the_input_is_refused(
     assert source.read_bytes() == (SAMPLES / "targets.csv").read_bytes()
 
 
+@pytest.mark.parametrize("companion", ["settings", "inflight", "lock"])
+def test_a_summary_json_path_that_is_a_file_of_the_report_is_refused(
+    tmp_path: Path, companion: str
+) -> None:
+    # Written over <report>.settings, the summary would leave a report no --resume can read.
+    report = tmp_path / "r.csv"
+    path = tmp_path / f"r.csv.{companion}"
+    result = invoke(simulated(report, "--summary-json", str(path)))
+
+    assert result.exit_code == 2
+    assert f"is the report's {companion} file" in result.stderr
+    assert not report.exists()
+    assert not path.exists()
+
+
 # --------------------------------------------------------------------------------------------
 # --quiet
 

@@ -124,6 +124,22 @@ def test_without_an_invalid_row_a_subset_run_exits_0(
     assert sent(simulator) == {f"{job(6)}:7"}
 
 
+def test_the_skipped_rows_of_a_subset_run_are_not_said_to_be_carried_over(
+    tmp_path: Path, simulator: HostedSimulator, earlier: Path
+) -> None:
+    # A fresh report has no earlier run whose records it could carry over.
+    summary = tmp_path / "summary.json"
+    done = invoke([str(earlier), "--endpoint", simulator.url, "--report",
+                   str(tmp_path / "again.csv"), "--only-outcome", "uncertain",
+                   "--summary-json", str(summary)])  # fmt: skip
+
+    assert done.exit_code == 1, done.stderr
+    assert "carried over" not in done.stderr
+    document = json.loads(summary.read_text(encoding="utf-8"))
+    assert document["carried_over"] == 0
+    assert document["outcomes"]["skipped"] == len(EARLIER) - 1
+
+
 def test_an_unknown_outcome_is_a_usage_error_listing_the_valid_ones(
     tmp_path: Path, earlier: Path
 ) -> None:

@@ -305,6 +305,15 @@ def run_command(
             from bulkstop.cli.summary import check_summary_path
 
             others = {"the report": options["report"], "the input": options["input"]}
+            if options["report"] is not None:
+                # Over <report>.settings or .inflight the summary would leave a report that
+                # no --resume can read; over .lock, one that another run could take.
+                from bulkstop.report.paths import inflight_path, lock_path, settings_path
+
+                for name, companion in (
+                    ("settings", settings_path), ("inflight", inflight_path), ("lock", lock_path)
+                ):  # fmt: skip
+                    others[f"the report's {name} file"] = companion(options["report"])
             check_summary_path(summary_json, others)  # refused before anything is sent
         asking = None if yes else confirm_above
         code = _run(options, progress=shown, grace=grace, summary_json=summary_json, ask=asking)
