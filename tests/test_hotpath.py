@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakeclock import FakeClock
@@ -10,6 +13,8 @@ from reportkit import job, result
 
 from bulkstop import Outcome, Pacer, Reply, ReplyKind, RunSettings, Stopper, Target
 from bulkstop.report import ReportWriter
+from bulkstop.report.encoding import format_time
+from bulkstop.report.writer import _write_all
 
 pytestmark = pytest.mark.anyio
 
@@ -104,3 +109,42 @@ async def test_a_target_that_stops_at_once_reads_the_run_clock_twice() -> None:
     assert [r.outcome for r in out] == [Outcome.STOPPED] * n
     assert all(r.elapsed_ms == 250 for r in out)
     assert after - before <= 2 * n + 2  # and one or two for the run itself
+
+
+def test_format_time_writes_every_millisecond_as_isoformat_does() -> None:
+    # the fast path (UTC, a second's text made once, a millisecond's tail from a table)
+    # against the generic one (a naive time), over every millisecond and across seconds
+    base = datetime(2026, 11, 28, 23, 59, 58, tzinfo=UTC)
+    for ms in range(2000):
+        moment = base + timedelta(milliseconds=ms, microseconds=ms % 1000)
+        naive = moment.replace(tzinfo=None)
+        assert format_time(moment) == format_time(naive)
+        assert format_time(moment) == naive.isoformat(timespec="milliseconds") + "Z"
+    assert format_time(base + timedelta(seconds=2)) == "2026-11-29T00:00:00.000Z"
+
+
+class Trickle(io.RawIOBase):
+    """A file that takes at most three bytes a call, as a full disk or a signal may."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.calls = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.calls += 1
+        taken = bytes(b[:3])
+        self.data += taken
+        return len(taken)
+
+
+def test_a_short_write_goes_on_where_it_stopped() -> None:
+    stream = Trickle()
+    _write_all(stream, b"0123456789")  # type: ignore[arg-type]
+    assert bytes(stream.data) == b"0123456789"
+    assert stream.calls == 4
+    whole = Trickle()
+    _write_all(whole, b"012")  # type: ignore[arg-type]
+    assert (bytes(whole.data), whole.calls) == (b"012", 1)

@@ -333,7 +333,8 @@ class ReportWriter:
 
         The marker reaches the OS before this returns, so before the stop can be sent.
         """
-        self._check_open()
+        if self._closed or self._failure is not None:  # _check_open, for each line
+            self._check_open()
         _write_all(self._sidecar, marker_line(self.run, line, job_id, build_no))
         self._sidecar_dirty = True
         self._line_written(self._now())
@@ -373,7 +374,8 @@ class ReportWriter:
         self._append(result, result.run)
 
     def _append(self, result: Result, run: int) -> None:
-        self._check_open()
+        if self._closed or self._failure is not None:  # _check_open, for each line
+            self._check_open()
         encoder = self._encoder
         encoder.add(result, run=run)
         self._report_dirty = True
@@ -545,6 +547,9 @@ def _written(stream: BinaryIO, data: bytes | memoryview) -> int:
 
 
 def _write_all(stream: BinaryIO, data: bytes) -> None:
-    view = memoryview(data)
+    count = _written(stream, data)
+    if count == len(data):  # the common case: one call took it all, no view to slice
+        return
+    view = memoryview(data)[count:]
     while view:
         view = view[_written(stream, view) :]
