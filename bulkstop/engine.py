@@ -256,12 +256,22 @@ _FRESH = RetryState()
 _MAYBE_APPLIED = RetryState(maybe_applied=True)  # an earlier run may have stopped it
 
 
-def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str = "") -> Result:
+def _result(
+    item: _Item,
+    outcome: Outcome,
+    run: int,
+    clock: Clock,
+    detail: str = "",
+    now: float | None = None,
+) -> Result:
+    """``item``'s record; ``now`` is the run's clock at its end when the caller read it."""
     last = item.last
-    finished = utcnow()
+    finished = None
     elapsed = None
+    if item.attempts:
+        finished = utcnow()
     if item.started_mono is not None:
-        elapsed = round((clock.now() - item.started_mono) * 1000)
+        elapsed = round(((clock.now() if now is None else now) - item.started_mono) * 1000)
     target = item.target
     # Positional, in the order of Result's fields: one is made per row, and keywords cost
     # twice as much.
@@ -285,7 +295,7 @@ def _result(item: _Item, outcome: Outcome, run: int, clock: Clock, detail: str =
         request_id,
         item.attempts,
         item.started_at,
-        finished if item.attempts else None,
+        finished,
         elapsed,
         detail,
         item.state.maybe_applied or item.in_flight,
@@ -776,7 +786,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
             if action is Action.SETTLE or action is Action.GIVE_UP:
                 if judged.verdict is Verdict.STALE_CREDENTIAL:
                     self._record_auth(reply, target.job_id)  # refreshed twice, expired again
-                return self._settle(item, step)
+                return self._settle(item, step, now)
             if action is Action.ABORT:
                 return self._aborted(item)
             if action is Action.REFRESH:
@@ -807,8 +817,11 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self, judged: Decision, reply: Reply, started: float, now: float, target: Target
     ) -> None:
         """Tell the pacer and the run's guards about one answer (received at ``now``)."""
-        pacer = self._stopper.pacer
+        stopper = self._stopper
+        pacer = stopper.pacer
         verdict = judged.verdict
+        # the pacer's own time of the answer: ``now`` when it keeps the run's clock
+        answered = now if pacer.clock is stopper.clock else None
         if verdict is Verdict.THROTTLED:
             self.stats.throttled += 1
             before = pacer.rate
@@ -822,9 +835,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 pause=round(pause, 3),
             )
         elif verdict is Verdict.TRANSIENT:
-            pacer.on_failed(started)
+            pacer.on_failed(started, answered)
         else:
-            pacer.on_accepted(started)
+            pacer.on_accepted(started, answered)
         if verdict is Verdict.STALE_CREDENTIAL:
             # Judged after the refresh: every worker in flight sees the expiry at once, and a
             # renewed token means the credentials are fine.
@@ -862,9 +875,11 @@ class StopRun(anyio.AsyncContextManagerMixin):
             call_is_wrong=guard.tripped,
         )
 
-    def _settle(self, item: _Item, step: Step) -> Result:
+    def _settle(self, item: _Item, step: Step, now: float | None = None) -> Result:
         assert step.outcome is not None
-        return _result(item, step.outcome, self.settings.run, self._stopper.clock, step.detail)
+        return _result(
+            item, step.outcome, self.settings.run, self._stopper.clock, step.detail, now
+        )
 
     def _aborted(self, item: _Item, unless: str = "run stopped") -> Result:
         """An ``aborted`` record for ``item``: why the run stopped (``unless`` it was not)."""

@@ -385,17 +385,20 @@ class Pacer:
                 return now
             # A pause began while we waited for our slot: the slot is forfeited (conservative).
 
-    def on_accepted(self, started_at: float) -> None:
+    def on_accepted(self, started_at: float, now: float | None = None) -> None:
+        """Record an answer that was not a throttling one, received at ``now`` (the clock's
+        time when not given: a caller that read it already passes it on)."""
         if self.adaptive:
             control = self.control
-            control.on_accepted(started_at, self.clock.now())
+            control.on_accepted(started_at, self.clock.now() if now is None else now)
             if control.rate != self.limiter.rate:
                 self.limiter.set_rate(control.rate)
 
-    def on_failed(self, started_at: float) -> None:
-        """Record a transient failure (rule 4: it never raises the rate)."""
+    def on_failed(self, started_at: float, now: float | None = None) -> None:
+        """Record a transient failure (rule 4: it never raises the rate), received at
+        ``now`` (as for :meth:`on_accepted`)."""
         if self.adaptive:
-            self.control.on_failed(started_at, self.clock.now())
+            self.control.on_failed(started_at, self.clock.now() if now is None else now)
 
     def slow_down(self, started_at: float) -> bool:
         """Rule 5: the retry budget is spent. Returns whether the rate was cut."""

@@ -77,6 +77,9 @@ def as_utc(moment: datetime) -> datetime:
 
 #: The last second :func:`format_time` wrote, as (its fields, ``YYYY-MM-DDTHH:MM:SS``).
 _last_second: tuple[tuple[int, ...], str] = ((), "")
+#: ``.000Z`` to ``.999Z``: the tail of a time, by its millisecond (a format spec per time
+#: cost half of what format_time costs).
+_MILLIS: Final = tuple(f".{ms:03}Z" for ms in range(1000))
 
 
 def format_time(moment: datetime) -> str:
@@ -92,7 +95,7 @@ def format_time(moment: datetime) -> str:
         if second != seen:
             text = moment.isoformat(timespec="seconds")[:19]  # before "+00:00"
             _last_second = (second, text)
-        return f"{text}.{moment.microsecond // 1000:03}Z"
+        return text + _MILLIS[moment.microsecond // 1000]
     if zone is None:
         return moment.isoformat(timespec="milliseconds") + "Z"
     return as_utc(moment).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
@@ -202,8 +205,8 @@ def _csv_cells(result: Result, run: Any) -> tuple[Any, ...]:
         _csv_str(error_msg),
         _csv_str(request_id),
         attempts if type(attempts) is int else _csv_text(attempts),
-        _csv_time(started_at),
-        _csv_time(finished_at),
+        format_time(started_at) if type(started_at) is datetime else _csv_time(started_at),
+        format_time(finished_at) if type(finished_at) is datetime else _csv_time(finished_at),
         elapsed_ms if elapsed_ms is None or type(elapsed_ms) is int else _csv_text(elapsed_ms),
         _csv_str(detail),
         ("true" if maybe_applied else "false")

@@ -333,10 +333,11 @@ class ReportWriter:
 
         The marker reaches the OS before this returns, so before the stop can be sent.
         """
-        self._check_open()
+        if self._closed or self._failure is not None:  # _check_open, for each line
+            self._check_open()
         _write_all(self._sidecar, marker_line(self.run, line, job_id, build_no))
         self._sidecar_dirty = True
-        self._line_written()
+        self._line_written(self._now())
 
     def write(self, result: Result) -> None:
         """Append ``result`` (stamped with this writer's run); see the class for when it
@@ -373,21 +374,23 @@ class ReportWriter:
         self._append(result, result.run)
 
     def _append(self, result: Result, run: int) -> None:
-        self._check_open()
+        if self._closed or self._failure is not None:  # _check_open, for each line
+            self._check_open()
         encoder = self._encoder
         encoder.add(result, run=run)
         self._report_dirty = True
         self._written += 1
         pending = encoder.pending
+        now = self._now()  # one read for the flush and the fsync checks
         if pending >= self._flush_every:
             self._flush_pending()
         elif pending == 1:
-            self._pending_since = self._now()
+            self._pending_since = now
             if not self._flush_later():
                 self._flush_pending()
-        elif self._now() - self._pending_since >= self._flush_interval:
+        elif now - self._pending_since >= self._flush_interval:
             self._flush_pending()
-        self._line_written()
+        self._line_written(now)
 
     def _flush_later(self) -> bool:
         """Have the records written so far flushed within ``flush_interval``; ``False``
@@ -495,12 +498,10 @@ class ReportWriter:
         if self._own_lock is not None:
             self._own_lock.release()
 
-    def _line_written(self) -> None:
+    def _line_written(self, now: float) -> None:
+        """Count a line written at ``now``; fsync when the count or the interval says so."""
         self._unsynced += 1
-        if (
-            self._unsynced >= self._fsync_every
-            or self._now() - self._last_sync >= self._fsync_interval
-        ):
+        if self._unsynced >= self._fsync_every or now - self._last_sync >= self._fsync_interval:
             self._sync()
 
     def _sync(self) -> None:
@@ -546,6 +547,9 @@ def _written(stream: BinaryIO, data: bytes | memoryview) -> int:
 
 
 def _write_all(stream: BinaryIO, data: bytes) -> None:
-    view = memoryview(data)
+    count = _written(stream, data)
+    if count == len(data):  # the common case: one call took it all, no view to slice
+        return
+    view = memoryview(data)[count:]
     while view:
         view = view[_written(stream, view) :]

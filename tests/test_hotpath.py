@@ -1,0 +1,150 @@
+"""The per-target hot path: what it costs, pinned where a cost is countable (clock reads)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeclock import FakeClock
+from reportkit import job, result
+
+from bulkstop import Outcome, Pacer, Reply, ReplyKind, RunSettings, Stopper, Target
+from bulkstop.report import ReportWriter
+from bulkstop.report.encoding import format_time
+from bulkstop.report.writer import _write_all
+
+pytestmark = pytest.mark.anyio
+
+OK = Reply(kind=ReplyKind.STOPPED, http_status=200, request_id="r-ok")
+
+
+class CountingClock(FakeClock):
+    """A fake clock that counts its reads."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        super().__init__(start)
+        self.reads = 0
+
+    def now(self) -> float:
+        self.reads += 1
+        return super().now()
+
+
+def test_the_writer_reads_its_clock_once_a_line(tmp_path: Path) -> None:
+    clock = CountingClock()
+    writer = ReportWriter(tmp_path / "r.csv", now=clock.now, call_later=lambda d, f: None)
+    opened = clock.reads
+    for i in range(10):
+        writer.attempting(i + 2, job(i), i + 1)
+        writer.write(result(i))
+    assert clock.reads - opened == 20  # one per marker, one per record
+    writer.finalize()
+
+
+def test_the_writer_checks_its_intervals_on_that_one_read(tmp_path: Path) -> None:
+    clock = CountingClock()
+    flushed: list[float] = []
+    writer = ReportWriter(
+        tmp_path / "r.csv",
+        now=clock.now,
+        call_later=lambda d, f: flushed.append(d),
+        fsync_interval=1.0,
+    )
+    path = tmp_path / "r.csv"
+    header = path.stat().st_size
+    writer.write(result(0))  # waits for the timer
+    assert path.stat().st_size == header
+    clock.advance(0.004)
+    writer.write(result(1))  # within the flush interval: still waiting
+    assert path.stat().st_size == header
+    clock.advance(0.001)
+    writer.write(result(2))  # 5 ms after the first: all three go
+    assert path.read_text().count("\n") == 4
+    assert flushed == [0.005]
+    writer.finalize()
+
+
+def test_the_pacer_takes_the_time_of_an_answer_from_its_caller() -> None:
+    clock = CountingClock(start=10.0)
+    pacer = Pacer(rate=100.0, clock=clock)
+    pacer.on_accepted(9.0, 10.0)
+    pacer.on_failed(9.0, 10.0)
+    assert clock.reads == 0
+    pacer.on_accepted(9.0)  # without one, it reads its clock
+    pacer.on_failed(9.0)
+    assert clock.reads == 2
+
+
+class InstantClient:
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    async def stop(self, target: Target) -> Reply:
+        await self.clock.sleep(0.25)
+        return OK
+
+    async def refresh_credentials(self, generation: int) -> bool:
+        return True
+
+
+async def test_a_target_that_stops_at_once_reads_the_run_clock_twice() -> None:
+    # One read to take its start, one when its answer comes; the pacer, its guards and its
+    # record use that second one.
+    n = 20
+    clock = CountingClock()
+    client = InstantClient(clock)
+    pacer = Pacer(rate=1e9, burst=n, clock=clock)
+    stopper = Stopper(client, pacer=pacer, settings=RunSettings(concurrency=4), clock=clock)
+
+    out = []
+    async with clock.autojump():
+        async with stopper.run([(job(i), i + 1) for i in range(n)]) as results:
+            before = clock.reads
+            async for record in results:
+                out.append(record)
+            after = clock.reads
+    assert [r.outcome for r in out] == [Outcome.STOPPED] * n
+    assert all(r.elapsed_ms == 250 for r in out)
+    assert after - before <= 2 * n + 2  # and one or two for the run itself
+
+
+def test_format_time_writes_every_millisecond_as_isoformat_does() -> None:
+    # the fast path (UTC, a second's text made once, a millisecond's tail from a table)
+    # against the generic one (a naive time), over every millisecond and across seconds
+    base = datetime(2026, 11, 28, 23, 59, 58, tzinfo=UTC)
+    for ms in range(2000):
+        moment = base + timedelta(milliseconds=ms, microseconds=ms % 1000)
+        naive = moment.replace(tzinfo=None)
+        assert format_time(moment) == format_time(naive)
+        assert format_time(moment) == naive.isoformat(timespec="milliseconds") + "Z"
+    assert format_time(base + timedelta(seconds=2)) == "2026-11-29T00:00:00.000Z"
+
+
+class Trickle(io.RawIOBase):
+    """A file that takes at most three bytes a call, as a full disk or a signal may."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.calls = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.calls += 1
+        taken = bytes(b[:3])
+        self.data += taken
+        return len(taken)
+
+
+def test_a_short_write_goes_on_where_it_stopped() -> None:
+    stream = Trickle()
+    _write_all(stream, b"0123456789")  # type: ignore[arg-type]
+    assert bytes(stream.data) == b"0123456789"
+    assert stream.calls == 4
+    whole = Trickle()
+    _write_all(whole, b"012")  # type: ignore[arg-type]
+    assert (bytes(whole.data), whole.calls) == (b"012", 1)
