@@ -140,6 +140,24 @@ def test_the_skipped_rows_of_a_subset_run_are_not_said_to_be_carried_over(
     assert document["outcomes"]["skipped"] == len(EARLIER) - 1
 
 
+def test_verify_of_a_subset_run_checks_only_what_it_sent(
+    tmp_path: Path, simulator: HostedSimulator, earlier: Path
+) -> None:
+    # The skipped targets were not sent by this run: checking them (still running in this
+    # world) would make the run exit 1 for builds it was told to leave alone.
+    report = tmp_path / "again.csv"
+    done = invoke([str(earlier), "--endpoint", simulator.url, "--report", str(report),
+                   "--only-outcome", "aborted", "--verify", "--verify-timeout", "0"])  # fmt: skip
+
+    records = by_target(report)
+    assert records[(job(6), "7")].outcome is Outcome.STOPPED
+    assert records[(job(6), "7")].verified != ""
+    skipped = [r for r in records.values() if r.outcome is Outcome.SKIPPED]
+    assert len(skipped) == len(EARLIER) - 1
+    assert all(r.verified == "" for r in skipped)
+    assert "1 targets checked" in done.stderr or "1 target checked" in done.stderr
+
+
 def test_an_unknown_outcome_is_a_usage_error_listing_the_valid_ones(
     tmp_path: Path, earlier: Path
 ) -> None:

@@ -130,6 +130,28 @@ def test_the_settings_file_is_never_written_through_a_link(tmp_path: Path) -> No
     assert target.read_text() == "keep"
 
 
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
+def test_a_settings_file_others_may_write_is_refused(tmp_path: Path, mode: int) -> None:
+    # Whoever can write it chooses the endpoint (and token file) a resume sends the credential to.
+    write_settings(tmp_path / "r.csv", run=1, credential="token", values={"endpoint": "https://a"})
+    os.chmod(settings_path(tmp_path / "r.csv"), mode)
+
+    with pytest.raises(InputError, match="writable by other users") as raised:
+        read_settings(tmp_path / "r.csv")
+    assert str(raised.value).startswith(f"{tmp_path / 'r.csv.settings'}: ")
+
+
+def test_a_settings_file_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_settings(tmp_path / "r.csv", run=1, credential="token", values={"endpoint": "https://a"})
+    owner = settings_path(tmp_path / "r.csv").stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+
+    with pytest.raises(InputError, match="owned by another user"):
+        read_settings(tmp_path / "r.csv")
+
+
 @pytest.mark.parametrize(
     ("content", "says"),
     [

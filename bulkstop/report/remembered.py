@@ -14,8 +14,9 @@ never a credential::
 again, and ``bulkstop status`` shows the command that continues.
 
 The file is written like every other file of a report (:mod:`~bulkstop.report.files`): 0600,
-never through a link. It is replaced whole by a rename, so that a crash while it is written
-leaves the old one or the new one, never half of one.
+never through a link; and it is read only when it is the user's own and nobody else may write
+it, since it names where a resume sends the credential. It is replaced whole by a rename, so
+that a crash while it is written leaves the old one or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -105,6 +107,7 @@ def read_settings(report: Path) -> RememberedSettings | None:
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with os.fdopen(fd, "rb") as stream:
+        _refuse_foreign(path, os.fstat(stream.fileno()))
         data = stream.read(_MAX_SIZE + 1)
     if len(data) > _MAX_SIZE:
         raise InputError(f"{path}: larger than {_MAX_SIZE} bytes, not a settings file")
@@ -136,6 +139,22 @@ def read_settings(report: Path) -> RememberedSettings | None:
     return RememberedSettings(
         path=path, run=run, credential=credential, values=values, input=given
     )
+
+
+def _refuse_foreign(path: Path, info: os.stat_result) -> None:
+    """Refuse a settings file that another user wrote or may write: it chooses the endpoint
+    (and the token file) a resume sends the credential to. bulkstop writes it 0600."""
+    geteuid = getattr(os, "geteuid", None)  # not on Windows
+    if geteuid is not None and info.st_uid != geteuid():
+        raise InputError(
+            f"{path}: owned by another user, so not trusted with where a resume sends the "
+            "credential; remove it, or give the settings again as flags"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InputError(
+            f"{path}: writable by other users, so not trusted with where a resume sends the "
+            "credential; chmod 600 it after checking its endpoint, or remove it"
+        )
 
 
 def _no_constant(name: str) -> object:

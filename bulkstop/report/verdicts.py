@@ -14,8 +14,8 @@ killed: its sidecar names targets in flight) stays one: the verdicts are appende
 resume that finalizes the report folds them.
 
 Which targets a verification checks (:func:`was_sent`): every record except ``invalid``,
-``duplicate`` and an ``aborted`` row that was never sent (no attempt, nothing that may have
-applied).
+``duplicate``, ``dry_run``, ``skipped`` (``--only-outcome`` left it alone) and an ``aborted``
+row that was never sent (no attempt, nothing that may have applied).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ log = get_logger(__name__)
 
 def was_sent(record: Result) -> bool:
     """Whether the record's stop was sent (or may have been): a target to verify."""
-    if record.outcome in (Outcome.INVALID, Outcome.DUPLICATE):
-        return False
+    if record.outcome in (Outcome.INVALID, Outcome.DUPLICATE, Outcome.DRY_RUN, Outcome.SKIPPED):
+        return False  # (dry_run: only planned; skipped: left to the report it came from)
     if record.outcome is Outcome.ABORTED:
         return record.attempts > 0 or record.maybe_applied
     return record_key(record) is not None
