@@ -26,7 +26,9 @@ from simhost import HostedSimulator, SimulatorHost
 from bulkstop.cli import main, output
 from bulkstop.cli.verdicts import print_verify_summary, verify_summary_lines
 from bulkstop.errors import CredentialsRejected
-from bulkstop.report import load_report
+from bulkstop.models import Outcome
+from bulkstop.models import Result as Record
+from bulkstop.report import ReportWriter, load_report
 from bulkstop.simulator import SimulatorConfig, WorldConfig
 from bulkstop.simulator.world import derive_project_id
 from bulkstop.verify import VerifyResult, VerifyStats, VerifyVerdict
@@ -256,6 +258,32 @@ def test_verify_writes_only_json_on_stderr_with_the_counts(
     assert {record.verified for record in load_report(report).records} == {"ended"}
 
 
+def test_verify_of_a_crashed_run_names_the_targets_in_flight_as_json_events(
+    host: SimulatorHost, tmp_path: Path
+) -> None:
+    done, in_flight = ("7c" * 16, 1), ("7c" * 16, 2)
+    sim = host.start(SimulatorConfig(token=TOKEN, finished_builds=frozenset({done})))
+    report = tmp_path / "r.csv"
+    writer = ReportWriter(report, run=1)  # the run a crash ended: its report stays a journal
+    writer.write(
+        Record(line=2, job_id=done[0], build_no="1", outcome=Outcome.UNCERTAIN, attempts=2)
+    )
+    writer.attempting(3, *in_flight)
+    writer.close()
+
+    checked = invoke(["verify", str(report), "--endpoint", sim.url, "--verify-timeout", "0.3",
+                      "--log-format", "json", *FAST_READS])  # fmt: skip
+
+    assert checked.exit_code == 1, checked.stderr
+    events = json_lines(checked.stderr)
+    [summary] = named(events, "verify.summary")
+    assert (summary["targets"], summary["ended"], summary["running"]) == (2, 1, 1)
+    [running] = named(events, "verify.summary_not_ended")
+    assert (running["job_id"], running["build_no"], running["verdict"]) == (*in_flight, "running")
+    [unrecorded] = named(events, "verify.unrecorded")
+    assert (unrecorded["level"], unrecorded["targets"]) == ("warning", 1)
+
+
 @pytest.mark.parametrize("log_format", ["console", "json"])
 def test_quiet_verify_shows_the_one_line_summary_only(
     host: SimulatorHost, tmp_path: Path, log_format: str
@@ -325,8 +353,8 @@ def test_the_verify_summary_under_json_is_one_event_a_line_with_its_values(
     print_verify_summary(outcome(listed=2, aborted=True), listed=2)
 
     events = json_lines(capsys.readouterr().err)
-    assert [e["event"] for e in events] == ["verify.summary", "verify.not_ended",
-        "verify.not_ended", "verify.more_not_ended", "verify.ended_early"]  # fmt: skip
+    assert [e["event"] for e in events] == ["verify.summary", "verify.summary_not_ended",
+        "verify.summary_not_ended", "verify.summary_more", "verify.ended_early"]  # fmt: skip
     summary = events[0]
     assert summary["level"] == "warning"
     assert {k: summary[k] for k in ("targets", "ended", "running", "unknown", "calls",
@@ -386,6 +414,23 @@ def test_a_status_error_without_json_is_a_text_line(tmp_path: Path) -> None:
     [line] = result.stderr.splitlines()
     assert line.startswith("bulkstop: error: ")
     assert "none.csv" in line
+
+
+def test_a_report_status_cannot_read_is_a_one_line_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = tmp_path / "r.csv"
+
+    def unreadable(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    # as root every file is readable: the refusal an ordinary user meets is made here
+    monkeypatch.setattr("bulkstop.report.report_status", unreadable)
+    result = invoke(["status", str(report), "--json"])
+
+    assert result.exit_code == 1
+    [event] = json_lines(result.stderr)
+    assert event["message"] == f"{report}: Permission denied"
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The console side of the command line: the one-line error, the simulation banner, the live
-progress display, the summary and the resume hint.
+progress display, the summary and the resume hint — for every command (``run``, ``discover``,
+``verify``, ``status``'s error, ``simulate``'s).
 
 Everything goes to stderr — stdout stays free for machine-readable output — and every line
 passes the log redactor (:data:`bulkstop.logconfig.redactor`) on its way, as a last line of
@@ -8,7 +9,8 @@ defence behind :class:`bulkstop.auth.Secret`. How it is written is set once per 
 
 - ``--log-format json``: every line is one JSON object with the ``event``, ``level`` and
   ``timestamp`` of the structlog events beside it (:func:`bulkstop.cli.jsonlog.json_line`):
-  ``cli.error``, ``run.simulating``, ``run.interrupt``, ``run.summary``.
+  ``cli.error``, ``run.simulating``, ``run.interrupt``, ``run.summary``; ``discover.*`` and
+  ``verify.*`` for those commands (``discover.summary``, ``verify.summary``: counts as numbers).
 - ``--quiet``: errors and the summary's first line only (:func:`say_summary` for the
   one-line summary of ``discover`` and ``verify``).
 - otherwise text lines; while the live display is shown they are printed above it.

@@ -41,9 +41,10 @@ def verify_summary_lines(outcome: VerifyOutcome, *, listed: int = LISTED) -> lis
 def print_verify_summary(outcome: VerifyOutcome, *, listed: int = LISTED) -> None:
     """:func:`verify_summary_lines` on stderr, as the console writes every line of its own
     (through the log redactor): under ``--log-format json`` one event a line, its values as
-    data — ``verify.summary`` (the counts, as numbers), ``verify.not_ended`` (a target),
-    ``verify.more_not_ended`` (how many more), ``verify.ended_early``. ``--quiet`` keeps the
-    counts' line and an early end (an error); the targets not ended are in the report."""
+    data — ``verify.summary`` (the counts, as numbers), ``verify.summary_not_ended`` (a target
+    listed, beside the log's own ``verify.not_ended`` of each), ``verify.summary_more`` (how
+    many more), ``verify.ended_early``. ``--quiet`` keeps the counts' line and an early end
+    (an error); the targets not ended are in the report."""
     from bulkstop.cli import output
 
     lines = verify_summary_lines(outcome, listed=listed)
@@ -63,7 +64,7 @@ def print_verify_summary(outcome: VerifyOutcome, *, listed: int = LISTED) -> Non
     shown = outcome.not_ended[:listed]
     for line, result in zip(lines[1:], shown, strict=False):
         output.notice(
-            "verify.not_ended",
+            "verify.summary_not_ended",
             line,
             job_id=result.job_id,
             build_no=result.build_no,
@@ -74,7 +75,7 @@ def print_verify_summary(outcome: VerifyOutcome, *, listed: int = LISTED) -> Non
     rest = lines[1 + len(shown) :]
     more = len(outcome.not_ended) - len(shown)
     if more > 0:
-        output.notice("verify.more_not_ended", rest.pop(0), targets=more)
+        output.notice("verify.summary_more", rest.pop(0), targets=more)
     if outcome.aborted_by is not None:
         output.say(
             "verify.ended_early",

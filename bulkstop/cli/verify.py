@@ -5,8 +5,8 @@ For the targets a crash, an interrupt or an ``uncertain`` answer left open. The 
 locked (:class:`~bulkstop.report.ReportLock`) for the whole check, and each verdict reaches
 it with the journal's crash-safety (:mod:`bulkstop.report.verdicts`). The stderr lines are the
 console's (:mod:`bulkstop.cli.output`): one JSON object each under ``--log-format json``
-(``verify.summary`` with the counts, ``verify.not_ended``, ``verify.unrecorded``, ...), the
-errors and the summary only with ``--quiet``. Importing this module loads click only.
+(``verify.summary`` with the counts, ``verify.summary_not_ended``, ``verify.unrecorded``, ...),
+the errors and the summary only with ``--quiet``. Importing this module loads click only.
 """
 
 from __future__ import annotations
