@@ -188,3 +188,26 @@ def test_a_dry_run_report_says_a_resume_sends_what_it_planned(tmp_path: Path) ->
     assert said["state"] == "finished"
     assert said["counts"] == {"dry_run": 23, "invalid": 1, "duplicate": 1}
     assert said["resume_sends"] == 23  # dry_run rows are unsent
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_report_that_is_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    report = tmp_path / "r.csv"
+    os.mkfifo(report)
+
+    result = CliRunner().invoke(main, ["status", str(report)])
+
+    assert result.exit_code == 2
+    assert f"the report {report} is not a regular file" in result.stderr
+
+
+def test_a_report_given_through_a_link_is_refused(tmp_path: Path) -> None:
+    report = tmp_path / "r.csv"
+    write_run(report, [result(1)])
+    link = tmp_path / "link.csv"
+    link.symlink_to(report)
+
+    result_ = CliRunner().invoke(main, ["status", str(link)])
+
+    assert result_.exit_code == 2
+    assert "link" in result_.stderr

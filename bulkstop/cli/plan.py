@@ -104,7 +104,10 @@ def confirmed(settings: JobSettings, *, above: int) -> bool:
         count = anyio.run(count_targets, settings)
     if count <= above:
         return True
-    click.echo(f"bulkstop: about to stop {describe(settings, count)}.", err=True)
+    from bulkstop.logconfig import redactor
+
+    # Through the redactor like every other line of the console (an endpoint may carry one).
+    click.echo(redactor.scrub(f"bulkstop: about to stop {describe(settings, count)}."), err=True)
     return click.confirm("Send these stops?", default=False, err=True)
 
 

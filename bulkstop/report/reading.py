@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from bulkstop.errors import InputError, ReportMismatchError
 from bulkstop.log import get_logger
 from bulkstop.models import REPORT_FIELDS, Result
 from bulkstop.report.encoding import TEXT_COLUMNS
+from bulkstop.report.files import open_own
 from bulkstop.report.keys import UNKEYED, build_number
 from bulkstop.report.paths import ReportFormat
 
@@ -192,8 +194,10 @@ class ReportReader:
         self.torn_line: int | None = None
 
     def __iter__(self) -> Iterator[Result]:
+        # open_own: only a regular file, never through a link (a FIFO there would block a
+        # `status` forever; a link would make it read another file as the report).
         try:
-            stream = self.path.open("rb")
+            stream = os.fdopen(open_own(self.path, os.O_RDONLY, "the report"), "rb")
         except OSError as exc:
             raise InputError(f"cannot read the report {self.path}: {exc.strerror or exc}") from exc
         with stream:
