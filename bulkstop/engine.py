@@ -660,6 +660,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self._in_flight.add(scope)
         current: _Item | None = None  # taken, no result yet
         pending: Result | None = None  # result made, not yet delivered
+        outcomes = self.stats.outcomes  # counted once delivered
         with scope:
             while (item := await queue.get()) is not None:
                 current = item
@@ -668,10 +669,12 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 else:
                     result = await self._stop_one(item)
                 current, pending = None, result
-                self._account(result)
+                if result.attempts and result.outcome is not Outcome.ABORTED:
+                    self._account(result)  # sent and finished: the failure threshold's
                 if not out.offer(result):
                     await out.put(result)
-                self._count(result)
+                # _count(result), written out: this runs for every target
+                outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
                 pending = None
         self._in_flight.discard(scope)
         if not scope.cancelled_caught:

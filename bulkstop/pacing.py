@@ -350,7 +350,7 @@ class Pacer:
         that the common case costs no timer and no cancel scope.
         """
         now = self.clock.now()
-        if self.gate.is_paused(now) or not self.limiter.try_reserve(now):
+        if now < self.gate.until or not self.limiter.try_reserve(now):  # gate.is_paused(now)
             return None
         return now
 

@@ -139,12 +139,15 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> 
         return Body(problem=f"answer over {limit} bytes, not read")
     chunks: list[bytes] = []
     size = 0
+    content = response.content
     while size <= limit:
-        chunk = await response.content.read(limit + 1 - size)
+        chunk = await content.read(limit + 1 - size)
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
+        if content.at_eof():  # the whole body is in (the common case): no read to see the end
+            break
     if size > limit:
         return Body(problem=f"answer over {limit} bytes, not read")
     data = b"".join(chunks)

@@ -15,6 +15,7 @@ from bulkstop import Outcome, Pacer, Reply, ReplyKind, RunSettings, Stopper, Tar
 from bulkstop.report import ReportWriter
 from bulkstop.report.encoding import format_time
 from bulkstop.report.writer import _write_all
+from bulkstop.transport import read_body
 
 pytestmark = pytest.mark.anyio
 
@@ -148,3 +149,51 @@ def test_a_short_write_goes_on_where_it_stopped() -> None:
     whole = Trickle()
     _write_all(whole, b"012")  # type: ignore[arg-type]
     assert (bytes(whole.data), whole.calls) == (b"012", 1)
+
+
+class Parts:
+    """A response body that comes in ``parts``; its end is known with the last one."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.reads = 0
+
+    async def read(self, n: int) -> bytes:
+        self.reads += 1
+        if not self.parts:
+            return b""
+        part = self.parts[0][:n]
+        rest = self.parts[0][n:]
+        if rest:
+            self.parts[0] = rest
+        else:
+            self.parts.pop(0)
+        return part
+
+    def at_eof(self) -> bool:
+        return not self.parts
+
+
+class PartsResponse:
+    def __init__(self, parts: list[bytes], headers: dict[str, str] | None = None) -> None:
+        self.headers = headers or {}
+        self.content = Parts(parts)
+
+
+@pytest.mark.parametrize(
+    ("parts", "reads"),
+    [([b'{"result":true}'], 1), ([b'{"res', b'ult":', b"true}"], 3), ([], 1)],
+)
+async def test_a_body_is_read_without_a_read_to_see_its_end(parts: list[bytes], reads: int) -> None:
+    response = PartsResponse(list(parts))
+    body = await read_body(response, 100)  # type: ignore[arg-type]
+    assert body.data == b"".join(parts)
+    assert body.problem == ""
+    assert response.content.reads == reads
+
+
+async def test_a_body_over_its_limit_is_still_refused() -> None:
+    response = PartsResponse([b"x" * 60, b"y" * 60])
+    body = await read_body(response, 100)  # type: ignore[arg-type]
+    assert body.problem == "answer over 100 bytes, not read"
+    assert response.content.reads == 2

@@ -337,7 +337,13 @@ class ReportWriter:
             self._check_open()
         _write_all(self._sidecar, marker_line(self.run, line, job_id, build_no))
         self._sidecar_dirty = True
-        self._line_written(self._now())
+        # count the line; fsync when the count or the interval says so (see the class)
+        self._unsynced += 1
+        if (
+            self._unsynced >= self._fsync_every
+            or self._now() - self._last_sync >= self._fsync_interval
+        ):
+            self._sync()
 
     def write(self, result: Result) -> None:
         """Append ``result`` (stamped with this writer's run); see the class for when it
@@ -390,7 +396,10 @@ class ReportWriter:
                 self._flush_pending()
         elif now - self._pending_since >= self._flush_interval:
             self._flush_pending()
-        self._line_written(now)
+        # count the line; fsync when the count or the interval says so (see the class)
+        self._unsynced += 1
+        if self._unsynced >= self._fsync_every or now - self._last_sync >= self._fsync_interval:
+            self._sync()
 
     def _flush_later(self) -> bool:
         """Have the records written so far flushed within ``flush_interval``; ``False``
@@ -497,12 +506,6 @@ class ReportWriter:
     def _release_lock(self) -> None:
         if self._own_lock is not None:
             self._own_lock.release()
-
-    def _line_written(self, now: float) -> None:
-        """Count a line written at ``now``; fsync when the count or the interval says so."""
-        self._unsynced += 1
-        if self._unsynced >= self._fsync_every or now - self._last_sync >= self._fsync_interval:
-            self._sync()
 
     def _sync(self) -> None:
         self._flush_pending()
