@@ -440,9 +440,9 @@ def bench_memory(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
           " base: interpreter, modules, buffers); target ≤ 32 for both")
 
 
-def _startup_case(cmd: list[str], env: dict[str, str]) -> float:
+def _startup_case(cmd: list[str], env: dict[str, str], cwd: str) -> float:
     started = time.perf_counter()
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    check=True, timeout=60)
     return time.perf_counter() - started
 
@@ -487,6 +487,14 @@ def bench_startup(rounds: int = 15) -> None:
         }
         if compiled:
             path = {"PYTHONPATH": _compiled_copy(tmp)}
+            # ``python -m`` puts the working directory first on sys.path, and the editable
+            # install's finder answers after PYTHONPATH: the cases run in ``tmp`` so that neither
+            # a checkout's bulkstop/ nor the editable one shadows the copy. Checked, not assumed.
+            found = subprocess.run([py, "-c", "import bulkstop; print(bulkstop.__file__)"],
+                                   env={**env, **path}, cwd=tmp, capture_output=True, text=True,
+                                   check=True, timeout=60).stdout.strip()
+            if not found.startswith(path["PYTHONPATH"]):
+                raise SystemExit(f"the compiled copy is not what runs: bulkstop is {found}")
             cases["bulkstop --help, compiled"] = ([*exe, "--help"], {**env, **path})
             cases["bulkstop --version, compiled"] = ([*exe, "--version"], {**env, **path})
             cases["bulkstop run (1 row), compiled"] = (run, {**run_env, **path})
@@ -494,7 +502,7 @@ def bench_startup(rounds: int = 15) -> None:
         for i in range(rounds):
             names = list(cases) if i % 2 == 0 else list(reversed(cases))
             for name in names:
-                times[name].append(_startup_case(*cases[name]))
+                times[name].append(_startup_case(*cases[name], cwd=tmp))
     med = {name: sorted(t)[rounds // 2] for name, t in times.items()}
     four, two = med["import aiohttp, anyio, click, structlog"], med["import aiohttp, anyio"]
     row("", "seconds", "vs import 4", "vs import 2")

@@ -50,7 +50,6 @@ from bulkstop.client import CodeArtsClient, resolve_endpoint
 from bulkstop.clock import utcnow
 from bulkstop.connection import ConnectionSettings, connect, connect_simulated
 from bulkstop.credentials import CredentialOptions
-from bulkstop.dryrun import NoCalls, PlanOnly
 from bulkstop.engine import Carried, RunSettings, RunStats, Stopper, StopRun
 from bulkstop.errors import ExitCode, RunAborted, UsageError
 from bulkstop.log import get_logger
@@ -67,9 +66,9 @@ from bulkstop.report import (
 )
 from bulkstop.retry import RetryPolicy
 from bulkstop.sources import TargetSource, open_source
-from bulkstop.subset import Subset, refuse_stdin
 
 if TYPE_CHECKING:
+    from bulkstop.dryrun import NoCalls, PlanOnly
     from bulkstop.guards import FailureThreshold
     from bulkstop.report import CarriedRecords
     from bulkstop.verify import VerifySettings
@@ -174,6 +173,8 @@ class JobSettings:
         if self.resume and self.report is None:
             raise UsageError("--resume needs --report PATH (the report of the run to continue)")
         if self.only_outcome is not None:
+            from bulkstop.subset import refuse_stdin  # a subset's code for a subset only
+
             refuse_stdin(self.input)
 
     def connection(self) -> ConnectionSettings:
@@ -568,11 +569,15 @@ class Job:
             run_number = 1
         chosen: Carried | None = carried
         if settings.only_outcome is not None:
+            from bulkstop.subset import Subset
+
             chosen = Subset.of_report(
                 Path(settings.input), settings.only_outcome, run=run_number, inner=carried
             )
         client: CodeArtsClient | NoCalls
         if settings.dry_run:
+            from bulkstop.dryrun import NoCalls  # a dry run's code for a dry run only
+
             # Where a run would go, checked as a run checks it, and never contacted.
             where = "the built-in simulator" if settings.simulate else None
             client = NoCalls(where or resolve_endpoint(settings.endpoint, settings.region))
@@ -593,6 +598,8 @@ class Job:
         pacer = settings.pacer()
         writer: ReportWriter | PlanOnly
         if settings.dry_run and settings.resume:
+            from bulkstop.dryrun import PlanOnly
+
             writer = PlanOnly(report_path)  # the record of real calls stays as it is
         else:
             writer = ReportWriter(

@@ -196,17 +196,23 @@ def test_a_command_help_loads_no_library(command: str) -> None:
 
 #: What a run with a token, writing a new report, never needs: another credential's code, the
 #: read APIs, discovery, verification, the simulator, what reads a report back or resumes one
-#: (and pydantic), and rich (stderr is not a terminal).
+#: (and pydantic), and rich (stderr is not a terminal); nor the code of options not given: a
+#: dry run's (``--dry-run``), a subset's (``--only-outcome``), verifying's (``--verify``).
 NOT_IN_A_TOKEN_RUN = (
+    "bulkstop.cli.verdicts",
     "bulkstop.discover",
+    "bulkstop.dryrun",
     "bulkstop.iam",
+    "bulkstop.reader",
     "bulkstop.reads",
     "bulkstop.report.compaction",
     "bulkstop.report.index",
     "bulkstop.report.resume",
     "bulkstop.signing",
     "bulkstop.simulator",
+    "bulkstop.subset",
     "bulkstop.verify",
+    "bulkstop.verifying",
     "pydantic",
     "rich",
 )

@@ -11,6 +11,7 @@ import pytest
 from fakeclock import FakeClock
 
 from bulkstop.cli.output import (
+    ConsoleEvents,
     ProgressDisplay,
     ProgressStatus,
     RateMeter,
@@ -19,7 +20,7 @@ from bulkstop.cli.output import (
     count_rows,
 )
 from bulkstop.engine import RunStats
-from bulkstop.job import JobSettings
+from bulkstop.job import Job, JobSettings
 from bulkstop.models import Outcome
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -101,6 +102,18 @@ def test_the_display_counts_on_a_thread_and_sets_the_total_when_done() -> None:
 
     assert not counting.thread.is_alive()
     assert status.total == 25
+
+
+def test_a_run_without_a_display_starts_no_thread_to_count_its_rows() -> None:
+    events = ConsoleEvents(progress=False)
+    events.job = Job(JobSettings(input=str(SAMPLES / "targets.csv")), events=events)
+    before = set(threading.enumerate())
+
+    events.started()
+    started = set(threading.enumerate()) - before
+    events.ended()
+
+    assert started == set()
 
 
 def test_a_long_count_gives_up_when_cancelled(tmp_path: Path) -> None:
