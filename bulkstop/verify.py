@@ -498,9 +498,18 @@ class Verification(anyio.AsyncContextManagerMixin):
             build_parser,
         )
         failure = outcome.failure
+        state = outcome.value
+        asked = item.target.build_no
+        if failure is None and state is not None and state.build_no not in (None, asked):
+            # An answer about another build says nothing about this one: not "ended" on its
+            # word; asked again at the next check.
+            message = f"the answer was about build {state.build_no}, not build {asked}"
+            failure = ReadFailure(ReadFailureReason.BAD_ANSWER, message)
+            item.failure = failure
+            return
         if failure is None:
-            assert outcome.value is not None
-            await self._answered(item, outcome.value.ended, outcome.value.status)
+            assert state is not None
+            await self._answered(item, state.ended, state.status)
         elif failure.reason is ReadFailureReason.ABORTED:
             return
         elif failure.reason in _PERMANENT:
