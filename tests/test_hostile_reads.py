@@ -129,7 +129,6 @@ async def test_a_per_build_answer_about_another_build_is_not_taken_for_this_one(
     assert any(path.endswith(f"/v1/record/{JOB_ID}/20/record-info") for path in asked)
 
 
-@pytest.mark.xfail(strict=True, reason="the timeout starts after the first check")
 async def test_the_verify_timeout_bounds_a_throttled_first_check() -> None:
     """Every read answers 429 with a Retry-After of a day: verification still ends by its
     timeout (virtual time), with the build unknown, instead of waiting out the throttling."""
