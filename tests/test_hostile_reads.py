@@ -20,6 +20,7 @@ from fakeclock import FakeClock
 from bulkstop.auth import TokenAuth
 from bulkstop.client import CodeArtsClient
 from bulkstop.discover import DiscoveredBuild, DiscoverQuery, Discovery
+from bulkstop.errors import CredentialsRejected
 from bulkstop.pacing import Pacer
 from bulkstop.reader import ReadSettings
 from bulkstop.retry import RetryPolicy
@@ -101,9 +102,13 @@ async def discover(
             discovery = Discovery(
                 client, query, settings=settings, pacer=pacer, clock=clock, wall=lambda: NOW
             )
+            found: list[DiscoveredBuild] = []
             with anyio.fail_after(30):
-                async with discovery as builds:
-                    found = [build async for build in builds]
+                try:
+                    async with discovery as builds:
+                        found.extend([build async for build in builds])
+                except CredentialsRejected:
+                    assert discovery.abort_error is not None
     return found, discovery, asked
 
 
@@ -145,3 +150,160 @@ async def test_the_verify_timeout_bounds_a_throttled_first_check() -> None:
     assert [(r.build_no, r.verdict) for r in found] == [(20, VerifyVerdict.UNKNOWN)]
     assert took <= 10.0
     assert len(asked) < 30
+
+
+# --- discovery -------------------------------------------------------------------------------
+
+
+def running(number: Any, **fields: Any) -> dict[str, Any]:
+    return {"number": number, "state": "RUNNING", "start_time": NOW_MS - 60_000, **fields}
+
+
+async def test_pages_longer_than_asked_cannot_grow_a_job_past_its_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every page holds 1000 new builds when 100 were asked: the records kept for one job stay
+    within the pages' cap (pages × page size), and the job names the cut."""
+    monkeypatch.setattr("bulkstop.discover._MAX_PAGES", 3)
+
+    async def handle(request: web.Request) -> web.Response:
+        page = int(request.query["page_index"])
+        body = records(*(running(page * 1000 + n) for n in range(1, 1001)))
+        body["result"]["total_page"] = body["result"]["total_record"] = "1000000"
+        return answer(body)
+
+    found, discovery, asked = await discover(handle, DiscoverQuery(job_ids=(JOB_ID,)))
+    assert len(asked) == 1
+    assert len(found) == discovery.stats.builds_seen == 300
+    assert [build.build_no for build in found] == list(range(1, 301))
+    assert [p.reason for p in discovery.stats.problems] == ["unreadable"]
+    assert "300 records" in discovery.stats.problems[0].message
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        running("12x"),
+        running(-4),
+        running(2**40),
+        running(1.5),
+        running(None),
+        running(True),
+        "a string",
+        None,
+    ],
+)
+async def test_a_record_that_is_not_one_is_named_and_the_others_are_found(entry: Any) -> None:
+    async def handle(request: web.Request) -> web.Response:
+        return answer(records(running(5), entry, running(6)))
+
+    found, discovery, _ = await discover(handle, DiscoverQuery(job_ids=(JOB_ID,)))
+    assert [build.build_no for build in found] == [5, 6]
+    assert [p.reason for p in discovery.stats.problems] == ["unreadable"]
+    assert "job_build_states[1]" in discovery.stats.problems[0].message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"state": {"word": "SUCCESS"}},
+        {"state": None, "job_running_status": None},
+        {"start_time": 10**30},
+        {"start_time": "yesterday"},
+        {"start_time": "2026-01-05T11:00:00"},
+        {"start_time": None, "code_branch": ["main"], "executor": {"name": "x"}},
+    ],
+)
+async def test_fields_of_the_wrong_type_are_absent_and_the_build_counts_as_running(
+    fields: dict[str, Any],
+) -> None:
+    async def handle(request: web.Request) -> web.Response:
+        return answer(records(running(5, **fields)))
+
+    found, discovery, _ = await discover(handle, DiscoverQuery(job_ids=(JOB_ID,)))
+    assert [build.build_no for build in found] == [5]
+    assert discovery.stats.problems == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html><body>gateway</body></html>", "text/html"),
+        (b'{"result": ', "application/json"),
+        (b"[1, 2, 3]", "application/json"),
+        (b'{"result": {"job_build_states": {"0": 1}}}', "application/json"),
+        (b'{"result": null, "status": {"a": 1}}', "application/json"),
+        (b"null", "application/json"),
+    ],
+)
+async def test_a_page_that_is_not_an_answer_is_one_jobs_problem(
+    body: bytes, content_type: str
+) -> None:
+    other = "0123456789abcdef0123456789abcdef"
+
+    async def handle(request: web.Request) -> web.Response:
+        if other in request.path:
+            return answer(records(running(9)))
+        return web.Response(body=body, content_type=content_type)
+
+    query = DiscoverQuery(job_ids=(JOB_ID, other))
+    found, discovery, _ = await discover(handle, query)
+    assert [(b.job_id, b.build_no) for b in found] == [(other, 9)]
+    # a body that is not JSON is retried as a transient fault, one of the wrong shape is not
+    assert [p.job_id for p in discovery.stats.problems] == [JOB_ID]
+    assert discovery.stats.problems[0].reason in {"bad_answer", "failed"}
+
+
+async def test_a_page_repeated_forever_is_read_twice() -> None:
+    async def handle(request: web.Request) -> web.Response:
+        body = records(*(running(n) for n in range(1, 101)))
+        body["result"]["total_page"] = body["result"]["total_record"] = "999999"
+        return answer(body)
+
+    found, _, asked = await discover(handle, DiscoverQuery(job_ids=(JOB_ID,)))
+    assert len(asked) == 2
+    assert len(found) == 100
+
+
+async def test_job_ids_a_project_list_offers_are_never_asked_unless_they_are_job_ids() -> None:
+    project = "a" * 32
+    hostile = ["../../../etc/passwd", '=HYPERLINK("x")', "f" * 5000, "é" * 32, "A" * 32]
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.path.endswith("/list") and project in request.path:
+            jobs = [{"id": job_id} for job_id in [*hostile, JOB_ID]]
+            return answer({"result": {"job_list": jobs, "total": len(jobs)}, "status": "success"})
+        return answer(records(running(3)))
+
+    found, discovery, asked = await discover(handle, DiscoverQuery(project_id=project))
+    assert [(b.job_id, b.build_no) for b in found] == [(JOB_ID, 3)]
+    assert all(path.count("/") <= 6 and ".." not in path for path in asked)
+    assert len(asked) == 2
+    assert [p.reason for p in discovery.stats.problems] == ["unreadable"]
+
+
+async def test_a_redirect_is_not_followed() -> None:
+    async def handle(request: web.Request) -> web.Response:
+        if request.path.startswith("/elsewhere"):
+            return answer(records(running(4)))
+        raise web.HTTPFound("/elsewhere")
+
+    found, discovery, asked = await discover(handle, DiscoverQuery(job_ids=(JOB_ID,)))
+    assert found == []
+    assert not any(path.startswith("/elsewhere") for path in asked)
+    assert [p.job_id for p in discovery.stats.problems] == [JOB_ID]
+
+
+async def test_a_streak_of_401s_mid_listing_ends_discovery_with_what_was_found() -> None:
+    jobs = [f"{n:032x}" for n in range(1, 21)]
+
+    async def handle(request: web.Request) -> web.Response:
+        if jobs[0] in request.path or jobs[1] in request.path:
+            return answer(records(running(1)))
+        return answer({"error_code": "CB.00060401", "error_msg": "token rejected"}, 401)
+
+    settings = ReadSettings(rate=1000.0, concurrency=1, auth_breaker=3, seed=1)
+    found, discovery, asked = await discover(handle, DiscoverQuery(job_ids=tuple(jobs)), settings)
+    assert [(b.job_id, b.build_no) for b in found] == [(jobs[0], 1), (jobs[1], 1)]
+    assert isinstance(discovery.abort_error, CredentialsRejected)
+    assert len(asked) == 5
