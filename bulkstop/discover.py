@@ -619,6 +619,7 @@ class Discovery(anyio.AsyncContextManagerMixin):
         size = self.settings.page_size
         where = f"project {project_id}" if project_id is not None else "the job list"
         new_ids: set[str] = set()
+        most = _MAX_PAGES * size  # jobs taken from the list, however long its pages are
         for page_index in range(_MAX_PAGES):
             outcome = await self._reader.first_answer(
                 chain,
@@ -645,8 +646,14 @@ class Discovery(anyio.AsyncContextManagerMixin):
                 self._unreadable("", f"{where}, page {page_index}", page.unreadable)
             before = len(new_ids)
             for job in page.jobs:
+                if len(new_ids) >= most:
+                    break
                 new_ids.add(job.job_id)
                 await offer(job)
+            if len(new_ids) >= most:
+                # A page may hold more than asked: the jobs taken are bounded, not the pages.
+                self._unreadable("", where, (f"stopped at {most} jobs",))
+                return
             if page.entries < size or len(new_ids) == before:
                 return  # the last page, or the service repeated one
             if page.total is not None and (page_index + 1) * size >= page.total:

@@ -307,3 +307,29 @@ async def test_a_streak_of_401s_mid_listing_ends_discovery_with_what_was_found()
     assert [(b.job_id, b.build_no) for b in found] == [(jobs[0], 1), (jobs[1], 1)]
     assert isinstance(discovery.abort_error, CredentialsRejected)
     assert len(asked) == 5
+
+
+async def test_job_pages_longer_than_asked_cannot_grow_the_selection_past_its_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every page of the project's list holds 1000 new jobs when 100 were asked: the jobs
+    taken stay within pages × page size, and the list names the cut."""
+    monkeypatch.setattr("bulkstop.discover._MAX_PAGES", 2)
+    project = "a" * 32
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.path.endswith("/list") and project in request.path:
+            page = int(request.query["page_index"])
+            jobs = [{"id": f"{page * 1000 + n:032x}"} for n in range(1000)]
+            return answer({"result": {"job_list": jobs, "total": 10**6}, "status": "success"})
+        return answer(records())
+
+    settings = ReadSettings(rate=10**6, concurrency=8, seed=1)
+    _, discovery, asked = await discover(handle, DiscoverQuery(project_id=project), settings)
+    listed = [path for path in asked if project in path]
+    assert len(listed) == 1
+    assert discovery.stats.jobs == 200
+    assert len(asked) == 1 + 200
+    assert [p.message for p in discovery.stats.problems] == [
+        f"project {project}: entries left out: stopped at 200 jobs"
+    ]
