@@ -333,3 +333,71 @@ async def test_job_pages_longer_than_asked_cannot_grow_the_selection_past_its_ca
     assert [p.message for p in discovery.stats.problems] == [
         f"project {project}: entries left out: stopped at 200 jobs"
     ]
+
+
+async def test_a_server_echoing_the_token_never_gets_it_into_a_problem() -> None:
+    token = "tok-hostile-0001"
+
+    async def handle(request: web.Request) -> web.Response:
+        said = request.headers.get("X-Auth-Token", "")
+        return answer({"error_code": "CB.00060403", "error_msg": f"no access for {said}"}, 403)
+
+    _, discovery, _ = await discover(handle, DiscoverQuery(job_ids=(JOB_ID,)))
+    (problem,) = discovery.stats.problems
+    assert problem.reason == "forbidden"
+    assert "no access for" in problem.message
+    assert token not in repr(discovery.stats)
+
+
+async def test_a_slow_loris_answer_times_out_per_call() -> None:
+    """The server sends headers, then a byte now and then: each call ends at the client's
+    timeout (real seconds, short), and the job is a problem after its attempts."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_type = "application/json"
+        await response.prepare(request)
+        try:
+            for _ in range(100):
+                await response.write(b" ")
+                await anyio.sleep(0.1)
+        except ConnectionError:
+            pass
+        return response
+
+    clock = FakeClock()
+    settings = ReadSettings(rate=1000.0, retry=RetryPolicy(max_attempts=2), seed=1)
+    async with serving(handle) as (url, asked), clock.autojump():
+        async with CodeArtsClient(url, TokenAuth("tok-hostile-0001"), timeout=0.3) as client:
+            discovery = Discovery(
+                client,
+                DiscoverQuery(job_ids=(JOB_ID,)),
+                settings=settings,
+                pacer=Pacer(rate=settings.rate, clock=clock),
+                clock=clock,
+                wall=lambda: NOW,
+            )
+            with anyio.fail_after(5):
+                async with discovery as builds:
+                    assert [build async for build in builds] == []
+    assert len(asked) == 2
+    assert [p.reason for p in discovery.stats.problems] == ["failed"]
+    assert "timeout" in discovery.stats.problems[0].message
+
+
+async def test_verify_falls_back_to_the_per_build_call_when_the_record_lists_are_not_served() -> (
+    None
+):
+    async def handle(request: web.Request) -> web.Response:
+        path = request.path
+        if path.endswith("/build-info"):
+            return answer({"result": {"building": False, "build_result": "ABORTED"}})
+        return answer({"error_code": "CB.00060214", "error_msg": "URL not found"}, 404)
+
+    settings = VerifySettings(timeout=4.0, reads=reads())
+    found, _, asked = await verify(handle, [(JOB_ID, 20), (JOB_ID, 21)], settings)
+    assert [(r.build_no, r.verdict, r.status) for r in found] == [
+        (20, VerifyVerdict.ENDED, "ABORTED"),
+        (21, VerifyVerdict.ENDED, "ABORTED"),
+    ]
+    assert len(asked) == 3 + 2
