@@ -113,7 +113,8 @@ log = get_logger(__name__)
 DEFAULT_SINCE: Final = timedelta(hours=24)
 #: The longest duration accepted (``since``, ``running_longer_than``): ten years.
 _MAX_DURATION: Final = timedelta(days=3650)
-#: Pages of one list read at most: 100 000 records of one job in the window, or jobs.
+#: Pages of one list read at most: 100 000 records of one job in the window, or jobs (also the
+#: most kept, in pages × page size, when a page holds more entries than asked).
 _MAX_PAGES: Final = 1000
 #: The largest jobs file read (a job id a line: half a million jobs).
 _MAX_JOBS_FILE: Final = 16 * 1024 * 1024
@@ -618,6 +619,7 @@ class Discovery(anyio.AsyncContextManagerMixin):
         size = self.settings.page_size
         where = f"project {project_id}" if project_id is not None else "the job list"
         new_ids: set[str] = set()
+        most = _MAX_PAGES * size  # jobs taken from the list, however long its pages are
         for page_index in range(_MAX_PAGES):
             outcome = await self._reader.first_answer(
                 chain,
@@ -644,8 +646,14 @@ class Discovery(anyio.AsyncContextManagerMixin):
                 self._unreadable("", f"{where}, page {page_index}", page.unreadable)
             before = len(new_ids)
             for job in page.jobs:
+                if len(new_ids) >= most:
+                    break
                 new_ids.add(job.job_id)
                 await offer(job)
+            if len(new_ids) >= most:
+                # A page may hold more than asked: the jobs taken are bounded, not the pages.
+                self._unreadable("", where, (f"stopped at {most} jobs",))
+                return
             if page.entries < size or len(new_ids) == before:
                 return  # the last page, or the service repeated one
             if page.total is not None and (page_index + 1) * size >= page.total:
@@ -676,6 +684,7 @@ class Discovery(anyio.AsyncContextManagerMixin):
         window = record_window(min(since, now), now)
         where = f"job {job.job_id}"
         seen: dict[int, BuildRecord] = {}
+        most = _MAX_PAGES * size  # records kept of one job, however long its pages are
         read = True
         for page_index in range(_MAX_PAGES):
             outcome = await self._reader.first_answer(
@@ -702,7 +711,13 @@ class Discovery(anyio.AsyncContextManagerMixin):
                 self._unreadable(job.job_id, f"{where}, page {page_index}", page.unreadable)
             before = len(seen)
             for record in page.records:
+                if len(seen) >= most:
+                    break
                 seen.setdefault(record.build_no, record)
+            if len(seen) >= most:
+                # A page may hold more than asked: memory is bounded by the records kept.
+                self._unreadable(job.job_id, where, (f"stopped at {most} records",))
+                break
             if page.entries < size or len(seen) == before:
                 break  # the last page, or the service repeated one
             if page.total_records is not None and (page_index + 1) * size >= page.total_records:

@@ -275,12 +275,15 @@ class Reader:
         chain: ApiChain,
         request: Callable[[ReadApi], ReadRequest],
         parse: Callable[[ReadApi], Parser[T]],
+        *,
+        until: float | None = None,
     ) -> ReadOutcome[T]:
-        """Ask the chain's APIs in turn, from the one that answered last, until one is served."""
+        """Ask the chain's APIs in turn, from the one that answered last, until one is served
+        (``until``: as for :meth:`call`)."""
         not_served: list[str] = []
         outcome: ReadOutcome[T] | None = None
         for api in chain.apis[chain.current :]:
-            outcome = await self.call(request(api), parse(api))
+            outcome = await self.call(request(api), parse(api), until=until)
             failure = outcome.failure
             if failure is None or failure.reason is not ReadFailureReason.NOT_SERVED:
                 chain.answered(api)
@@ -291,20 +294,30 @@ class Reader:
         message = f"not served by this endpoint: {', '.join(not_served)}"
         return ReadOutcome(outcome.api, failure=outcome.failure._replace(message=message))
 
-    async def call(self, request: ReadRequest, parse: Parser[T]) -> ReadOutcome[T]:
-        """Make one read call, retrying as the policy allows; never raises for an answer."""
+    async def call(
+        self, request: ReadRequest, parse: Parser[T], *, until: float | None = None
+    ) -> ReadOutcome[T]:
+        """Make one read call, retrying as the policy allows; never raises for an answer.
+
+        ``until`` (clock time): no attempt starts after it, whatever a server's ``Retry-After``
+        asks — the caller's own deadline (a verification's timeout), on top of the policy's.
+        """
         policy, pacer, clock, stats = self._policy, self.pacer, self._clock, self.stats
         api = request.api
         attempts = transient = throttled = refreshes = 0
         first: float | None = None
+        caller_until = until
         while True:
             if self.abort_error is not None:
                 return self._failed(api, attempts, ReadFailureReason.ABORTED, str(self.abort_error))
             until = None if policy.deadline is None or first is None else first + policy.deadline
+            if caller_until is not None:
+                until = caller_until if until is None else min(until, caller_until)
             async with self._limiter:
                 started = await pacer.acquire() if until is None else await pacer.acquire(until)
                 if started is None:
-                    return self._failed(api, attempts, ReadFailureReason.FAILED, _deadline(policy))
+                    late = _deadline(policy, until == caller_until)
+                    return self._failed(api, attempts, ReadFailureReason.FAILED, late)
                 if first is None:
                     first = started
                 attempts += 1
@@ -370,9 +383,8 @@ class Reader:
                 if error.retry_after is not None:
                     wait = max(wait, min(error.retry_after, policy.max_retry_after))
             if until is not None and max(clock.now() + wait, pacer.gate.until) > until:
-                return self._failed(
-                    api, attempts, ReadFailureReason.FAILED, _deadline(policy), error
-                )
+                late = _deadline(policy, until == caller_until)
+                return self._failed(api, attempts, ReadFailureReason.FAILED, late, error)
             log.info(
                 "read.retry_scheduled",
                 api=api.value,
@@ -421,5 +433,7 @@ class Reader:
         )
 
 
-def _deadline(policy: RetryPolicy) -> str:
+def _deadline(policy: RetryPolicy, callers: bool) -> str:
+    if callers or policy.deadline is None:
+        return "deadline reached before the next attempt could start"
     return f"deadline of {policy.deadline:g} s reached before the next attempt could start"

@@ -243,6 +243,8 @@ class BuildState(NamedTuple):
 
     ended: bool
     status: str = ""
+    #: the build the answer says it is about (record-info's ``build_no``); ``None``: not said
+    build_no: int | None = None
 
 
 class RecordWindow(NamedTuple):
@@ -620,7 +622,8 @@ def parse_record_info(payload: Any, clean: Clean) -> BuildState | ReadProblem:
     status = _text(result.get("status"), _MAX_WORD, clean)
     if not status:
         return ReadProblem(f"result.status is {_kind(result.get('status'))}, not a status word")
-    return BuildState(build_ended(status=status), status)
+    number = _count(result.get("build_no"), low=1, high=BUILD_NO_MAX)
+    return BuildState(build_ended(status=status), status, number)
 
 
 def records_parser(api: ReadApi) -> Parser[RecordsPage]:

@@ -26,7 +26,9 @@ fallbacks) from then on. Each group of APIs falls back to the next when one is n
 The polling schedule, per job (:func:`poll_delay`, pure): the first check at once (or after
 ``first_check_after``), then waits of ``min(poll_max, poll_initial × poll_multiplier^(n-1))``,
 shortened by up to ``poll_jitter`` of themselves by a random draw, never past the timeout,
-which counts from the end of the first check: the last check is made when it is up. Reads go
+which counts from the end of the first check: the last check is made when it is up. Whatever
+a ``Retry-After`` asks, no read call of the first check starts after ``timeout`` from its
+start, nor any later one more than ``poll_max`` after the timeout is up. Reads go
 through a :class:`~bulkstop.reader.Reader` on their own read :class:`~bulkstop.pacing.Pacer`,
 with the stop calls' retry policy; a streak of 401s ends verification with
 :class:`~bulkstop.errors.CredentialsRejected` (raised when the block is left, after every
@@ -386,8 +388,12 @@ class Verification(anyio.AsyncContextManagerMixin):
         settings, clock = self.settings, self.clock
         if settings.first_check_after > 0:
             await clock.sleep(settings.first_check_after)
-        await self._check(job_id, pending)
+        # Every check is bounded, the first one too: a server answering "retry after a day"
+        # cannot hold a verification past its timeout. The last check, made when the timeout
+        # is up, gets one longest poll wait to get its turn and its retries.
+        await self._check(job_id, pending, clock.now() + settings.timeout)
         deadline = clock.now() + settings.timeout
+        calls_until = deadline + settings.poll_max
         polls = 0
         while True:
             pending = [item for item in pending if not item.settled]
@@ -398,7 +404,7 @@ class Verification(anyio.AsyncContextManagerMixin):
                 break
             polls += 1
             await clock.sleep(min(poll_delay(settings, polls, self._draw()), deadline - now))
-            await self._check(job_id, pending)
+            await self._check(job_id, pending, calls_until)
         for item in pending:
             if item.failure is None and item.checks:
                 detail = f"still running after {settings.timeout:g} s of checks"
@@ -410,19 +416,20 @@ class Verification(anyio.AsyncContextManagerMixin):
                     detail += f" (the last answer said {item.status!r})"
                 self._settle(item, VerifyVerdict.UNKNOWN, detail, failure)
 
-    async def _check(self, job_id: str, pending: list[_Pending]) -> None:
-        """One round: the job's record list for the builds it may hold, then the rest alone."""
+    async def _check(self, job_id: str, pending: list[_Pending], until: float) -> None:
+        """One round: the job's record list for the builds it may hold, then the rest alone;
+        no read call starts after ``until``."""
         if not self._lists_served:  # learnt meanwhile, from another job
             for item in pending:
                 item.listable = False
         listable = [item for item in pending if item.listable and not item.settled]
         if listable:
-            await self._check_listed(job_id, listable)
+            await self._check_listed(job_id, listable, until)
         for item in pending:
             if not item.settled and not item.listable:
-                await self._check_alone(job_id, item)
+                await self._check_alone(job_id, item, until)
 
-    async def _check_listed(self, job_id: str, items: list[_Pending]) -> None:
+    async def _check_listed(self, job_id: str, items: list[_Pending], until: float) -> None:
         now = self._wall()
         starts = [item.target.start_time for item in items]
         known = [start for start in starts if start is not None]
@@ -447,6 +454,7 @@ class Verification(anyio.AsyncContextManagerMixin):
                     now=now,
                 ),
                 records_parser,
+                until=until,
             )
             failure = outcome.failure
             if failure is not None:
@@ -491,16 +499,26 @@ class Verification(anyio.AsyncContextManagerMixin):
         for item in items:  # failed after retries: try again at the next check
             item.failure = failure
 
-    async def _check_alone(self, job_id: str, item: _Pending) -> None:
+    async def _check_alone(self, job_id: str, item: _Pending, until: float) -> None:
         outcome = await self._reader.first_answer(
             self._builds,
             functools.partial(build_request, job_id=job_id, build_no=item.target.build_no),
             build_parser,
+            until=until,
         )
         failure = outcome.failure
+        state = outcome.value
+        asked = item.target.build_no
+        if failure is None and state is not None and state.build_no not in (None, asked):
+            # An answer about another build says nothing about this one: not "ended" on its
+            # word; asked again at the next check.
+            message = f"the answer was about build {state.build_no}, not build {asked}"
+            failure = ReadFailure(ReadFailureReason.BAD_ANSWER, message)
+            item.failure = failure
+            return
         if failure is None:
-            assert outcome.value is not None
-            await self._answered(item, outcome.value.ended, outcome.value.status)
+            assert state is not None
+            await self._answered(item, state.ended, state.status)
         elif failure.reason is ReadFailureReason.ABORTED:
             return
         elif failure.reason in _PERMANENT:

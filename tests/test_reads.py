@@ -584,7 +584,9 @@ def test_build_details_without_building_or_a_result_word_are_a_problem() -> None
     ("payload", "state"),
     [
         ({"status": "success", "result": {"build_no": 20, "status": "SUCCESS"}},
-         BuildState(True, "SUCCESS")),
+         BuildState(True, "SUCCESS", 20)),
+        ({"status": "success", "result": {"build_no": "-3", "status": "FAILED"}},
+         BuildState(True, "FAILED")),
         ({"status": "success", "result": {"status": "ABORTING"}}, BuildState(False, "ABORTING")),
         ({"success": True, "message": "", "err_code": "", "result": {"status": "aborted"}},
          BuildState(True, "aborted")),
