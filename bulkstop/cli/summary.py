@@ -13,14 +13,13 @@ a change.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from bulkstop.report.files import replace_file
 
 __all__ = ["SUMMARY_VERSION", "EndedEarly", "RunSummary", "check_summary_path", "write_summary"]
 
@@ -171,21 +170,10 @@ def _same(one: Path, other: Path) -> bool:
 def write_summary(path: Path, summary: RunSummary) -> None:
     """Write ``summary`` to ``path`` as one JSON document, atomically and privately.
 
-    A temporary file beside it — created 0600 with ``O_EXCL``, so never through a planted
-    link — is written, synced and renamed over ``path``; a link or other non-file at ``path``
-    is refused (:func:`check_summary_path`). If anything fails, ``path`` is left as it was.
+    Through :func:`bulkstop.report.files.replace_file` (a private temporary file beside it,
+    synced and renamed over ``path``); a link or other non-file at ``path`` is refused
+    (:func:`check_summary_path`). If anything fails, ``path`` is left as it was.
     """
     check_summary_path(path)
     text = json.dumps(summary.as_json(), indent=2, ensure_ascii=False) + "\n"
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
+    replace_file(path, text.encode(), prefix=f".{path.name}.", suffix=".tmp")

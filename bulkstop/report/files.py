@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import IO, Final
 
@@ -26,6 +27,7 @@ __all__ = [
     "refuse_report_as_input",
     "refuse_unsafe",
     "remove_stale_temps",
+    "replace_file",
     "same_file",
 ]
 
@@ -118,6 +120,27 @@ def same_file(fd: int, path: Path) -> bool:
         return False
     opened = os.fstat(fd)
     return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def replace_file(path: Path, data: bytes, *, prefix: str, suffix: str) -> None:
+    """Replace ``path`` by a file holding ``data``, atomically and privately.
+
+    A temporary file beside it — created 0600 with ``O_EXCL`` by mkstemp, so never through a
+    planted link, named ``prefix…suffix`` — is written, fsynced and renamed over ``path`` (the
+    rename replaces a link itself, never what it points to), then the directory is fsynced. If
+    anything fails, ``path`` is left as it was and the temporary file is removed.
+    """
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -25,14 +25,13 @@ import json
 import math
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from bulkstop.errors import InputError
-from bulkstop.report.files import fsync_dir, open_own, refuse_unsafe
+from bulkstop.report.files import open_own, refuse_unsafe, replace_file
 from bulkstop.report.paths import TEMP_SUFFIX, settings_path, temp_prefix
 
 __all__ = ["SETTINGS_FORMAT", "RememberedSettings", "Scalar", "read_settings", "write_settings"]
@@ -79,19 +78,9 @@ def write_settings(
                 "input": input, "settings": dict(values)}  # fmt: skip
     data = json.dumps(document, indent=1, sort_keys=True, allow_nan=False).encode() + b"\n"
     refuse_unsafe(path, "the settings file")
-    # mkstemp creates the file 0600 with O_EXCL (so never through a link); its name is one
-    # that remove_stale_temps clears should the process die before the rename.
-    fd, temp = tempfile.mkstemp(dir=report.parent, prefix=temp_prefix(report), suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)  # replaces a link itself, never what it points to
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    fsync_dir(report.parent)
+    # Its temporary name is one that remove_stale_temps clears should the process die before
+    # the rename.
+    replace_file(path, data, prefix=temp_prefix(report), suffix=TEMP_SUFFIX)
     return path
 
 
