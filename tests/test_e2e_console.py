@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import structlog
 from click.testing import CliRunner, Result
+from consolelines import json_lines, named
 from simhost import HostedSimulator, SimulatorHost
 
 from bulkstop.cli import main
@@ -60,25 +61,6 @@ def invoke(args: Sequence[str]) -> Result:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"bulkstop raised instead of exiting: {result.exception!r}")
     return result
-
-
-def json_lines(stderr: str) -> list[dict[str, Any]]:
-    """Every line of ``stderr`` as a JSON object; fails on the first that is not one."""
-    events = []
-    for line in stderr.splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            pytest.fail(f"not a JSON line: {line!r}")
-        assert isinstance(event, dict), line
-        assert {"event", "level", "timestamp"} <= set(event), line
-        events.append(event)
-    assert events, "nothing on stderr"
-    return events
-
-
-def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    return [event for event in events if event["event"] == name]
 
 
 def simulated(report: Path, *more: str) -> list[str]:
