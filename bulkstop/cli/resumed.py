@@ -27,17 +27,18 @@ _UNGIVEN = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
 
 def with_remembered(
-    ctx: click.Context, options: dict[str, Any], *, always: bool = False
+    ctx: click.Context, options: dict[str, Any], *, doing: str | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """``options`` with every option the user did not give taken from the report's settings,
     and the notices to print once the run is under way: which remembered settings are used,
     and which a flag overrides.
 
-    Unchanged, with no notice, when this is not a resume (unless ``always``: a command that
-    works on the report's targets, such as ``verify``) or the report keeps no settings.
+    ``doing`` names what a command other than a resume does with the report's targets (e.g.
+    ``"verifying"``): the recorded settings then apply to it too. Unchanged, with no notice,
+    when this is neither a resume nor such a command, or the report keeps no settings.
     """
     report = options.get("report")
-    if not (always or options.get("resume")) or report is None:
+    if not (doing or options.get("resume")) or report is None:
         return options, []
     from bulkstop.remember import NOT_REMEMBERED, as_scalar, flag, same, shown
     from bulkstop.report import read_settings
@@ -73,7 +74,10 @@ def with_remembered(
                 f"{flag(name)} {shown(as_scalar(options[name]))} overrides {shown(raw)}"
             )
     settings = " ".join(used) if used else "the defaults"
-    notices = [f"bulkstop: resuming with the settings run {remembered.run} recorded: {settings}"]
+    notices = [
+        f"bulkstop: {doing or 'resuming'} with the settings run {remembered.run} recorded:"
+        f" {settings}"
+    ]
     notices.extend(f"bulkstop: given again: {line}" for line in overridden)
     return merged, notices
 

@@ -111,8 +111,7 @@ def _remembered(options: dict[str, Any], path: Path) -> tuple[dict[str, Any], li
             f"{path} is the report of a --simulate run: its builds were in a simulator that"
             " ended with the run; verify it with run --simulate --verify instead"
         )
-    merged, notices = with_remembered(click.get_current_context(), options, always=True)
-    return merged, [notice.replace("resuming with", "verifying with") for notice in notices]
+    return with_remembered(click.get_current_context(), options, doing="verifying")
 
 
 async def _check(options: dict[str, Any], loaded: LoadedReport, lock: ReportLock) -> ExitCode:
