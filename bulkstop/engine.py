@@ -370,8 +370,9 @@ class Stopper:
         ``rows`` may be :class:`InputRow` (from :func:`bulkstop.sources.open_source`),
         :class:`Target`, or ``(job_id, build_no)`` pairs, as a sync or async iterable. A sync
         iterable other than a list or tuple is read on a thread of its own
-        (:class:`~bulkstop.sources.ReadAhead`, as a source reads itself), so that a slow one
-        never holds up the event loop, and each row goes out as soon as it is read.
+        (:class:`~bulkstop.sources.ReadAhead`, as a source that may wait reads itself), so
+        that a slow one never holds up the event loop, and each row goes out as soon as it is
+        read; a source that never waits (a regular file) is read on the event loop.
         ``carried`` (a resume's) is asked about each distinct target: one it hands a record
         for is not sent, and that record comes out in its place; one it says may have been
         stopped already is reported ``uncertain`` on a "not stopped" answer.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from bulkstop import sources
 from bulkstop.errors import InputError
 from bulkstop.models import InputRow
-from bulkstop.sources import MAX_LINE_BYTES, detect_format, open_source
+from bulkstop.sources import MAX_LINE_BYTES, InlineRows, ReadAhead, detect_format, open_source
 
 JOB = "0123456789abcdef0123456789abcdef"
 JOB2 = "fedcba9876543210fedcba9876543210"
@@ -813,6 +814,57 @@ async def test_async_reading_stays_a_bounded_way_ahead_of_its_consumer() -> None
         assert ahead.queued <= 1024
         assert raw.served < 1024 + 300  # and a buffer's worth more at most
     assert ahead.join(timeout=10)  # closing the source stopped the thread
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "json"])
+async def test_a_regular_file_is_read_on_the_event_loop_giving_way_to_other_tasks(
+    tmp_path: Path, suffix: str
+) -> None:
+    # A file never waits for input: no thread reads it (see InlineRows), and the other tasks
+    # of the loop still run while it is read, after every 256 rows.
+    path = tmp_path / f"targets.{suffix}"
+    count = 1000
+    numbers = range(1, count + 1)
+    if suffix == "csv":
+        path.write_text("job_id,build_no\n" + "".join(f"{JOB},{n}\n" for n in numbers))
+    elif suffix == "jsonl":
+        path.write_text("".join(f'{{"job_id":"{JOB}","build_no":{n}}}\n' for n in numbers))
+    else:
+        path.write_text(json.dumps([{"job_id": JOB, "build_no": n} for n in numbers]))
+    turns: list[int] = []
+    rows: list[InputRow] = []
+
+    async def other_task() -> None:
+        while True:
+            turns.append(len(rows))
+            await anyio.lowlevel.checkpoint()
+
+    threads_before = threading.active_count()
+    with open_source(str(path)) as source:
+        assert not source.waits
+        rows_of = aiter(source)
+        assert isinstance(rows_of, InlineRows)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_task)
+            await anyio.lowlevel.checkpoint()  # let it start
+            async for row in rows_of:
+                rows.append(row)
+            tg.cancel_scope.cancel()
+        assert threading.active_count() == threads_before
+    assert [row.target.build_no for row in rows if row.target] == list(range(1, count + 1))
+    # the other task ran between the batches of 256 rows, not only before and after
+    assert [n for n in turns if 0 < n < count] == [255, 511, 767]
+
+
+@pytest.mark.anyio
+async def test_a_pipe_is_read_on_a_thread_of_its_own() -> None:
+    raw = LazyStream(iter([b"job_id,build_no\n", f"{JOB},1\n".encode()]))
+    with open_source("-", "csv", stdin=io.BufferedReader(raw)) as source:
+        assert source.waits
+        ahead = aiter(source)
+        assert isinstance(ahead, ReadAhead)
+        assert keys([row async for row in ahead]) == [(JOB, 1)]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
