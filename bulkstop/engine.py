@@ -41,11 +41,18 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import anyio
 
@@ -94,9 +101,21 @@ RowLike = InputRow | Target | tuple[str, Any]
 
 
 class RunObserver(Protocol):
-    """Told about a target just before its first attempt is sent (the report's journal)."""
+    """Told about a target just before its first attempt is sent (the report's journal).
+
+    An observer that also has ``attempting_many(targets)`` (a sequence of ``(line, job_id,
+    build_no)``), as :class:`~bulkstop.report.ReportWriter` has, is told in batches instead:
+    the target about to be sent and up to :data:`ANNOUNCE_AHEAD` - 1 of the targets queued
+    behind it, whose first attempts come next, all before the first of them is sent. One
+    call (one write of the journal) then covers up to that many targets.
+    """
 
     def attempting(self, line: int, job_id: str, build_no: int) -> None: ...
+
+
+#: The most targets one ``attempting_many`` announces: the one about to be sent and those
+#: queued next (never more than the run's concurrency).
+ANNOUNCE_AHEAD: Final = 16
 
 
 class Carried(Protocol):
@@ -220,9 +239,11 @@ class _Item:
         last: its latest answer.
         in_flight: an attempt is under way.
         judged: its first answer was shown to the first-answers guard.
+        announced: the observer was told its first attempt comes (see :class:`RunObserver`).
     """
 
     __slots__ = (
+        "announced",
         "attempts",
         "in_flight",
         "judged",
@@ -244,6 +265,7 @@ class _Item:
         self.last: Reply | None = None
         self.in_flight = False
         self.judged = False
+        self.announced = False
 
     def __repr__(self) -> str:
         return (
@@ -436,6 +458,12 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self._in_flight: set[anyio.CancelScope] = set()
         self._sent_finished = 0
         self._sent_failures = 0
+        # The observer's batch call, if it has one, and how many targets one call covers.
+        self._announce_many: Callable[[Sequence[tuple[int, str, int]]], None] | None = getattr(
+            stopper.observer, "attempting_many", None
+        )
+        self._announce_ahead = max(1, min(settings.concurrency, ANNOUNCE_AHEAD))
+        self._queue: HandOff[_Item] | None = None  # the workers' queue, while the run runs
 
     def __repr__(self) -> str:
         stats = self.stats
@@ -487,7 +515,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         settings = self.settings
         # one sender for the producer and one per worker
         out = HandOff[Result](high=settings.concurrency * 4, senders=settings.concurrency + 1)
-        queue = HandOff[_Item](high=settings.concurrency * 2)
+        queue = self._queue = HandOff[_Item](high=settings.concurrency * 2)
         self._judged = anyio.Event()
         self.stats.started = self._stopper.clock.now()
         async with anyio.create_task_group() as tg:
@@ -760,8 +788,8 @@ class StopRun(anyio.AsyncContextManagerMixin):
                 item.started_at = utcnow()
                 item.started_mono = started
                 self.budget.deposit(started)
-                if stopper.observer is not None:
-                    stopper.observer.attempting(item.line, target.job_id, target.build_no)
+                if not item.announced and stopper.observer is not None:
+                    self._announce(item, stopper.observer)
             else:
                 stats.retries += 1
             item.attempts += 1
@@ -816,6 +844,22 @@ class StopRun(anyio.AsyncContextManagerMixin):
             )
             if step.wait > 0 and not await self._wait(step.wait):
                 return self._aborted(item)
+
+    def _announce(self, item: _Item, observer: RunObserver) -> None:
+        """Tell the observer that ``item``'s first attempt comes, with the targets queued
+        next when it takes them in batches (see :class:`RunObserver`)."""
+        item.announced = True
+        many = self._announce_many
+        queue = self._queue
+        if many is None or queue is None:
+            observer.attempting(item.line, item.target.job_id, item.target.build_no)
+            return
+        batch = [(item.line, item.target.job_id, item.target.build_no)]
+        for queued in queue.peek(self._announce_ahead - 1):
+            if not queued.announced:
+                queued.announced = True
+                batch.append((queued.line, queued.target.job_id, queued.target.build_no))
+        many(batch)
 
     def _feed(
         self, judged: Decision, reply: Reply, started: float, now: float, target: Target

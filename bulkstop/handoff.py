@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 from typing import Generic, TypeVar
 
 __all__ = ["HandOff"]
@@ -76,6 +77,10 @@ class HandOff(Generic[T]):
         if self._getters:
             self._wake_getter()
         return True
+
+    def peek(self, count: int) -> list[T]:
+        """Up to ``count`` items from the head of the queue, left in it: the next ones taken."""
+        return list(itertools.islice(self._items, count))
 
     def sender_done(self) -> None:
         """One sender has finished; after the last one, getters see the end."""

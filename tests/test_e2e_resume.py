@@ -331,9 +331,14 @@ def markers(report: Path) -> int:
         return 0
 
 
-def markers_at_least(report: Path, count: int) -> Callable[[], bool]:
-    """A condition: at least ``count`` targets were noted as about to be sent."""
-    return lambda: markers(report) >= count
+def sent_at_least(simulator: SimulatorView, count: int) -> Callable[[], bool]:
+    """A condition: at least ``count`` stop calls have reached the simulator (counted as they
+    arrive, before its latency).
+
+    Not the markers: a run notes targets as about to be sent a few at a time, ahead of
+    sending them (see bulkstop.engine.RunObserver).
+    """
+    return lambda: simulator.stats()["requests_total"] >= count
 
 
 def one_record_per_row(report: Path, rows: list[Row]) -> dict[Key, Result]:
@@ -398,9 +403,9 @@ def test_sigkill_then_resume_settles_every_row_and_never_resends_a_stopped_targe
     kill_points: list[KillPoint] = []
     for index in range(kills):
         resume = ("--resume",) if index else ()
-        sidecar_before = markers(report)
+        sent_before = fast_simulator.stats()["requests_total"]
         running = e2e.start_run(targets, report, url, *PACE, *resume)
-        running.wait_until(markers_at_least(report, sidecar_before + 1), "a stop was sent")
+        running.wait_until(sent_at_least(fast_simulator, sent_before + 1), "a stop was sent")
         # A random moment of the run, which lasts about a second (a resume less). The wall
         # clock only picks the moment here; nothing is measured with it.
         time.sleep(rng.uniform(0.0, 0.4 if index == 0 else 0.2))
@@ -529,8 +534,8 @@ def test_one_interrupt_drains_in_flight_calls_and_resume_finishes_the_rest(
     rows = write_input(targets, 60)
     report = tmp_path / f"report.{fmt}"  # a finished JSON report ends in "]": resume reopens it
     running = e2e.start_run(targets, report, slow_simulator.url, *PACE, "--grace", "5")
-    # More markers than calls in flight: some calls have finished, eight are in flight.
-    running.wait_until(markers_at_least(report, 12), "a dozen stop calls were started")
+    # More calls than can be in flight: some have finished, eight are in flight.
+    running.wait_until(sent_at_least(slow_simulator, 12), "a dozen stop calls were sent")
 
     running.send(signum)
 
@@ -571,7 +576,7 @@ def test_an_interrupt_ends_a_run_whose_stdin_pipe_is_never_closed(
         os.close(read_fd)
         os.write(write_fd, targets.read_bytes())
         # Each row is sent as it arrives, though the writer neither writes more nor closes.
-        running.wait_until(markers_at_least(report, len(valid_keys(rows))), "all were started")
+        running.wait_until(sent_at_least(fast_simulator, len(valid_keys(rows))), "all were sent")
 
         running.send(signal.SIGINT)
 
@@ -592,7 +597,7 @@ def test_second_interrupt_cancels_in_flight_calls_at_once(
     running = e2e.start_run(
         targets, report, stuck_simulator.url, "--concurrency", "4", "--rate", "400", "--grace", "60"
     )
-    running.wait_until(markers_at_least(report, 4), "four stop calls were in flight")
+    running.wait_until(sent_at_least(stuck_simulator, 4), "four stop calls were in flight")
     running.send(signal.SIGINT)
     running.wait_until(lambda: "starting no new stop calls" in running.stderr, "it drained")
 
@@ -618,7 +623,7 @@ def test_interrupts_after_the_second_leave_the_report_whole(
     running = e2e.start_run(
         targets, report, stuck_simulator.url, "--concurrency", "4", "--rate", "400", "--grace", "60"
     )
-    running.wait_until(markers_at_least(report, 4), "four stop calls were in flight")
+    running.wait_until(sent_at_least(stuck_simulator, 4), "four stop calls were in flight")
     running.send(signal.SIGINT)
     running.wait_until(lambda: "starting no new stop calls" in running.stderr, "it drained")
     size = report.stat().st_size
@@ -723,7 +728,7 @@ def test_a_second_run_on_a_report_in_use_is_refused_at_once_naming_the_first(
     first = e2e.start_run(
         targets, report, slow_simulator.url, "--rate", "200", "--concurrency", "2", "--grace", "5"
     )
-    first.wait_until(markers_at_least(report, 1), "the first run sent a stop")
+    first.wait_until(sent_at_least(slow_simulator, 1), "the first run sent a stop")
 
     # A resume and a fresh start on the same report, from this process, while the first goes on.
     contenders = [

@@ -969,3 +969,70 @@ async def test_the_first_answers_check_can_be_turned_off() -> None:
     out, _, error = await first_answers_run(always(URL_NOT_FOUND), 20, limit=0)
     assert error is None
     assert {r.outcome for r in out} == {Outcome.NOT_FOUND}
+
+
+class Announcements:
+    """An observer that takes announcements in batches, as the report's journal does; it
+    notes which targets the client had been sent by then."""
+
+    def __init__(self, client: FakeClient) -> None:
+        self.client = client
+        self.batches: list[list[tuple[int, str, int]]] = []
+        self.sent_before: list[set[int]] = []
+
+    def attempting(self, line: int, job_id: str, build_no: int) -> None:
+        raise AssertionError("an observer with attempting_many is told in batches")
+
+    def attempting_many(self, batch: list[tuple[int, str, int]]) -> None:
+        self.batches.append(list(batch))
+        self.sent_before.append({build_no for _, build_no in self.client.calls})
+
+
+class OneByOne:
+    """An observer without a batch call: told once per target, right before its first call."""
+
+    def __init__(self, client: FakeClient) -> None:
+        self.client = client
+        self.told: list[int] = []
+
+    def attempting(self, line: int, job_id: str, build_no: int) -> None:
+        assert build_no not in {sent for _, sent in self.client.calls}
+        self.told.append(build_no)
+
+
+async def run_observed(client: FakeClient, observer: object, n: int, concurrency: int) -> None:
+    clock = client.clock
+    stopper = Stopper(
+        client,
+        pacer=Pacer(rate=1e6, burst=concurrency, clock=clock),
+        settings=RunSettings(concurrency=concurrency, seed=7),
+        clock=clock,
+        observer=observer,  # type: ignore[arg-type]
+    )
+    async with clock.autojump(), stopper.run(targets(n)) as results:
+        assert len([result async for result in results]) == n
+
+
+@pytest.mark.parametrize(("concurrency", "most"), [(1, 1), (8, 8), (64, 16)])
+async def test_targets_are_announced_in_batches_each_once_before_it_is_sent(
+    concurrency: int, most: int
+) -> None:
+    client = FakeClient(FakeClock(), lambda t, n: E500 if n == 1 and t.build_no % 7 == 0 else OK)
+    observer = Announcements(client)
+    await run_observed(client, observer, 300, concurrency)
+
+    announced = [build_no for batch in observer.batches for _, _, build_no in batch]
+    assert sorted(announced) == list(range(1, 301))  # each target once, retried ones too
+    assert all(line == build_no for batch in observer.batches for line, _, build_no in batch)
+    assert max(len(batch) for batch in observer.batches) == most  # min(concurrency, 16)
+    for batch, sent in zip(observer.batches, observer.sent_before, strict=True):
+        assert not {build_no for _, _, build_no in batch} & sent  # none of them sent yet
+    if concurrency > 1:
+        assert len(observer.batches) <= 300 // 2  # one call covers several targets
+
+
+async def test_an_observer_without_a_batch_call_is_told_once_per_target_before_it() -> None:
+    client = FakeClient(FakeClock(), always(OK))
+    observer = OneByOne(client)
+    await run_observed(client, observer, 50, 8)
+    assert sorted(observer.told) == list(range(1, 51))

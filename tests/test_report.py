@@ -38,6 +38,7 @@ from bulkstop.report import (
     report_format,
 )
 from bulkstop.report import writer as writing
+from bulkstop.report.markers import MarkerReader
 
 
 @pytest.fixture(params=FORMATS)
@@ -883,6 +884,21 @@ def test_markers_count_as_lines_and_the_sidecar_is_synced_too(
     writer.close()
     assert len(fsyncs.times(path)) == 1
     assert len(fsyncs.times(inflight_path(path))) == 1
+
+
+def test_a_batch_of_markers_reaches_the_os_at_once_and_counts_each_line(
+    tmp_path: Path, fsyncs: Fsyncs
+) -> None:
+    path = tmp_path / "r.csv"
+    writer = fsyncs.writer(path, fsync_every=4)
+    writer.attempting_many([(2, job(0), 1), (3, job(1), 2), (4, job(2), 3)])
+    # in the sidecar before the call returns, as attempting's marker is
+    assert [m.key for m in MarkerReader(inflight_path(path))] == [key(0), key(1), key(2)]
+    assert fsyncs.times(inflight_path(path)) == []  # three lines of four
+    writer.attempting(5, job(3), 4)
+    assert len(fsyncs.times(inflight_path(path))) == 1
+    writer.close()
+    assert load_report(path).in_flight == {key(0), key(1), key(2), key(3)}
 
 
 def test_close_after_flush_has_nothing_to_fsync(tmp_path: Path, fsyncs: Fsyncs) -> None:

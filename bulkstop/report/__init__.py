@@ -19,9 +19,11 @@ Formats (from the report path's extension, any case; values: :mod:`~bulkstop.rep
                            :meth:`ReportWriter.finalize` has appended ``]``.
 
 Crash safety (:mod:`~bulkstop.report.writer`)
-    Before a target's first attempt the engine calls :meth:`ReportWriter.attempting`; that
-    marker reaches the sidecar ``<report>.inflight`` before the stop can be sent, so after a
-    crash the loader knows which targets may have been stopped with no record saying so.
+    Before a target's first attempt the engine calls :meth:`ReportWriter.attempting_many` for
+    it and the targets queued right behind it; those markers reach the sidecar
+    ``<report>.inflight`` before the first of their stops can be sent, so after a crash the
+    loader knows which targets may have been stopped with no record saying so (a few of them
+    perhaps not sent yet: a resume sends them as maybe stopped).
     :class:`ReportWriter` appends one line per result and hands them to the OS within a few
     milliseconds, so a killed process loses at most the records of its last few milliseconds
     (their targets are sent again by a resume, as maybe stopped); it fsyncs on a cadence (time

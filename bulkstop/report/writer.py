@@ -1,8 +1,12 @@
 """Writing a report as the run goes: the journal of records and in-flight markers.
 
 What a SIGKILL can cost
-    An in-flight marker reaches the OS before :meth:`ReportWriter.attempting` returns, so
-    before the stop it announces can be sent. Records are handed to the OS in small batches:
+    An in-flight marker reaches the OS before :meth:`ReportWriter.attempting` (or
+    :meth:`~ReportWriter.attempting_many`) returns, so before the stop it announces can be
+    sent. The engine announces targets in batches, the one about to be sent with up to 15
+    queued behind it: a process killed meanwhile can also leave markers of targets that were
+    never sent, and ``--resume`` sends those as ones that may have been stopped already (a
+    "not stopped" answer ends them ``uncertain``). Records are handed to the OS in small batches:
     within :data:`FLUSH_INTERVAL` (5 ms) of being written, or once :data:`FLUSH_EVERY` (64)
     wait, whichever comes first (and at once when no event loop runs). A process killed
     meanwhile loses the records of its last few milliseconds, never a marker. A target whose
@@ -18,7 +22,7 @@ import asyncio
 import errno
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Final
@@ -339,6 +343,27 @@ class ReportWriter:
         self._sidecar_dirty = True
         # count the line; fsync when the count or the interval says so (see the class)
         self._unsynced += 1
+        if (
+            self._unsynced >= self._fsync_every
+            or self._now() - self._last_sync >= self._fsync_interval
+        ):
+            self._sync()
+
+    def attempting_many(self, targets: Sequence[tuple[int, str, int]]) -> None:
+        """Note, before the first of them is sent, that the ``(line, job_id, build_no)``
+        targets' first attempts come next: :meth:`attempting` for each, in one write.
+
+        The engine announces a target with those queued behind it (see
+        :class:`~bulkstop.engine.RunObserver`), so that a run pays one system call for up to
+        :data:`~bulkstop.engine.ANNOUNCE_AHEAD` markers.
+        """
+        if self._closed or self._failure is not None:  # _check_open, for each batch
+            self._check_open()
+        run = self.run
+        markers = [marker_line(run, line, job_id, build_no) for line, job_id, build_no in targets]
+        _write_all(self._sidecar, b"".join(markers))
+        self._sidecar_dirty = True
+        self._unsynced += len(targets)
         if (
             self._unsynced >= self._fsync_every
             or self._now() - self._last_sync >= self._fsync_interval
