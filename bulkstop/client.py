@@ -260,7 +260,7 @@ class CodeArtsClient:
             return ReadReply(error=answer._replace(maybe_applied=False))
         response, body, generation = answer
         status = response.status
-        request_id = self._server_text(response.headers.get("X-Request-Id", ""), _MAX_REQUEST_ID)
+        request_id = self._request_id(response)
         payload = self._payload(body)
         if not 200 <= status < 300:
             error = self._error_reply(response, body, generation, payload, request_id)
@@ -361,6 +361,11 @@ class CodeArtsClient:
         secrets = self._auth.secret_values() if self._auth is not None else ()
         return server_text(value, limit, secrets)
 
+    def _request_id(self, response: aiohttp.ClientResponse) -> str:
+        # An absent id (the common case for some gateways) costs no scrubbing.
+        raw = response.headers.get("X-Request-Id")
+        return self._server_text(raw, _MAX_REQUEST_ID) if raw else ""
+
     @staticmethod
     def _payload(body: Body) -> Any:
         """The body as JSON, or ``None`` when it is empty, not JSON, not UTF-8 or too deep."""
@@ -377,7 +382,7 @@ class CodeArtsClient:
 
     def _reply(self, response: aiohttp.ClientResponse, body: Body, generation: int) -> Reply:
         status = response.status
-        request_id = self._server_text(response.headers.get("X-Request-Id", ""), _MAX_REQUEST_ID)
+        request_id = self._request_id(response)
         payload = self._payload(body)
         if 200 <= status < 300:
             stopped = self.api.stopped(payload)
