@@ -204,7 +204,13 @@ class CodeArtsClient:
                 limit=self.pool_size, limit_per_host=self.pool_size, ssl=self._ssl
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._request_timeout, trust_env=False
+                connector=connector,
+                timeout=self._request_timeout,
+                trust_env=False,
+                # No CodeArts or IAM answer sets a cookie that a later call needs (IAM gives
+                # its token in X-Subject-Token, and every call carries its own credential):
+                # a jar that keeps nothing spares each request a cookie lookup.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self
 
