@@ -75,6 +75,12 @@ _MAX_QUOTE = 120
 #: 130 KiB as the service's fields go, a page of 100 records about 60 KiB; 1 MiB leaves room
 #: for longer names while keeping a discovery's worst case at concurrency × 1 MiB.
 MAX_READ_BODY = 1024 * 1024
+#: 2xx bodies whose verdict a client remembers, and the longest one remembered. A service
+#: answers every stop with one of a few short bodies (``{"result": true}``): each is parsed
+#: once. A body past either bound is parsed every time, so an answer varying per call (or a
+#: hostile one) costs what it did and cannot grow the memory.
+_VERDICTS = 8
+_VERDICT_BODY = 128
 
 T = TypeVar("T")
 
@@ -184,6 +190,8 @@ class CodeArtsClient:
         self._session = session
         self._owns_session = session is None
         self._request_timeout = aiohttp.ClientTimeout(total=timeout)
+        # body bytes -> api.stopped(payload); only bodies of at most _VERDICT_BODY bytes
+        self._verdicts: dict[bytes, bool] = {}
 
     @staticmethod
     def _ssl_context(ca_bundle: Path | None, verify_tls: bool) -> ssl.SSLContext | bool:
@@ -386,12 +394,24 @@ class CodeArtsClient:
         # quoted from the whole text, so a secret is scrubbed before any cut
         return repr(self._server_text(raw.decode("utf-8", "replace"), _MAX_QUOTE))
 
+    def _stopped(self, body: Body) -> bool | None:
+        """``api.stopped`` of the body's JSON, remembered for a short body seen before."""
+        raw = body.data
+        if len(raw) > _VERDICT_BODY:
+            return self.api.stopped(self._payload(body))
+        stopped = self._verdicts.get(raw)
+        if stopped is None:
+            stopped = self.api.stopped(self._payload(body))
+            # the same bytes always parse to the same verdict: nothing stale is kept
+            if stopped is not None and len(self._verdicts) < _VERDICTS:
+                self._verdicts[raw] = stopped
+        return stopped
+
     def _reply(self, response: aiohttp.ClientResponse, body: Body, generation: int) -> Reply:
         status = response.status
         request_id = self._request_id(response)
-        payload = self._payload(body)
         if 200 <= status < 300:
-            stopped = self.api.stopped(payload)
+            stopped = self._stopped(body)
             if stopped is None:
                 why = body.problem or self._quote(body.data)
                 return Reply(
@@ -410,7 +430,7 @@ class CodeArtsClient:
                 request_id=request_id,
                 credential_generation=generation,
             )
-        return self._error_reply(response, body, generation, payload, request_id)
+        return self._error_reply(response, body, generation, self._payload(body), request_id)
 
     def _error_reply(
         self,
