@@ -208,9 +208,9 @@ class CodeArtsClient:
 
     async def __aenter__(self) -> Self:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.pool_size, limit_per_host=self.pool_size, ssl=self._ssl
-            )
+            # No limit_per_host: equal to the total it bounds nothing the total does not, and
+            # aiohttp would track each request's connection per host besides.
+            connector = aiohttp.TCPConnector(limit=self.pool_size, ssl=self._ssl)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._request_timeout,
