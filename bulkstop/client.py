@@ -81,6 +81,9 @@ MAX_READ_BODY = 1024 * 1024
 #: hostile one) costs what it did and cannot grow the memory.
 _VERDICTS = 8
 _VERDICT_BODY = 128
+#: Sent with every request and not signed: a proxy may rewrite them, and the SDK does not sign
+#: them either. An own session holds them as its defaults, so no request merges them.
+_UNSIGNED_HEADERS = {"Accept-Encoding": ACCEPT_ENCODING, "User-Agent": USER_AGENT}
 
 T = TypeVar("T")
 
@@ -189,6 +192,8 @@ class CodeArtsClient:
         self._ssl = self._ssl_context(ca_bundle, verify_tls)
         self._session = session
         self._owns_session = session is None
+        # what each request adds to its signed headers: nothing when the session is our own
+        self._unsigned_headers = {} if session is None else _UNSIGNED_HEADERS
         self._request_timeout = aiohttp.ClientTimeout(total=timeout)
         # body bytes -> api.stopped(payload); only bodies of at most _VERDICT_BODY bytes
         self._verdicts: dict[bytes, bool] = {}
@@ -219,6 +224,7 @@ class CodeArtsClient:
                 # its token in X-Subject-Token, and every call carries its own credential):
                 # a jar that keeps nothing spares each request a cookie lookup.
                 cookie_jar=aiohttp.DummyCookieJar(),
+                headers=_UNSIGNED_HEADERS,
             )
         return self
 
@@ -327,12 +333,11 @@ class CodeArtsClient:
                 request.method,
                 request.url,
                 data=request.body,
-                # Not signed: a proxy may rewrite it, and the SDK does not sign it either.
-                headers={
-                    **request.headers,
-                    "Accept-Encoding": ACCEPT_ENCODING,
-                    "User-Agent": USER_AGENT,
-                },
+                headers=(
+                    {**request.headers, **self._unsigned_headers}
+                    if self._unsigned_headers
+                    else request.headers
+                ),
                 allow_redirects=False,  # never follow a redirect with credentials attached
                 timeout=self._request_timeout,
                 auto_decompress=False,  # read_body decompresses, within its bound
