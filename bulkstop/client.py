@@ -381,7 +381,7 @@ class CodeArtsClient:
         return server_text(value, limit, secrets)
 
     def _request_id(self, response: aiohttp.ClientResponse) -> str:
-        # An absent id (the common case for some gateways) costs no scrubbing.
+        # An answer without an id (a gateway's own error page, say) costs no scrubbing.
         raw = response.headers.get("X-Request-Id")
         return self._server_text(raw, _MAX_REQUEST_ID) if raw else ""
 
