@@ -62,6 +62,18 @@ def _legacy_url(endpoint: URL) -> URL:
     return endpoint.joinpath("v3", "jobs", "stop")
 
 
+@functools.lru_cache(maxsize=16)
+def _base(endpoint: URL, *segments: str) -> str:
+    """``endpoint`` joined with ``segments``, as the encoded text a per-target URL starts with."""
+    return str(endpoint.joinpath(*segments))
+
+
+def _target_url(base: str, tail: str) -> URL:
+    # A Target's job_id is 32 of [0-9a-z] and its build_no an int: nothing in ``tail`` needs
+    # quoting, so the URL is parsed as already encoded, at a fraction of a joinpath's cost.
+    return URL(base + tail, encoded=True)
+
+
 class LegacyStopApi:
     """``POST /v3/jobs/stop`` with ``build_no`` as a JSON string (the product brief's API)."""
 
@@ -91,8 +103,8 @@ class V3StopApi:
     name = "v3"
 
     def request(self, endpoint: URL, target: Target) -> ApiRequest:
-        url = endpoint.joinpath("v3", "jobs", target.job_id, str(target.build_no), "stop")
-        return ApiRequest("POST", url, b"")
+        tail = f"/{target.job_id}/{target.build_no}/stop"
+        return ApiRequest("POST", _target_url(_base(endpoint, "v3", "jobs"), tail), b"")
 
     def stopped(self, payload: Any) -> bool | None:
         if isinstance(payload, dict):
@@ -108,11 +120,10 @@ class V1StopApi:
     name = "v1"
 
     def request(self, endpoint: URL, target: Target) -> ApiRequest:
-        url = endpoint.joinpath("v1", "job", target.job_id, "stop").with_query(
-            build_no=str(target.build_no)
-        )
-        body = json.dumps({"build_no": target.build_no}, separators=(",", ":")).encode()
-        return ApiRequest("POST", url, body)
+        tail = f"/{target.job_id}/stop?build_no={target.build_no}"
+        # what json.dumps({"build_no": N}, separators=(",", ":")) gives, without an encoder
+        body = b'{"build_no":%d}' % target.build_no
+        return ApiRequest("POST", _target_url(_base(endpoint, "v1", "job"), tail), body)
 
     def stopped(self, payload: Any) -> bool | None:
         if isinstance(payload, dict):

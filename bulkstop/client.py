@@ -75,6 +75,15 @@ _MAX_QUOTE = 120
 #: 130 KiB as the service's fields go, a page of 100 records about 60 KiB; 1 MiB leaves room
 #: for longer names while keeping a discovery's worst case at concurrency × 1 MiB.
 MAX_READ_BODY = 1024 * 1024
+#: 2xx bodies whose verdict a client remembers, and the longest one remembered. A service
+#: answers every stop with one of a few short bodies (``{"result": true}``): each is parsed
+#: once. A body past either bound is parsed every time, so an answer varying per call (or a
+#: hostile one) costs what it did and cannot grow the memory.
+_VERDICTS = 8
+_VERDICT_BODY = 128
+#: Sent with every request and not signed: a proxy may rewrite them, and the SDK does not sign
+#: them either. An own session holds them as its defaults, so no request merges them.
+_UNSIGNED_HEADERS = {"Accept-Encoding": ACCEPT_ENCODING, "User-Agent": USER_AGENT}
 
 T = TypeVar("T")
 
@@ -183,7 +192,11 @@ class CodeArtsClient:
         self._ssl = self._ssl_context(ca_bundle, verify_tls)
         self._session = session
         self._owns_session = session is None
+        # what each request adds to its signed headers: nothing when the session is our own
+        self._unsigned_headers = {} if session is None else _UNSIGNED_HEADERS
         self._request_timeout = aiohttp.ClientTimeout(total=timeout)
+        # body bytes -> api.stopped(payload); only bodies of at most _VERDICT_BODY bytes
+        self._verdicts: dict[bytes, bool] = {}
 
     @staticmethod
     def _ssl_context(ca_bundle: Path | None, verify_tls: bool) -> ssl.SSLContext | bool:
@@ -200,11 +213,18 @@ class CodeArtsClient:
 
     async def __aenter__(self) -> Self:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.pool_size, limit_per_host=self.pool_size, ssl=self._ssl
-            )
+            # No limit_per_host: equal to the total it bounds nothing the total does not, and
+            # aiohttp would track each request's connection per host besides.
+            connector = aiohttp.TCPConnector(limit=self.pool_size, ssl=self._ssl)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._request_timeout, trust_env=False
+                connector=connector,
+                timeout=self._request_timeout,
+                trust_env=False,
+                # No CodeArts or IAM answer sets a cookie that a later call needs (IAM gives
+                # its token in X-Subject-Token, and every call carries its own credential):
+                # a jar that keeps nothing spares each request a cookie lookup.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                headers=_UNSIGNED_HEADERS,
             )
         return self
 
@@ -260,7 +280,7 @@ class CodeArtsClient:
             return ReadReply(error=answer._replace(maybe_applied=False))
         response, body, generation = answer
         status = response.status
-        request_id = self._server_text(response.headers.get("X-Request-Id", ""), _MAX_REQUEST_ID)
+        request_id = self._request_id(response)
         payload = self._payload(body)
         if not 200 <= status < 300:
             error = self._error_reply(response, body, generation, payload, request_id)
@@ -313,12 +333,11 @@ class CodeArtsClient:
                 request.method,
                 request.url,
                 data=request.body,
-                # Not signed: a proxy may rewrite it, and the SDK does not sign it either.
-                headers={
-                    **request.headers,
-                    "Accept-Encoding": ACCEPT_ENCODING,
-                    "User-Agent": USER_AGENT,
-                },
+                headers=(
+                    {**request.headers, **self._unsigned_headers}
+                    if self._unsigned_headers
+                    else request.headers
+                ),
                 allow_redirects=False,  # never follow a redirect with credentials attached
                 timeout=self._request_timeout,
                 auto_decompress=False,  # read_body decompresses, within its bound
@@ -361,6 +380,11 @@ class CodeArtsClient:
         secrets = self._auth.secret_values() if self._auth is not None else ()
         return server_text(value, limit, secrets)
 
+    def _request_id(self, response: aiohttp.ClientResponse) -> str:
+        # An answer without an id (a gateway's own error page, say) costs no scrubbing.
+        raw = response.headers.get("X-Request-Id")
+        return self._server_text(raw, _MAX_REQUEST_ID) if raw else ""
+
     @staticmethod
     def _payload(body: Body) -> Any:
         """The body as JSON, or ``None`` when it is empty, not JSON, not UTF-8 or too deep."""
@@ -375,12 +399,24 @@ class CodeArtsClient:
         # quoted from the whole text, so a secret is scrubbed before any cut
         return repr(self._server_text(raw.decode("utf-8", "replace"), _MAX_QUOTE))
 
+    def _stopped(self, body: Body) -> bool | None:
+        """``api.stopped`` of the body's JSON, remembered for a short body seen before."""
+        raw = body.data
+        if len(raw) > _VERDICT_BODY:
+            return self.api.stopped(self._payload(body))
+        stopped = self._verdicts.get(raw)
+        if stopped is None:
+            stopped = self.api.stopped(self._payload(body))
+            # the same bytes always parse to the same verdict: nothing stale is kept
+            if stopped is not None and len(self._verdicts) < _VERDICTS:
+                self._verdicts[raw] = stopped
+        return stopped
+
     def _reply(self, response: aiohttp.ClientResponse, body: Body, generation: int) -> Reply:
         status = response.status
-        request_id = self._server_text(response.headers.get("X-Request-Id", ""), _MAX_REQUEST_ID)
-        payload = self._payload(body)
+        request_id = self._request_id(response)
         if 200 <= status < 300:
-            stopped = self.api.stopped(payload)
+            stopped = self._stopped(body)
             if stopped is None:
                 why = body.problem or self._quote(body.data)
                 return Reply(
@@ -399,7 +435,7 @@ class CodeArtsClient:
                 request_id=request_id,
                 credential_generation=generation,
             )
-        return self._error_reply(response, body, generation, payload, request_id)
+        return self._error_reply(response, body, generation, self._payload(body), request_id)
 
     def _error_reply(
         self,

@@ -137,23 +137,34 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> 
     # than any body could have is refused unparsed: int() refuses thousands of digits.
     if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         return Body(problem=f"answer over {limit} bytes, not read")
+    content = response.content
+    if content.is_eof():
+        # The whole body is already buffered (the common case: a small answer arrives with
+        # its headers), so it is taken without a wait; read_nowait raises what read would.
+        data = content.read_nowait(limit + 1)
+    else:
+        data = await _read_within(content, limit)
+    if len(data) > limit:
+        return Body(problem=f"answer over {limit} bytes, not read")
+    if not decoders or not data:
+        return Body(data)
+    return _decompressed(data, decoders, limit)
+
+
+async def _read_within(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of a body still arriving: one more than allowed tells a
+    body over the limit from one exactly at it."""
     chunks: list[bytes] = []
     size = 0
-    content = response.content
     while size <= limit:
         chunk = await content.read(limit + 1 - size)
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
-        if content.at_eof():  # the whole body is in (the common case): no read to see the end
+        if content.at_eof():  # the whole body is in: no read to see the end
             break
-    if size > limit:
-        return Body(problem=f"answer over {limit} bytes, not read")
-    data = b"".join(chunks)
-    if not decoders or not data:
-        return Body(data)
-    return _decompressed(data, decoders, limit)
+    return b"".join(chunks)
 
 
 def _decompressed(data: bytes, decoders: tuple[int, ...], limit: int) -> Body:

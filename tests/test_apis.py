@@ -10,6 +10,7 @@ from yarl import URL
 
 from bulkstop.apis import STOP_APIS, get_stop_api, parse_error_body
 from bulkstop.models import Target
+from bulkstop.transport import check_endpoint
 
 JOB_ID = "f9d6c8466d614a9788e9a0acf6c15f46"
 TARGET = Target(job_id=JOB_ID, build_no=20)
@@ -63,6 +64,44 @@ def test_request_keeps_the_endpoint_base_path(api: str, path: str) -> None:
 
     assert call.url.host == "gw.example.com"
     assert call.url.path == path
+
+
+JOINED = {
+    "v3": lambda e, t: e.joinpath("v3", "jobs", t.job_id, str(t.build_no), "stop"),
+    "v1": lambda e, t: e.joinpath("v1", "job", t.job_id, "stop").with_query(
+        build_no=str(t.build_no)
+    ),
+}
+
+
+@pytest.mark.parametrize("api", sorted(JOINED))
+@pytest.mark.parametrize(
+    "endpoint",
+    ["https://gw.example.com", "http://127.0.0.1:8080/base", "http://[::1]:9/a%20b/c", "https://h/é"],
+)
+@pytest.mark.parametrize("build_no", [1, 20, 2**31 - 1])
+def test_a_per_target_url_is_the_one_a_path_join_builds(
+    api: str, endpoint: str, build_no: int
+) -> None:
+    target = Target(job_id="0" * 16 + "z" * 16, build_no=build_no)
+    base = check_endpoint(endpoint)
+
+    url = get_stop_api(api).request(base, target).url
+
+    expected = JOINED[api](base, target)
+    assert (str(url), url.path, url.raw_path, url.query) == (
+        str(expected),
+        expected.path,
+        expected.raw_path,
+        expected.query,
+    )
+
+
+@pytest.mark.parametrize("build_no", [1, 20, 2**31 - 1])
+def test_v1_body_is_compact_json(build_no: int) -> None:
+    call = get_stop_api("v1").request(ENDPOINT, Target(job_id=JOB_ID, build_no=build_no))
+
+    assert call.body == json.dumps({"build_no": build_no}, separators=(",", ":")).encode()
 
 
 @pytest.mark.parametrize(

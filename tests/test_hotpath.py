@@ -173,6 +173,9 @@ class Parts:
     def at_eof(self) -> bool:
         return not self.parts
 
+    def is_eof(self) -> bool:
+        return False  # still arriving: its end is not yet in the buffer
+
 
 class PartsResponse:
     def __init__(self, parts: list[bytes], headers: dict[str, str] | None = None) -> None:
