@@ -136,10 +136,10 @@ async def test_a_repeated_first_page_and_string_totals_do_not_duplicate_jobs(
 
 
 async def test_under_a_per_minute_read_limit_discovery_misses_nothing(started: datetime) -> None:
-    # A per-minute policy scaled down: 30 reads per 1-second window, shared by every read API,
+    # A per-minute policy scaled down: 30 reads per half-second window, shared by every read API,
     # and a pacer that starts at more than twice that.
-    reads = ReadConfig(throttle=ThrottleConfig(limit=30, window=1.0))
-    settings = ReadSettings(rate=80.0, concurrency=4, retry=POLICY, seed=7)
+    reads = ReadConfig(throttle=ThrottleConfig(limit=30, window=0.5))
+    settings = ReadSettings(rate=160.0, concurrency=4, retry=POLICY, seed=7)
     async with simulator(reads=reads) as sim, client_of(sim) as client:
         found, discovery = await discover(client, DiscoverQuery(project_id=PROJECT), settings)
         expected = running_since(sim, started - DEFAULT_SINCE)
