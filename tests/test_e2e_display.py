@@ -178,8 +178,9 @@ def test_the_display_shows_total_rate_and_eta_and_logs_go_above_it(
 def test_a_throttled_run_shows_the_lowered_pacer(
     tmp_path: Path, throttling_simulator: HostedSimulator
 ) -> None:
-    # 15 calls fill the simulator's window in under 0.4 s; the rest wait for the next one
-    source = targets_csv(tmp_path / "t.csv", 20)
+    # At 40/s the first 32 calls span at most two of the simulator's 1 s windows, wherever the
+    # run starts in one: one window gets more than its 15, and the pacer is lowered.
+    source = targets_csv(tmp_path / "t.csv", 32)
     terminal = Terminal(
         [sys.executable, "-m", "bulkstop", "run", str(source), "--endpoint",
          throttling_simulator.url, "--report", str(tmp_path / "r.csv"), "--rate", "40",
