@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -51,13 +52,13 @@ def quiet_logs() -> Iterator[None]:
     structlog.reset_defaults()
 
 
+#: Every build running until stopped; only the v1 stop API is served.
+V1_ONLY = SimulatorConfig(token=TOKEN, finished_ratio=0.0, latency=0.1, stop_apis=frozenset({"v1"}))
+
+
 @pytest.fixture
 def simulator(simulator_host: SimulatorHost) -> Iterator[HostedSimulator]:
-    """Every build running until stopped; only the v1 stop API is served."""
-    config = SimulatorConfig(
-        token=TOKEN, finished_ratio=0.0, latency=0.1, stop_apis=frozenset({"v1"})
-    )
-    hosted = simulator_host.start(config)
+    hosted = simulator_host.start(V1_ONLY)
     yield hosted
     hosted.close()
 
@@ -140,6 +141,20 @@ def interrupted_run(source: Path, report: Path, url: str) -> str:
         return process.stderr.read().decode()
 
 
+@pytest.fixture(scope="module")
+def one_interrupted_run(
+    simulator_host: SimulatorHost, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[HostedSimulator, Path]]:
+    """A directory holding the input and the report of one first run interrupted mid-way, and
+    its simulator: for the tests that only try a resume that must be refused. Each copies the
+    directory and works on its copy."""
+    hosted = simulator_host.start(V1_ONLY)
+    directory = tmp_path_factory.mktemp("interrupted")
+    interrupted_run(write_input(directory / "targets.csv"), directory / "report.csv", hosted.url)
+    yield hosted, directory
+    hosted.close()
+
+
 def outcomes(report: Path) -> dict[int, Outcome]:
     return {record.line: record.outcome for record in load_report(report).records}
 
@@ -208,11 +223,14 @@ def test_a_flag_given_again_on_resume_overrides_with_a_notice(
     ],
 )
 def test_a_resume_that_changes_what_the_records_mean_is_refused_and_sends_nothing(
-    tmp_path: Path, simulator: HostedSimulator, options: Sequence[str], says: str
+    tmp_path: Path,
+    one_interrupted_run: tuple[HostedSimulator, Path],
+    options: Sequence[str],
+    says: str,
 ) -> None:
-    source = write_input(tmp_path / "targets.csv")
-    report = tmp_path / "report.csv"
-    interrupted_run(source, report, simulator.url)
+    simulator, interrupted = one_interrupted_run
+    shutil.copytree(interrupted, tmp_path, dirs_exist_ok=True)
+    source, report = tmp_path / "targets.csv", tmp_path / "report.csv"
     before = report.read_bytes(), simulator.stats()["requests_total"]
 
     resumed = resume(source, report, *options)
