@@ -146,8 +146,8 @@ def one_interrupted_run(
     simulator_host: SimulatorHost, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[HostedSimulator, Path]]:
     """A directory holding the input and the report of one first run interrupted mid-way, and
-    its simulator: for the tests that only try a resume that must be refused. Each copies the
-    directory and works on its copy."""
+    its simulator: for the tests that only read it, or try a resume that must be refused (each
+    of those works on a copy of the directory)."""
     hosted = simulator_host.start(V1_ONLY)
     directory = tmp_path_factory.mktemp("interrupted")
     interrupted_run(write_input(directory / "targets.csv"), directory / "report.csv", hosted.url)
@@ -354,11 +354,10 @@ def test_a_remembered_token_file_is_used_unless_a_credential_variable_is_set_now
 
 
 def test_status_of_an_interrupted_run_says_what_the_resume_sends(
-    tmp_path: Path, simulator: HostedSimulator
+    one_interrupted_run: tuple[HostedSimulator, Path],
 ) -> None:
-    source = write_input(tmp_path / "targets.csv")
-    report = tmp_path / "report.csv"
-    interrupted_run(source, report, simulator.url)
+    _, interrupted = one_interrupted_run  # status only reads: no copy needed
+    source, report = interrupted / "targets.csv", interrupted / "report.csv"
     aborted = sum(1 for outcome in outcomes(report).values() if outcome is Outcome.ABORTED)
     assert aborted > 0
 
