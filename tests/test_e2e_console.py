@@ -334,13 +334,19 @@ def test_retries_and_failures_are_a_digest_at_the_default_level(
     assert any(re.search(r"failed \d+ \(failed \d+\)", line) for line in digests)
 
 
-def test_the_token_file_warning_is_json_too(
-    tmp_path: Path, failing_simulator: HostedSimulator
-) -> None:
+@pytest.fixture
+def simulator(simulator_host: SimulatorHost) -> Iterator[HostedSimulator]:
+    """A simulator that stops every build at once (no call fails, no retry waits)."""
+    hosted = simulator_host.start(SimulatorConfig(token=TOKEN, finished_ratio=0.0))
+    yield hosted
+    hosted.close()
+
+
+def test_the_token_file_warning_is_json_too(tmp_path: Path, simulator: HostedSimulator) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
     token_file.chmod(0o644)
-    args = [str(targets_csv(tmp_path / "t.csv", 3)), "--endpoint", failing_simulator.url,
+    args = [str(targets_csv(tmp_path / "t.csv", 3)), "--endpoint", simulator.url,
             "--token-file", str(token_file), "--report", str(tmp_path / "r.csv"), *FAST,
             "--log-format", "json"]  # fmt: skip
     result = invoke(args)

@@ -8,6 +8,7 @@ delays are short and verify timeouts small, so each test ends in a few seconds.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -40,6 +41,8 @@ OUTSIDE = (
     "HUAWEICLOUD_DOMAIN",
 )  # fmt: skip
 FAST_READS = ("--read-rate", "200", "--log-level", "warning")
+#: Stops paced fast: where the stop rate is not what a test is about, it need not wait for it.
+FAST_STOPS = ("--rate", "100")
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +99,15 @@ def test_discover_lists_exactly_the_running_builds_of_a_project_of_50_jobs(
 def test_discover_piped_into_run_verify_stops_and_verifies_every_build(
     host: SimulatorHost, tmp_path: Path
 ) -> None:
-    sim = start(host)
+    # Stops take effect at once: the pipe is the point here, not the polling of builds still
+    # aborting (test_run_simulate_verify_works_out_of_the_box needs that second round).
+    sim = start(host, world=dataclasses.replace(WORLD, stop_delay=0.0))
     found = invoke(["discover", "--project", PROJECT, "--endpoint", sim.url, *FAST_READS])
     report = tmp_path / "stopped.csv"
     done = invoke(
         [
             "run", "-", "--input-format", "csv", "--verify", "--verify-timeout", "10",
-            "--report", str(report), "--endpoint", sim.url, *FAST_READS,
+            "--report", str(report), "--endpoint", sim.url, *FAST_STOPS, *FAST_READS,
         ],
         input=found.stdout,
     )  # fmt: skip
@@ -130,8 +135,9 @@ def test_stops_acknowledged_but_ignored_come_out_running_and_exit_1(
     report = tmp_path / "stopped.jsonl"
     done = invoke(
         [
-            "run", "-", "--input-format", "csv", "--verify", "--verify-timeout", "1",
-            "--report", str(report), "--endpoint", sim.url, *FAST_READS,
+            # the stops take effect 0.2 s after they are sent: well before the timeout
+            "run", "-", "--input-format", "csv", "--verify", "--verify-timeout", "0.5",
+            "--report", str(report), "--endpoint", sim.url, *FAST_STOPS, *FAST_READS,
         ],
         input=found.stdout,
     )  # fmt: skip
@@ -153,12 +159,13 @@ def test_stops_acknowledged_but_ignored_come_out_running_and_exit_1(
 
 
 def test_under_a_per_minute_read_limit_the_listing_misses_nothing(host: SimulatorHost) -> None:
-    # A per-minute policy scaled down: 30 reads per 2-second window.
-    reads = ReadConfig(throttle=ThrottleConfig(limit=30, window=2.0))
+    # A per-minute policy scaled down: 30 reads per 1-second window, and a read rate just
+    # under it (the listing takes about 50 reads: two windows and more).
+    reads = ReadConfig(throttle=ThrottleConfig(limit=30, window=1.0))
     sim = start(host, reads=reads)
     began = time.monotonic()
     result = invoke(
-        ["discover", "--project", PROJECT, "--endpoint", sim.url, "--read-rate", "14",
+        ["discover", "--project", PROJECT, "--endpoint", sim.url, "--read-rate", "28",
          "--log-level", "warning"]
     )  # fmt: skip
     expected = running_now(sim)
@@ -191,17 +198,22 @@ def test_run_simulate_verify_works_out_of_the_box(tmp_path: Path) -> None:
     assert calls >= 5 + len(stopped)
 
 
+#: 20 builds of job cdcd… whose first stop calls, under seed 0 and 40 % of 500s, fail at most
+#: twice in a row: some end uncertain, some stopped, and no retry waits out a long backoff.
+SHORT_FAULTS = (1, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 20, 22, 23, 25, 26, 27, 28)
+
+
 def test_verify_settles_the_uncertain_rows_of_a_fault_after_effect_run(
     host: SimulatorHost, tmp_path: Path
 ) -> None:
     faults = FaultConfig(error_500=0.4, after_stop=1.0)
     sim = host.start(SimulatorConfig(token=TOKEN, finished_ratio=0.0, faults=faults))
     source = tmp_path / "in.csv"
-    source.write_text("job_id,build_no\n" + "".join(f"{'cd' * 16},{n}\n" for n in range(1, 21)))
+    source.write_text("job_id,build_no\n" + "".join(f"{'cd' * 16},{n}\n" for n in SHORT_FAULTS))
     report = tmp_path / "r.csv"
     ran = invoke(
-        ["run", str(source), "--report", str(report), "--endpoint", sim.url, "--log-level",
-         "warning"]
+        ["run", str(source), "--report", str(report), "--endpoint", sim.url, *FAST_STOPS,
+         "--log-level", "warning"]
     )  # fmt: skip
     before = load_report(report)
     uncertain = [r for r in before.records if r.outcome is Outcome.UNCERTAIN]

@@ -136,9 +136,10 @@ async def test_a_repeated_first_page_and_string_totals_do_not_duplicate_jobs(
 
 
 async def test_under_a_per_minute_read_limit_discovery_misses_nothing(started: datetime) -> None:
-    # A per-minute policy scaled down: 30 reads per 2-second window, shared by every read API.
-    reads = ReadConfig(throttle=ThrottleConfig(limit=30, window=2.0))
-    settings = ReadSettings(rate=40.0, concurrency=4, retry=POLICY, seed=7)
+    # A per-minute policy scaled down: 30 reads per half-second window, shared by every read API,
+    # and a pacer that starts at more than twice that.
+    reads = ReadConfig(throttle=ThrottleConfig(limit=30, window=0.5))
+    settings = ReadSettings(rate=160.0, concurrency=4, retry=POLICY, seed=7)
     async with simulator(reads=reads) as sim, client_of(sim) as client:
         found, discovery = await discover(client, DiscoverQuery(project_id=PROJECT), settings)
         expected = running_since(sim, started - DEFAULT_SINCE)
@@ -217,7 +218,8 @@ async def test_ignored_stops_come_out_running_at_the_timeout() -> None:
     world = WorldConfig(
         project_id=PROJECT, jobs=30, running_ratio=0.5, stop_delay=0.2, ignore_stop_ratio=0.4
     )
-    settings = VerifySettings(poll_initial=0.1, poll_max=0.2, timeout=1.0, reads=FAST)
+    # the stops take effect 0.2 s after they are sent: well within the timeout
+    settings = VerifySettings(poll_initial=0.1, poll_max=0.2, timeout=0.5, reads=FAST)
     async with simulator(world=world, seed=11) as sim, client_of(sim) as client:
         found, _ = await discover(client, DiscoverQuery(project_id=PROJECT))
         await stop(client, found)

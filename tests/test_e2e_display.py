@@ -142,7 +142,7 @@ def test_the_display_shows_total_rate_and_eta_and_logs_go_above_it(
     source = targets_csv(tmp_path / "t.csv", ROWS)
     terminal = Terminal(
         [sys.executable, "-m", "bulkstop", "run", str(source), "--endpoint",
-         failing_simulator.url, "--report", str(tmp_path / "r.csv"), "--rate", "40",
+         failing_simulator.url, "--report", str(tmp_path / "r.csv"), "--rate", "80",
          "--max-attempts", "2", "--yes"]
     )  # fmt: skip
     status = terminal.run_to_end()
@@ -157,7 +157,7 @@ def test_the_display_shows_total_rate_and_eta_and_logs_go_above_it(
     ]
     assert running, "no frame of a running display"
     assert all(f"/{ROWS} " in line for line in running)  # the total, known from the start
-    assert any(re.search(r"\d+\.\d/s of 40\.0/s · ETA 0:00:0\d", line) for line in running)
+    assert any(re.search(r"\d+\.\d/s of 80\.0/s · ETA 0:00:0\d", line) for line in running)
     # Afterwards, as the scrollback shows it: the last frame once, every log line whole.
     lines = terminal.everything()
     bars = [line for line in lines if "bulkstop ━" in line or BAR.search(line)]
@@ -178,7 +178,9 @@ def test_the_display_shows_total_rate_and_eta_and_logs_go_above_it(
 def test_a_throttled_run_shows_the_lowered_pacer(
     tmp_path: Path, throttling_simulator: HostedSimulator
 ) -> None:
-    source = targets_csv(tmp_path / "t.csv", 60)
+    # At 40/s the first 32 calls span at most two of the simulator's 1 s windows, wherever the
+    # run starts in one: one window gets more than its 15, and the pacer is lowered.
+    source = targets_csv(tmp_path / "t.csv", 32)
     terminal = Terminal(
         [sys.executable, "-m", "bulkstop", "run", str(source), "--endpoint",
          throttling_simulator.url, "--report", str(tmp_path / "r.csv"), "--rate", "40",

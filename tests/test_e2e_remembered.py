@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -37,6 +38,9 @@ pytestmark = pytest.mark.e2e
 TOKEN = "e2e-remembered-token-77c1e0d2"
 PROCESS_TIMEOUT = 20.0
 TARGETS = 60
+#: Targets for a test that does not measure the resume's pace: at 40/s the first run is still
+#: half a second from its end when a dozen stops have started, and the resume is shorter.
+FEWER = 36
 #: The first run's pace: slow enough to be interrupted mid-way, and not bulkstop's defaults.
 FIRST = ("--api", "v1", "--rate", "40", "--concurrency", "4", "--max-attempts", "3")
 
@@ -48,13 +52,13 @@ def quiet_logs() -> Iterator[None]:
     structlog.reset_defaults()
 
 
+#: Every build running until stopped; only the v1 stop API is served.
+V1_ONLY = SimulatorConfig(token=TOKEN, finished_ratio=0.0, latency=0.1, stop_apis=frozenset({"v1"}))
+
+
 @pytest.fixture
 def simulator(simulator_host: SimulatorHost) -> Iterator[HostedSimulator]:
-    """Every build running until stopped; only the v1 stop API is served."""
-    config = SimulatorConfig(
-        token=TOKEN, finished_ratio=0.0, latency=0.1, stop_apis=frozenset({"v1"})
-    )
-    hosted = simulator_host.start(config)
+    hosted = simulator_host.start(V1_ONLY)
     yield hosted
     hosted.close()
 
@@ -137,6 +141,20 @@ def interrupted_run(source: Path, report: Path, url: str) -> str:
         return process.stderr.read().decode()
 
 
+@pytest.fixture(scope="module")
+def one_interrupted_run(
+    simulator_host: SimulatorHost, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[HostedSimulator, Path]]:
+    """A directory holding the input and the report of one first run interrupted mid-way, and
+    its simulator: for the tests that only read it, or try a resume that must be refused (each
+    of those works on a copy of the directory)."""
+    hosted = simulator_host.start(V1_ONLY)
+    directory = tmp_path_factory.mktemp("interrupted")
+    interrupted_run(write_input(directory / "targets.csv"), directory / "report.csv", hosted.url)
+    yield hosted, directory
+    hosted.close()
+
+
 def outcomes(report: Path) -> dict[int, Outcome]:
     return {record.line: record.outcome for record in load_report(report).records}
 
@@ -180,7 +198,7 @@ def test_a_resume_with_only_the_report_continues_with_v1_at_the_rate_against_the
 def test_a_flag_given_again_on_resume_overrides_with_a_notice(
     tmp_path: Path, simulator: HostedSimulator
 ) -> None:
-    source = write_input(tmp_path / "targets.csv")
+    source = write_input(tmp_path / "targets.csv", FEWER)
     report = tmp_path / "report.csv"
     interrupted_run(source, report, simulator.url)
 
@@ -190,7 +208,7 @@ def test_a_flag_given_again_on_resume_overrides_with_a_notice(
     assert "bulkstop: given again: --rate 80.0 overrides 40.0" in resumed.stderr
     start = next(line for line in resumed.stderr.splitlines() if "run.start" in line)
     assert re.search(r"\brate=80(\.0)?\b", start), start
-    assert stops(simulator) == {"v1": TARGETS}
+    assert stops(simulator) == {"v1": FEWER}
     # the settings file now holds what the resumed run did
     assert json.loads(settings_path(report).read_text())["settings"]["rate"] == 80.0
 
@@ -205,11 +223,14 @@ def test_a_flag_given_again_on_resume_overrides_with_a_notice(
     ],
 )
 def test_a_resume_that_changes_what_the_records_mean_is_refused_and_sends_nothing(
-    tmp_path: Path, simulator: HostedSimulator, options: Sequence[str], says: str
+    tmp_path: Path,
+    one_interrupted_run: tuple[HostedSimulator, Path],
+    options: Sequence[str],
+    says: str,
 ) -> None:
-    source = write_input(tmp_path / "targets.csv")
-    report = tmp_path / "report.csv"
-    interrupted_run(source, report, simulator.url)
+    simulator, interrupted = one_interrupted_run
+    shutil.copytree(interrupted, tmp_path, dirs_exist_ok=True)
+    source, report = tmp_path / "targets.csv", tmp_path / "report.csv"
     before = report.read_bytes(), simulator.stats()["requests_total"]
 
     resumed = resume(source, report, *options)
@@ -228,7 +249,7 @@ def test_allow_settings_change_lets_a_resume_change_the_api(
     config = SimulatorConfig(token=TOKEN, finished_ratio=0.0, latency=0.1)
     simulator = simulator_host.start(config)
     try:
-        source = write_input(tmp_path / "targets.csv")
+        source = write_input(tmp_path / "targets.csv", FEWER)
         report = tmp_path / "report.csv"
         interrupted_run(source, report, simulator.url)
         first = simulator.stats()["by_api"]["v1"]
@@ -237,7 +258,7 @@ def test_allow_settings_change_lets_a_resume_change_the_api(
 
         assert resumed.exit_code == 0, resumed.stderr
         assert "given again: --api v3 overrides v1" in resumed.stderr
-        assert simulator.stats()["by_api"] == {"legacy": 0, "v3": TARGETS - first, "v1": first}
+        assert simulator.stats()["by_api"] == {"legacy": 0, "v3": FEWER - first, "v1": first}
     finally:
         simulator.close()
 
@@ -245,7 +266,7 @@ def test_allow_settings_change_lets_a_resume_change_the_api(
 def test_a_killed_run_remembers_its_settings_and_no_secret(
     tmp_path: Path, simulator: HostedSimulator
 ) -> None:
-    source = write_input(tmp_path / "targets.csv")
+    source = write_input(tmp_path / "targets.csv", FEWER)
     report = tmp_path / "report.csv"
     with first_run(source, report, simulator.url) as process:
         wait_for_markers(process, report, 4)
@@ -333,11 +354,10 @@ def test_a_remembered_token_file_is_used_unless_a_credential_variable_is_set_now
 
 
 def test_status_of_an_interrupted_run_says_what_the_resume_sends(
-    tmp_path: Path, simulator: HostedSimulator
+    one_interrupted_run: tuple[HostedSimulator, Path],
 ) -> None:
-    source = write_input(tmp_path / "targets.csv")
-    report = tmp_path / "report.csv"
-    interrupted_run(source, report, simulator.url)
+    _, interrupted = one_interrupted_run  # status only reads: no copy needed
+    source, report = interrupted / "targets.csv", interrupted / "report.csv"
     aborted = sum(1 for outcome in outcomes(report).values() if outcome is Outcome.ABORTED)
     assert aborted > 0
 
