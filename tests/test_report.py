@@ -267,6 +267,57 @@ def test_csv_text_cells_never_start_a_formula_and_read_back_unchanged(text: str)
         assert getattr(loaded, name) == expected
 
 
+_CELL_TEXT = st.text(alphabet=st.sampled_from(list("aZ09 -_.:;/'=+@,\"\t\r\né€")), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.tuples(*[_CELL_TEXT] * 6),
+    http_status=st.one_of(st.none(), st.integers(-1, 600)),
+    elapsed_ms=st.one_of(st.none(), st.integers(-5, 10**7)),
+    flag=st.booleans(),
+    run=st.one_of(st.none(), st.integers(1, 99)),
+)
+def test_the_plain_csv_line_is_the_csv_writers_line_whenever_it_is_taken(
+    texts: tuple[str, ...],
+    http_status: int | None,
+    elapsed_ms: int | None,
+    flag: bool,
+    run: int | None,
+) -> None:
+    error_code, error_msg, request_id, detail, verified, build_status = texts
+    record = result(
+        0,
+        http_status=http_status,
+        error_code=error_code,
+        error_msg=error_msg,
+        request_id=request_id,
+        detail=detail,
+        elapsed_ms=elapsed_ms,
+        maybe_applied=flag,
+        verified=verified,
+        build_status=build_status,
+    )
+    plain = encoding._plain_csv_line(record, run)
+    by_csv_writer = encoding.LineEncoder("csv")._csv_line(encoding._csv_cells(record, run))
+    if plain is not None:
+        assert plain.encode() == by_csv_writer
+    encoder = encoding.LineEncoder("csv")
+    encoder.add(record, run=run)
+    encoder.add(record, run=run)
+    assert encoder.take() == by_csv_writer * 2
+    assert encoding.LineEncoder("csv").bare(record, run=run) == by_csv_writer
+
+
+def test_a_run_s_usual_record_takes_the_plain_csv_line() -> None:
+    record = result(0)
+    plain = encoding._plain_csv_line(record, None)
+    assert plain is not None
+    assert plain.encode() == encoding.LineEncoder("csv")._csv_line(
+        encoding._csv_cells(record, None)
+    )
+
+
 def test_writer_stamps_its_run_on_every_record(path: Path) -> None:
     write_run(path, [result(0, run=1)], run=3)
     assert [r.run for r in load_report(path).records] == [3]
