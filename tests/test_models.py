@@ -157,6 +157,19 @@ def test_input_rows_carry_the_raw_text_of_invalid_rows() -> None:
     assert good.error is None
 
 
+@pytest.mark.parametrize("build_no", [2, "2", " 2 ", "0002"])
+def test_a_valid_row_is_the_row_its_constructor_makes_and_as_frozen(build_no: Any) -> None:
+    row = InputRow.from_values(5, JOB, build_no)
+    made = InputRow(
+        line=5, target=Target(JOB, 2), error=None, raw_job_id=JOB, raw_build_no=str(build_no)
+    )
+    assert row == made
+    assert hash(row) == hash(made)
+    assert repr(row) == repr(made)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.line = 6  # type: ignore[misc]
+
+
 def test_result_fields_are_the_report_columns_in_order() -> None:
     assert REPORT_FIELDS == (
         "line", "job_id", "build_no", "outcome", "http_status", "error_code", "error_msg",
