@@ -1,8 +1,10 @@
 """The report journal's CPU per target: one in-flight marker and one record, as a run writes them.
 
 Each figure is the median of alternating rounds, each round a fresh process that writes N
-targets (a marker when the stop is sent, then its record) to a new report through the public
-``ReportWriter`` API, inside an event loop as the CLI does. With ``--before DIR`` (another
+targets (markers before the stops are sent, then the records) to a new report through the
+public ``ReportWriter`` API, inside an event loop as the CLI does. Markers go 16 to a write, as
+a run at concurrency 16 or more announces them (``attempting_many``); a checkout without that
+call writes them one by one. With ``--before DIR`` (another
 checkout of bulkstop, e.g. ``git worktree add ../before <commit>``) the same rounds run against
 that code too, interleaved with this checkout's, and the two are printed side by side.
 
@@ -59,12 +61,19 @@ def _child(fmt: str, n: int, directory: str) -> None:
         for case in ("markers", "records", "both"):
             path = Path(directory) / f"{case}.{fmt}"
             writer = ReportWriter(path)
+            many = getattr(writer, "attempting_many", None)
             started = time.process_time()
-            for result in results:
+            for start in range(0, n, 16):
+                batch = results[start : start + 16]
                 if case != "records":
-                    writer.attempting(result.line, result.job_id, int(result.build_no))
+                    if many is not None:
+                        many([(r.line, r.job_id, int(r.build_no)) for r in batch])
+                    else:
+                        for r in batch:
+                            writer.attempting(r.line, r.job_id, int(r.build_no))
                 if case != "markers":
-                    writer.write(result)
+                    for result in batch:
+                        writer.write(result)
             writer.finalize()
             figures[case] = (time.process_time() - started) / n * 1e6
         return figures
