@@ -74,6 +74,13 @@ def test_a_bad_duration_names_its_option(given: dict[str, str], option: str) -> 
     assert caught.value.param_hint == option
 
 
+def test_a_since_time_in_the_future_is_refused_instead_of_listing_nothing() -> None:
+    future = "2126-01-01T00:00:00Z"
+    with pytest.raises(click.BadParameter, match=rf"'{future}' is in the future") as caught:
+        query(all_jobs=True, since=future)
+    assert caught.value.param_hint == "--since"
+
+
 def test_a_bad_project_id_names_the_option() -> None:
     with pytest.raises(click.UsageError, match=r"^--project: must be 32"):
         query(project="nope")

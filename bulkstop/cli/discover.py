@@ -116,7 +116,14 @@ def _since(text: str) -> timedelta | datetime:
     try:
         return parse_duration(text)
     except ValueError:
-        return parse_since(text, utcnow())
+        now = utcnow()
+        moment = parse_since(text, now)
+    if moment > now:  # no build that started after it can be running now: say so, not 0 rows
+        raise ValueError(
+            f"{text.strip()!r} is in the future (it is {now:%Y-%m-%dT%H:%M:%SZ} now): "
+            "no build started after it can be running"
+        )
+    return moment
 
 
 def _option_named(message: str) -> str:
