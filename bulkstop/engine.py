@@ -847,19 +847,22 @@ class StopRun(anyio.AsyncContextManagerMixin):
 
     def _announce(self, item: _Item, observer: RunObserver) -> None:
         """Tell the observer that ``item``'s first attempt comes, with the targets queued
-        next when it takes them in batches (see :class:`RunObserver`)."""
-        item.announced = True
+        next when it takes them in batches (see :class:`RunObserver`).
+
+        The targets count as announced only once the observer has returned: when it raises (a
+        full disk), none of them is sent on the strength of a note that was not written.
+        """
         many = self._announce_many
         queue = self._queue
         if many is None or queue is None:
             observer.attempting(item.line, item.target.job_id, item.target.build_no)
+            item.announced = True
             return
-        batch = [(item.line, item.target.job_id, item.target.build_no)]
-        for queued in queue.peek(self._announce_ahead - 1):
-            if not queued.announced:
-                queued.announced = True
-                batch.append((queued.line, queued.target.job_id, queued.target.build_no))
-        many(batch)
+        items = [item]
+        items += [queued for queued in queue.peek(self._announce_ahead - 1) if not queued.announced]
+        many([(one.line, one.target.job_id, one.target.build_no) for one in items])
+        for one in items:
+            one.announced = True
 
     def _feed(
         self, judged: Decision, reply: Reply, started: float, now: float, target: Target

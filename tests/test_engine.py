@@ -1036,3 +1036,26 @@ async def test_an_observer_without_a_batch_call_is_told_once_per_target_before_i
     observer = OneByOne(client)
     await run_observed(client, observer, 50, 8)
     assert sorted(observer.told) == list(range(1, 51))
+
+
+class FailingAnnouncements(Announcements):
+    """Its second batch fails, as a write on a full disk does."""
+
+    def attempting_many(self, batch: list[tuple[int, str, int]]) -> None:
+        if len(self.batches) == 1:
+            self.failed = [build_no for _, _, build_no in batch]
+            raise OSError(28, "No space left on device")
+        super().attempting_many(batch)
+
+
+async def test_no_target_of_a_batch_whose_note_failed_is_ever_sent() -> None:
+    client = FakeClient(FakeClock(), always(OK))
+    observer = FailingAnnouncements(client)
+    with pytest.raises(ExceptionGroup) as caught:  # the run's task groups wrap it
+        await run_observed(client, observer, 300, 8)
+    assert caught.group_contains(OSError, match="No space left on device")
+    noted = {build_no for batch in observer.batches for _, _, build_no in batch}
+    sent = {build_no for _, build_no in client.calls}
+    assert observer.failed
+    assert sent <= noted
+    assert not sent & set(observer.failed)
