@@ -26,10 +26,25 @@ if TYPE_CHECKING:
 __all__ = ["Subset", "parse_outcomes", "refuse_stdin", "spell_outcomes"]
 
 
+#: Outcomes of rows that name no target of their own to send again: an invalid row names none,
+#: and a duplicate's target is its first row's, which has an outcome of its own.
+_ROW_ONLY: frozenset[Outcome] = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
+
+
 def parse_outcomes(text: str) -> frozenset[Outcome]:
-    """``"uncertain, failed"`` → those outcomes; :class:`ValueError` naming the valid ones."""
+    """``"uncertain, failed"`` → those outcomes; :class:`ValueError` naming the valid ones.
+
+    ``invalid`` and ``duplicate`` are refused: no target is left with them, so choosing them
+    would send nothing and report every row skipped.
+    """
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
-    valid = [outcome.value for outcome in Outcome]
+    valid = [outcome.value for outcome in Outcome if outcome not in _ROW_ONLY]
+    row_only = [name for name in names if name in {outcome.value for outcome in _ROW_ONLY}]
+    if row_only:
+        raise ValueError(
+            f"{', '.join(map(repr, row_only))}: an outcome of rows, never of a target to send"
+            f" again; choose from {', '.join(valid)}"
+        )
     unknown = [name for name in names if name not in valid]
     if unknown or not names:
         what = f"unknown outcome {', '.join(map(repr, unknown))}" if unknown else "no outcome"

@@ -170,6 +170,20 @@ def test_an_unknown_outcome_is_a_usage_error_listing_the_valid_ones(
     assert not (tmp_path / "r.csv").exists()
 
 
+@pytest.mark.parametrize("chosen", ["invalid", "failed,duplicate"])
+def test_an_outcome_no_target_has_is_a_usage_error(
+    tmp_path: Path, earlier: Path, chosen: str
+) -> None:
+    done = invoke([str(earlier), "--simulate", "--report", str(tmp_path / "r.csv"),
+                   "--only-outcome", chosen])  # fmt: skip
+
+    assert done.exit_code == 2
+    assert "an outcome of rows, never of a target to send again" in done.stderr
+    assert "choose from stopped, not_stopped, uncertain" in done.stderr
+    assert "invalid," not in done.stderr.split("choose from")[-1]
+    assert not (tmp_path / "r.csv").exists()
+
+
 def test_an_input_that_is_no_report_is_refused(tmp_path: Path) -> None:
     plain = tmp_path / "targets.csv"
     plain.write_text(f"job_id,build_no\n{job(1)},2\n")
