@@ -326,14 +326,6 @@ def expiring_token_simulator(e2e: Harness) -> SimulatorView:
 # Reading reports
 
 
-def markers(report: Path) -> int:
-    """How many in-flight markers the report's sidecar holds."""
-    try:
-        return inflight_path(report).read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
 def sent_at_least(simulator: SimulatorView, count: int) -> Callable[[], bool]:
     """A condition: at least ``count`` stop calls have reached the simulator (counted as they
     arrive, before its latency).

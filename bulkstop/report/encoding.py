@@ -348,11 +348,11 @@ class LineEncoder:
 
     :meth:`record` and :meth:`bare` give one line's bytes. A journal adds records to the
     encoder's own text instead (:meth:`add`) and takes them, all at once, as bytes
-    (:meth:`take`): csv.writer and the JSON lines write into one buffer, encoded once per
+    (:meth:`take`): the CSV and JSON lines go into one buffer, encoded once per
     batch rather than once per record.
     """
 
-    __slots__ = ("_csv", "_pending", "_pending_csv", "_scratch", "fmt", "has_records", "pending")
+    __slots__ = ("_csv", "_pending", "_scratch", "fmt", "has_records", "pending")
 
     def __init__(self, fmt: str, *, has_records: bool = False) -> None:
         self.fmt = fmt
@@ -363,7 +363,6 @@ class LineEncoder:
         self._scratch = io.StringIO()
         self._csv = csv.writer(self._scratch, lineterminator="\n")
         self._pending = io.StringIO()
-        self._pending_csv = csv.writer(self._pending, lineterminator="\n")
 
     def header(self) -> bytes:
         if self.fmt == "csv":
@@ -380,10 +379,7 @@ class LineEncoder:
     def bare(self, result: Result, *, run: int | None = None) -> bytes:
         """The line for ``result`` without the comma a JSON element may need."""
         if self.fmt == "csv":
-            plain = _plain_csv_line(result, run)
-            if plain is not None:
-                return plain.encode()
-            return self._csv_line(_csv_cells(result, run))
+            return self._csv_record(result, run).encode()
         return _json_line(result, run).encode()
 
     def join(self, bare: bytes) -> bytes:
@@ -396,11 +392,7 @@ class LineEncoder:
     def add(self, result: Result, *, run: int | None = None) -> None:
         """Add the line of ``result`` (as :meth:`record` makes it) to the lines to take."""
         if self.fmt == "csv":
-            plain = _plain_csv_line(result, run)
-            if plain is None:
-                self._pending_csv.writerow(_csv_cells(result, run))
-            else:
-                self._pending.write(plain)
+            self._pending.write(self._csv_record(result, run))
         else:
             if self.fmt == "json" and self.has_records:
                 self._pending.write(",")
@@ -417,8 +409,17 @@ class LineEncoder:
         self.pending = 0
         return text.encode()
 
-    def _csv_line(self, fields: Sequence[Any]) -> bytes:
+    def _csv_record(self, result: Result, run: int | None) -> str:
+        """``result``'s CSV line: the plain way when it can (:func:`_plain_csv_line`), else
+        csv.writer's."""
+        plain = _plain_csv_line(result, run)
+        return self._csv_text(_csv_cells(result, run)) if plain is None else plain
+
+    def _csv_text(self, fields: Sequence[Any]) -> str:
         self._scratch.seek(0)
         self._scratch.truncate()
         self._csv.writerow(fields)
-        return self._scratch.getvalue().encode()
+        return self._scratch.getvalue()
+
+    def _csv_line(self, fields: Sequence[Any]) -> bytes:
+        return self._csv_text(fields).encode()

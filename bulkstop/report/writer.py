@@ -337,17 +337,7 @@ class ReportWriter:
 
         The marker reaches the OS before this returns, so before the stop can be sent.
         """
-        if self._closed or self._failure is not None:  # _check_open, for each line
-            self._check_open()
-        _write_all(self._sidecar, marker_line(self.run, line, job_id, build_no))
-        self._sidecar_dirty = True
-        # count the line; fsync when the count or the interval says so (see the class)
-        self._unsynced += 1
-        if (
-            self._unsynced >= self._fsync_every
-            or self._now() - self._last_sync >= self._fsync_interval
-        ):
-            self._sync()
+        self.attempting_many(((line, job_id, build_no),))
 
     def attempting_many(self, targets: Sequence[tuple[int, str, int]]) -> None:
         """Note, before the first of them is sent, that the ``(line, job_id, build_no)``
@@ -363,6 +353,7 @@ class ReportWriter:
         markers = [marker_line(run, line, job_id, build_no) for line, job_id, build_no in targets]
         _write_all(self._sidecar, b"".join(markers))
         self._sidecar_dirty = True
+        # count the lines; fsync when the count or the interval says so (see the class)
         self._unsynced += len(targets)
         if (
             self._unsynced >= self._fsync_every
