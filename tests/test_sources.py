@@ -1054,12 +1054,24 @@ def test_non_utf8_deep_in_a_file_fails_before_any_row(tmp_path: Path, fmt: str) 
     assert open_error(path) == f"{path}:{line}: not valid UTF-8 at byte {len(head) + 3}"
 
 
+def test_the_pre_pass_holds_a_few_small_chunks_not_megabytes(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", b"job_id,build_no\n" + f"{JOB},1\n".encode() * 100_000)
+    assert Path(path).stat().st_size > 3_000_000
+    tracemalloc.start()
+    try:
+        with open_source(path):  # checks the whole file before the first row
+            _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * sources._CHECK_BYTES + 100_000
+
+
 def _with_bytes_at_chunk_boundary(sequence: bytes, split: int) -> bytes:
     """A JSONL line whose ``sequence`` straddles the pre-pass chunk boundary at ``split``."""
     # A short first line keeps the long second line under MAX_LINE_BYTES.
     head = f'{{"job_id": "{JOB}", "build_no": 1}}\n{{"job_id": "{JOB}", "build_no": 2, "note": "'
     head_bytes = head.encode()
-    filler = b"x" * (1024 * 1024 - len(head_bytes) - split)
+    filler = b"x" * (sources._CHECK_BYTES - len(head_bytes) - split)
     return head_bytes + filler + sequence + b'"}\n'
 
 
@@ -1070,7 +1082,7 @@ def test_multibyte_character_across_chunks_is_fine(tmp_path: Path) -> None:
 
 def test_broken_sequence_across_chunks_is_located_exactly(tmp_path: Path) -> None:
     path = write(tmp_path, "t.jsonl", _with_bytes_at_chunk_boundary(b"\xe2\x82A", split=2))
-    assert open_error(path) == f"{path}:2: not valid UTF-8 at byte {1024 * 1024 - 2}"
+    assert open_error(path) == f"{path}:2: not valid UTF-8 at byte {sources._CHECK_BYTES - 2}"
 
 
 def test_truncated_character_at_end_of_file_is_an_input_error(tmp_path: Path) -> None:
