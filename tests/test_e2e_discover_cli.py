@@ -263,6 +263,18 @@ def test_verify_refuses_the_report_of_a_simulated_run(tmp_path: Path) -> None:
     assert "report of a --simulate run" in checked.stderr
 
 
+def test_discover_simulate_says_nothing_of_its_project_before_a_usage_error() -> None:
+    result = invoke(
+        ["discover", "--simulate", "--sim-jobs", "10", "--sim-seed", "3",
+         "--since", "2999-01-01T00:00:00Z", *FAST_READS]
+    )  # fmt: skip
+
+    assert result.exit_code == 2
+    assert "is in the future" in result.stderr
+    assert "simulated project" not in result.stderr
+    assert result.stdout == ""
+
+
 def test_verify_names_a_missing_report_and_exits_2(tmp_path: Path) -> None:
     result = invoke(["verify", str(tmp_path / "none.csv"), "--endpoint", "http://127.0.0.1:9"])
     assert result.exit_code == 2

@@ -241,6 +241,7 @@ def _discover(options: dict[str, Any], *, progress: bool) -> ExitCode:
     from bulkstop.cli import output
 
     world = None
+    simulated_project = None  # said once every other option has passed its checks
     if options["simulate"]:
         from bulkstop.simulator.options import world_config
 
@@ -255,13 +256,8 @@ def _discover(options: dict[str, Any], *, progress: bool) -> ExitCode:
             raise UsageError("--simulate needs a world: --sim-jobs must be at least 1")
         selection = ("project", "jobs", "jobs_file", "all_jobs")
         if not any(options[name] for name in selection):
-            project = world.project_id or derive_project_id(options["sim_seed"])
-            output.say(
-                "discover.simulated_project",
-                f"discover: the simulated project is {project}",
-                project=project,
-            )
-            options["project"] = project
+            simulated_project = world.project_id or derive_project_id(options["sim_seed"])
+            options["project"] = simulated_project
     query = selection_query(
         project=options["project"],
         jobs=options["jobs"],
@@ -277,6 +273,12 @@ def _discover(options: dict[str, Any], *, progress: bool) -> ExitCode:
     path: Path | None = options["output"]
     fmt = build_list_format(path, options["fmt"])
     writer = BuildListWriter(fmt, path=path, stream=None if path else sys.stdout)
+    if simulated_project is not None:
+        output.say(
+            "discover.simulated_project",
+            f"discover: the simulated project is {simulated_project}",
+            project=simulated_project,
+        )
     with writer:
         return anyio.run(_run_discovery, options, query, writer, world, progress)
 
