@@ -138,7 +138,7 @@ def test_the_text_status_names_the_state_and_the_command_that_continues(tmp_path
     assert done.exit_code == 0, done.stderr
     text = done.stdout
     assert "not finalized: the run crashed" in text
-    assert "unsettled (sent, no answer recorded): 2" in text
+    assert "unsettled (sent or about to be, no answer recorded): 2" in text
     assert "recorded: https://e.example, API v1, rate 4.0/s, credential token" in text
     assert "--resume would send 2 of its targets" in text
     assert f"    bulkstop run t.csv --report {report} --resume" in text

@@ -53,7 +53,7 @@ def status_command(report: Path, as_json: bool) -> None:
     lines = [
         f"{report}: {state}",
         f"  runs: {status.runs}; rows: {sum(status.counts.values())}: {counts or 'none'}",
-        f"  unsettled (sent, no answer recorded): {status.unsettled}; uncertain:"
+        f"  unsettled (sent or about to be, no answer recorded): {status.unsettled}; uncertain:"
         f" {status.uncertain}",
     ]
     settings = status.settings
