@@ -409,9 +409,14 @@ def _distinct_targets(n: int) -> Iterator[tuple[str, int]]:
         yield f"{prefix}{i:012x}", 1 + (i * 7919) % 5000
 
 
-def _measure_rss(path: str, resume: bool = False, runs: int = 3) -> tuple[int, float]:
-    """Rows done and the median peak RSS (MiB) of ``runs`` child processes: one process's
-    peak varies by a few hundred KiB, a few bytes a target at 100,000."""
+#: Child processes per size whose median peak RSS is taken (one below _ONE_RSS_RUN_FROM rows):
+#: one process's peak varies by a few hundred KiB, a few bytes a target at 100,000.
+_RSS_RUNS = 3
+_ONE_RSS_RUN_FROM = 1_000_000
+
+
+def _measure_rss(path: str, resume: bool, runs: int) -> tuple[int, float]:
+    """Rows done and the median peak RSS (MiB) of ``runs`` child processes."""
     peaks: list[float] = []
     done = 0
     for _ in range(runs):
@@ -437,9 +442,8 @@ def bench_memory(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
                 f.write("job_id,build_no\n")
                 for j, b in _distinct_targets(n):
                     f.write(f"{j},{b}\n")
-            # the median of three where a few hundred KiB is a few bytes a target
-            runs = 3 if n < 1_000_000 else 1
-            done, fresh[n] = _measure_rss(path, runs=runs)
+            runs = _RSS_RUNS if n < _ONE_RSS_RUN_FROM else 1
+            done, fresh[n] = _measure_rss(path, resume=False, runs=runs)
             assert done == n, (done, n)
             # The resume of that run's report: every target carried over.
             done, resumed[n] = _measure_rss(path, resume=True, runs=runs)
@@ -453,8 +457,8 @@ def bench_memory(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
             cells += [f"{peaks[n]:.1f}", per]
         row(f"{n:,} rows", *cells)
     print(f"  bytes/target: per target beyond the {small:,}-row run of the same kind (the fixed"
-          " base: interpreter, modules, buffers); peak RSS the median of 3 processes below"
-          " 1,000,000 rows; target ≤ 32 for both")
+          f" base: interpreter, modules, buffers); peak RSS the median of {_RSS_RUNS} processes"
+          f" below {_ONE_RSS_RUN_FROM:,} rows; target ≤ 32 for both")
 
 
 def _startup_case(cmd: list[str], env: dict[str, str], cwd: str) -> float:
