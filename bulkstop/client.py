@@ -25,6 +25,7 @@ to any with the :class:`ReadClient` shape, so tests can pass a fake.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from pathlib import Path
@@ -37,6 +38,7 @@ from yarl import URL
 from bulkstop.apis import StopApi, get_stop_api, parse_error_body
 from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.codes import may_have_applied
+from bulkstop.deadlines import CallDeadlines
 from bulkstop.errors import UsageError
 from bulkstop.models import Reply, ReplyKind, Target, TransportFailure
 from bulkstop.retry import parse_retry_after
@@ -84,6 +86,10 @@ _VERDICT_BODY = 128
 #: Sent with every request and not signed: a proxy may rewrite them, and the SDK does not sign
 #: them either. An own session holds them as its defaults, so no request merges them.
 _UNSIGNED_HEADERS = {"Accept-Encoding": ACCEPT_ENCODING, "User-Agent": USER_AGENT}
+#: What every request asks of aiohttp's own timers: nothing. The client's :class:`CallDeadlines`
+#: keeps each call's limit on one timer for all of them (a timer per call costs more than the
+#: rest of the client's work on a call).
+_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout()
 
 T = TypeVar("T")
 
@@ -194,7 +200,7 @@ class CodeArtsClient:
         self._owns_session = session is None
         # what each request adds to its signed headers: nothing when the session is our own
         self._unsigned_headers = {} if session is None else _UNSIGNED_HEADERS
-        self._request_timeout = aiohttp.ClientTimeout(total=timeout)
+        self._deadlines: CallDeadlines | None = None  # made on the first call, on its loop
         # body bytes -> api.stopped(payload); only bodies of at most _VERDICT_BODY bytes
         self._verdicts: dict[bytes, bool] = {}
 
@@ -218,7 +224,7 @@ class CodeArtsClient:
             connector = aiohttp.TCPConnector(limit=self.pool_size, ssl=self._ssl)
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=self._request_timeout,
+                timeout=_NO_AIOHTTP_TIMEOUT,
                 trust_env=False,
                 # No CodeArts or IAM answer sets a cookie that a later call needs (IAM gives
                 # its token in X-Subject-Token, and every call carries its own credential):
@@ -237,6 +243,9 @@ class CodeArtsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._deadlines is not None:
+            self._deadlines.close()
+            self._deadlines = None
         if self._session is not None and self._owns_session:
             await self._session.close()
             self._session = None
@@ -328,21 +337,25 @@ class CodeArtsClient:
             body=body,
         )
         generation = await self.auth.sign(request)
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = CallDeadlines(self.timeout, asyncio.get_running_loop())
         try:
-            async with self.session.request(
-                request.method,
-                request.url,
-                data=request.body,
-                headers=(
-                    {**request.headers, **self._unsigned_headers}
-                    if self._unsigned_headers
-                    else request.headers
-                ),
-                allow_redirects=False,  # never follow a redirect with credentials attached
-                timeout=self._request_timeout,
-                auto_decompress=False,  # read_body decompresses, within its bound
-            ) as response:
-                return _Answer(response, await read_body(response, limit), generation)
+            with deadlines.guard():  # past the client's timeout: TimeoutError
+                async with self.session.request(
+                    request.method,
+                    request.url,
+                    data=request.body,
+                    headers=(
+                        {**request.headers, **self._unsigned_headers}
+                        if self._unsigned_headers
+                        else request.headers
+                    ),
+                    allow_redirects=False,  # never follow a redirect with credentials attached
+                    timeout=_NO_AIOHTTP_TIMEOUT,
+                    auto_decompress=False,  # read_body decompresses, within its bound
+                ) as response:
+                    return _Answer(response, await read_body(response, limit), generation)
         except TimeoutError:
             return Reply(
                 kind=ReplyKind.TIMEOUT,
