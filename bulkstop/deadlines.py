@@ -2,11 +2,12 @@
 
 A client gives every call the same time limit. Giving each call a timer of its own (aiohttp's
 ``ClientTimeout(total=...)``, :func:`asyncio.timeout`, anyio's ``fail_after``) costs a timer
-handle, a context and their bookkeeping per call: on Python 3.11 about 6 µs of the ~100 µs a
-loopback stop call costs the client, more than the rest of bulkstop's own work on that call.
+handle, a context and their bookkeeping per call: on Python 3.11 about 5 % of what a loopback
+stop call costs the client (31,000 of 560,000 instructions for a bare aiohttp call).
 :class:`CallDeadlines` keeps the calls in flight with their deadlines instead, and one timer
 armed for the earliest of them: when it fires it cancels every call past its deadline and is
-armed again for the next one. A call that ends in time costs a dict entry and nothing else.
+armed again for the next one. A call that ends in time costs a small guard and a dict entry
+(about 1 µs).
 
 Hand-written because neither aiohttp, asyncio nor anyio shares one deadline timer between
 tasks. The semantics are :func:`asyncio.timeout`'s, on which the handling of a cancellation is
