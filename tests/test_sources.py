@@ -1188,3 +1188,128 @@ def test_the_line_length_check_finds_the_first_long_line_across_chunks(
         if found:
             break
     assert found == expected
+
+
+# --- the plain lane: csv reads a file with no quote, no CR and no line near the field limit ----
+
+PLAIN_CELLS = st.sampled_from([JOB, JOB2, "7", "08", " 9 ", "", "x", "ABC", "0", "1e3", "é", "a b"])
+
+
+class _NoFollowedLines:
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a plain file went through the followed lines")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lines=st.lists(st.lists(PLAIN_CELLS, max_size=4), max_size=12),
+    bom=st.booleans(),
+    final_break=st.booleans(),
+)
+def test_a_plain_file_is_read_by_csv_itself_with_every_row_as_a_stream_gives_it(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[list[str]], bom: bool, final_break: bool
+) -> None:
+    text = "job_id,build_no,note\n" + "\n".join(",".join(cells) for cells in lines)
+    data = (b"\xef\xbb\xbf" if bom else b"") + (text + "\n" if final_break else text).encode()
+    path = write(tmp_path_factory.mktemp("plain"), "t.csv", data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources, "_Lines", _NoFollowedLines)
+        plain = read(path)
+    streamed = read_stdin(data, "csv")  # no pre-pass: the followed lines
+
+    def seen(rows: list[InputRow]) -> list[tuple[Any, ...]]:
+        return [(r.line, r.target, r.error, r.raw_job_id, r.raw_build_no) for r in rows]
+
+    assert seen(plain) == seen(streamed)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "plain"),
+    [
+        ([b"a,b\n", b"12345678\n"], True),  # the longest line is 9 bytes: under the limit of 10
+        ([b"a,b\n123456789\n"], False),  # 10 bytes
+        ([b"a,b\n1234", b"5678\n"], True),  # a 9-byte line across two chunks
+        ([b"a,b\n1234", b"56789\n"], False),  # a 10-byte one
+        ([b"a,b\n123", b"456", b"7890"], False),  # the last line, no break, 10 bytes
+        ([b"a,b\n12", b"3456789"], True),  # the last line: 9 bytes, no break
+        ([b'a,"b"\n'], False),  # a quote: records may span lines
+        ([b"a,b\r\n"], False),  # a CR
+        ([b"a,b\n", b"x\ry\n"], False),  # a CR in a later chunk
+    ],
+)
+def test_plain_csv_is_no_quote_no_cr_and_no_line_of_the_limit(
+    chunks: list[bytes], plain: bool
+) -> None:
+    check = sources._PlainCsv(10)
+    for chunk in chunks:
+        check.feed(chunk)
+    assert check.plain is plain
+
+
+def test_a_plain_file_with_a_line_at_the_field_limit_goes_the_followed_way(
+    tmp_path: Path,
+) -> None:
+    long_note = "n" * FIELD_LIMIT  # this line is longer than the field limit, the note is not
+    path = write(tmp_path, "t.csv", f"job_id,build_no,note\n{JOB},7,{long_note}\n{JOB},8,\n")
+    followed = []
+    real = sources._Lines
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        followed.append(1)
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources, "_Lines", counting)
+        rows = read(path)
+    assert followed == [1]
+    assert lines_and_keys(rows) == [(2, (JOB, 7)), (3, (JOB, 8))]
+
+
+def test_a_field_limit_lowered_after_a_plain_file_opened_makes_one_invalid_row(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path, "t.csv", f"job_id,build_no,note\n{JOB},6,\n\n{JOB},7,{'x' * 50}\n{JOB},8,\n"
+    )
+    before = csv.field_size_limit()
+    with open_source(path) as source:
+        try:
+            csv.field_size_limit(40)  # the job ids are 32
+            rows = list(source)
+        finally:
+            csv.field_size_limit(before)
+    assert lines_and_keys(rows) == [
+        (2, (JOB, 6)),
+        (4, "not valid CSV: field larger than field limit (40)"),
+        (5, (JOB, 8)),
+    ]
+
+
+def test_stdin_from_a_plain_regular_file_is_read_and_left_open(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", f"job_id,build_no\n{JOB},7\n")
+    with open(path, "rb") as stdin:
+        with open_source("-", "csv", stdin=stdin) as source:
+            rows = list(source)
+        assert lines_and_keys(rows) == [(2, (JOB, 7))]
+        # the source closes what it opened, not the caller's stdin (nor did the plain reader)
+        assert not stdin.closed
+        stdin.seek(0)
+        assert stdin.read().startswith(b"job_id")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "\n\n",
+        f"job_id,colour\n{JOB},7\n",
+        f"job_id,build_no,job\n{JOB},7,{JOB}\n",
+        f"\n\nfoo,bar\n{JOB},7\n",
+    ],
+    ids=["empty", "blank-lines", "no-build-column", "job-twice", "no-columns-after-blanks"],
+)
+def test_a_plain_file_s_header_errors_are_the_followed_way_s(tmp_path: Path, content: str) -> None:
+    path = write(tmp_path, "t.csv", content)
+    with pytest.raises(InputError) as streamed:
+        open_source("-", "csv", stdin=io.BytesIO(content.encode()))
+    assert open_error(path) == str(streamed.value).replace("<stdin>", path, 1)
