@@ -94,6 +94,15 @@ _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout()
 T = TypeVar("T")
 
 
+def _static_headers(auth: Auth | None) -> dict[str, str] | None:
+    """Every request's headers when ``auth`` is a :class:`StaticAuth`, else ``None``."""
+    static = getattr(auth, "static_headers", None)
+    if static is None:
+        return None
+    headers: dict[str, str] = {"Content-Type": "application/json", **static()}
+    return headers
+
+
 class StopClient(Protocol):
     """What the engine needs from a client."""
 
@@ -192,6 +201,8 @@ class CodeArtsClient:
         self.read_limit = read_limit
         self.endpoint = check_endpoint(str(endpoint), allow_insecure_http=allow_insecure_http)
         self._auth = auth
+        # the headers of every request when the auth signs every one alike (see StaticAuth)
+        self._static_headers = _static_headers(auth)
         self.api: StopApi = get_stop_api(api) if isinstance(api, str) else api
         self.timeout = timeout
         self.pool_size = max(1, pool_size)
@@ -259,6 +270,7 @@ class CodeArtsClient:
     @auth.setter
     def auth(self, auth: Auth) -> None:
         self._auth = auth
+        self._static_headers = _static_headers(auth)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -330,27 +342,29 @@ class CodeArtsClient:
     async def _exchange(self, method: str, url: URL, body: bytes, limit: int) -> _Answer | Reply:
         """Sign and send one request and read its answer within ``limit`` bytes; a failure of
         the network is a :class:`Reply` (aiohttp's exceptions are mapped here, once)."""
-        request = OutgoingRequest(
-            method=method,
-            url=url,
-            headers={"Content-Type": "application/json"},
-            body=body,
-        )
-        generation = await self.auth.sign(request)
+        headers = self._static_headers
+        if headers is None:
+            request = OutgoingRequest(
+                method=method,
+                url=url,
+                headers={"Content-Type": "application/json"},
+                body=body,
+            )
+            generation = await self.auth.sign(request)
+            method, url, headers, body = request.method, request.url, request.headers, request.body
+        else:
+            generation = 0  # a StaticAuth's only one
+        sent = {**headers, **self._unsigned_headers} if self._unsigned_headers else headers
         deadlines = self._deadlines
         if deadlines is None:
             deadlines = self._deadlines = CallDeadlines(self.timeout, asyncio.get_running_loop())
         try:
             with deadlines.guard():  # past the client's timeout: TimeoutError
                 async with self.session.request(
-                    request.method,
-                    request.url,
-                    data=request.body,
-                    headers=(
-                        {**request.headers, **self._unsigned_headers}
-                        if self._unsigned_headers
-                        else request.headers
-                    ),
+                    method,
+                    url,
+                    data=body,
+                    headers=sent,
                     allow_redirects=False,  # never follow a redirect with credentials attached
                     timeout=_NO_AIOHTTP_TIMEOUT,
                     auto_decompress=False,  # read_body decompresses, within its bound

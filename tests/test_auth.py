@@ -784,3 +784,16 @@ def test_aksk_refuses_empty_keys(ak: str, sk: str) -> None:
 @pytest.mark.parametrize(("ak", "hint"), [("AKEXAMPLE0000000000", "AKEX***"), ("SHORTKEY", "***")])
 def test_aksk_access_key_hint_shows_at_most_four_characters(ak: str, hint: str) -> None:
     assert AkSkAuth(ak, "sk", None).access_key_hint == hint
+
+
+async def test_a_token_auth_signs_with_exactly_its_static_headers_and_generation_0() -> None:
+    # The StaticAuth contract the client relies on to skip sign().
+    auth = TokenAuth(" tok-static-0001 ")
+    request = OutgoingRequest(method="POST", url=URL("https://example.test/v3/jobs/stop"))
+    request.headers["Content-Type"] = "application/json"
+
+    generation = await auth.sign(request)
+
+    assert generation == 0
+    assert auth.static_headers() == {"X-Auth-Token": "tok-static-0001"}
+    assert request.headers == {"Content-Type": "application/json", **auth.static_headers()}

@@ -42,7 +42,7 @@ from netfaults import (
 from yarl import URL
 
 import bulkstop
-from bulkstop.auth import TokenAuth
+from bulkstop.auth import OutgoingRequest, TokenAuth
 from bulkstop.client import CodeArtsClient, check_endpoint, region_endpoint, resolve_endpoint
 from bulkstop.errors import UsageError
 from bulkstop.models import Outcome, Reply, ReplyKind, Target, TransportFailure
@@ -250,6 +250,61 @@ async def test_every_call_sends_the_token_and_a_json_content_type(
     headers = sent(codearts).headers
     assert headers["X-Auth-Token"] == TOKEN
     assert headers["Content-Type"] == "application/json"
+
+
+class _SignEach:
+    """An auth with no static headers: signs each request (as AK/SK does), with its own token."""
+
+    mode = "test"
+
+    def __init__(self) -> None:
+        self.signed = 0
+
+    async def prepare(self) -> None:
+        return None
+
+    async def sign(self, request: OutgoingRequest) -> int:
+        self.signed += 1
+        request.headers["X-Auth-Token"] = f"per-request-{self.signed}"
+        return 7
+
+    def secret_values(self) -> list[str]:
+        return []
+
+    async def refresh(self, generation: int) -> bool:
+        return False
+
+
+class _NeverSigned(TokenAuth):
+    async def sign(self, request: OutgoingRequest) -> int:
+        raise AssertionError("a static auth's requests are not signed one by one")
+
+
+async def test_a_static_auth_s_headers_are_added_by_the_client_without_signing(
+    codearts: CodeArts,
+) -> None:
+    async with CodeArtsClient(codearts.url, _NeverSigned(TOKEN)) as client:
+        replies = [await client.stop(TARGET) for _ in range(2)]
+
+    assert [r.credential_generation for r in replies] == [0, 0]
+    assert [r.headers["X-Auth-Token"] for r in codearts.requests] == [TOKEN, TOKEN]
+    assert {r.headers["Content-Type"] for r in codearts.requests} == {"application/json"}
+
+
+async def test_an_auth_without_static_headers_signs_every_request(codearts: CodeArts) -> None:
+    auth = _SignEach()
+    async with CodeArtsClient(codearts.url, auth) as client:
+        replies = [await client.stop(TARGET) for _ in range(2)]
+        client.auth = TokenAuth(TOKEN)  # a static one set later is taken up at once
+        await client.stop(TARGET)
+
+    assert auth.signed == 2
+    assert [r.credential_generation for r in replies] == [7, 7]
+    assert [r.headers["X-Auth-Token"] for r in codearts.requests] == [
+        "per-request-1",
+        "per-request-2",
+        TOKEN,
+    ]
 
 
 @pytest.mark.parametrize("api", ["legacy", "v3", "v1"])
