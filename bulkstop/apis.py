@@ -43,6 +43,10 @@ class ApiRequest(NamedTuple):
     body: bytes
 
 
+#: One ApiRequest per request, made past the named tuple's generated ``__new__``.
+_new_request = tuple.__new__
+
+
 class StopApi(Protocol):
     """One stop API: build the request for a target, read a 2xx body."""
 
@@ -84,7 +88,7 @@ class LegacyStopApi:
         # and the URL, the same for every target, is joined once per endpoint. A Target's
         # job_id is 32 of [0-9a-z]: nothing in it needs escaping in JSON.
         body = b'{"job_id":"%b","build_no":"%d"}' % (target.job_id.encode(), target.build_no)
-        return ApiRequest("POST", _legacy_url(endpoint), body)
+        return _new_request(ApiRequest, ("POST", _legacy_url(endpoint), body))
 
     def stopped(self, payload: Any) -> bool | None:
         if isinstance(payload, dict):
@@ -101,7 +105,8 @@ class V3StopApi:
 
     def request(self, endpoint: URL, target: Target) -> ApiRequest:
         tail = f"/{target.job_id}/{target.build_no}/stop"
-        return ApiRequest("POST", _target_url(_base(endpoint, "v3", "jobs"), tail), b"")
+        url = _target_url(_base(endpoint, "v3", "jobs"), tail)
+        return _new_request(ApiRequest, ("POST", url, b""))
 
     def stopped(self, payload: Any) -> bool | None:
         if isinstance(payload, dict):
@@ -120,7 +125,8 @@ class V1StopApi:
         tail = f"/{target.job_id}/stop?build_no={target.build_no}"
         # what json.dumps({"build_no": N}, separators=(",", ":")) gives, without an encoder
         body = b'{"build_no":%d}' % target.build_no
-        return ApiRequest("POST", _target_url(_base(endpoint, "v1", "job"), tail), body)
+        url = _target_url(_base(endpoint, "v1", "job"), tail)
+        return _new_request(ApiRequest, ("POST", url, body))
 
     def stopped(self, payload: Any) -> bool | None:
         if isinstance(payload, dict):

@@ -40,7 +40,7 @@ from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.codes import may_have_applied
 from bulkstop.deadlines import CallDeadlines
 from bulkstop.errors import UsageError
-from bulkstop.models import Reply, ReplyKind, Target, TransportFailure
+from bulkstop.models import Reply, ReplyKind, Target, TransportFailure, answered_reply
 from bulkstop.retry import parse_retry_after
 from bulkstop.transport import (
     ACCEPT_ENCODING,
@@ -125,6 +125,9 @@ class _Answer(NamedTuple):
     response: aiohttp.ClientResponse
     body: Body
     generation: int
+
+
+_new_answer = tuple.__new__  # one _Answer per request: past the named tuple's own __new__
 
 
 def region_endpoint(region: str) -> str:
@@ -369,7 +372,8 @@ class CodeArtsClient:
                     timeout=_NO_AIOHTTP_TIMEOUT,
                     auto_decompress=False,  # read_body decompresses, within its bound
                 ) as response:
-                    return _Answer(response, await read_body(response, limit), generation)
+                    read = await read_body(response, limit)
+                    return _new_answer(_Answer, (response, read, generation))
         except TimeoutError:
             return Reply(
                 kind=ReplyKind.TIMEOUT,
@@ -456,12 +460,8 @@ class CodeArtsClient:
                     maybe_applied=True,
                     credential_generation=generation,
                 )
-            return Reply(
-                kind=ReplyKind.STOPPED if stopped else ReplyKind.NOT_STOPPED,
-                http_status=status,
-                request_id=request_id,
-                credential_generation=generation,
-            )
+            kind = ReplyKind.STOPPED if stopped else ReplyKind.NOT_STOPPED
+            return answered_reply(kind, status, request_id, generation)
         return self._error_reply(response, body, generation, self._payload(body), request_id)
 
     def _error_reply(

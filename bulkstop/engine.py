@@ -278,6 +278,9 @@ _FRESH = RetryState()
 _MAYBE_APPLIED = RetryState(maybe_applied=True)  # an earlier run may have stopped it
 
 
+_new_result = tuple.__new__
+
+
 def _result(
     item: _Item,
     outcome: Outcome,
@@ -295,8 +298,8 @@ def _result(
     if item.started_mono is not None:
         elapsed = round(((clock.now() if now is None else now) - item.started_mono) * 1000)
     target = item.target
-    # Positional, in the order of Result's fields: one is made per row, and keywords cost
-    # twice as much.
+    # All of Result's fields in order, past its generated __new__: one is made per row (the
+    # test of _result holds the two together).
     if last is None:
         status, code, message, request_id = None, "", "", ""
     else:
@@ -306,22 +309,27 @@ def _result(
             last.error_msg,
             last.request_id,
         )
-    return Result(
-        item.line,
-        target.job_id,
-        str(target.build_no),
-        outcome,
-        status,
-        code,
-        message,
-        request_id,
-        item.attempts,
-        item.started_at,
-        finished,
-        elapsed,
-        detail,
-        item.state.maybe_applied or item.in_flight,
-        run,
+    return _new_result(
+        Result,
+        (
+            item.line,
+            target.job_id,
+            str(target.build_no),
+            outcome,
+            status,
+            code,
+            message,
+            request_id,
+            item.attempts,
+            item.started_at,
+            finished,
+            elapsed,
+            detail,
+            item.state.maybe_applied or item.in_flight,
+            run,
+            "",  # verified: a run's record is not verified yet
+            "",  # build_status
+        ),
     )
 
 

@@ -120,6 +120,9 @@ class Body(NamedTuple):
         return f"Body(<{len(self.data)} bytes>, problem={self.problem!r})"
 
 
+_new_body = tuple.__new__
+
+
 async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> Body:
     """Read ``response``'s body, never holding more than ``limit`` bytes of it or of what it
     decompresses to. The request must have been sent with ``auto_decompress=False``.
@@ -147,7 +150,7 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> 
     if len(data) > limit:
         return Body(problem=f"answer over {limit} bytes, not read")
     if not decoders or not data:
-        return Body(data)
+        return _new_body(Body, (data, ""))  # the common case, past Body's generated __new__
     return _decompressed(data, decoders, limit)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from bulkstop.apis import STOP_APIS, get_stop_api, parse_error_body
+from bulkstop.apis import STOP_APIS, ApiRequest, get_stop_api, parse_error_body
 from bulkstop.models import Target
 from bulkstop.transport import check_endpoint
 
@@ -211,3 +211,11 @@ def test_parse_error_body_survives_a_body_nested_deeper_than_the_recursion_limit
         payload = {"error": payload}
 
     assert parse_error_body(payload) == ("", "")
+
+
+@pytest.mark.parametrize("name", ["legacy", "v3", "v1"])
+def test_a_request_is_the_api_request_its_fields_make(name: str) -> None:
+    made = STOP_APIS[name].request(URL("https://example.test"), Target("0" * 32, 5))
+    assert type(made) is ApiRequest
+    assert made == ApiRequest(method=made.method, url=made.url, body=made.body)
+    assert (made.method, made.url.host) == ("POST", "example.test")

@@ -200,3 +200,52 @@ async def test_a_body_over_its_limit_is_still_refused() -> None:
     body = await read_body(response, 100)  # type: ignore[arg-type]
     assert body.problem == "answer over 100 bytes, not read"
     assert response.content.reads == 2
+
+
+# -- records made past their named tuple's generated __new__ (one per request or row) -----------
+
+
+@pytest.mark.parametrize("kind", [ReplyKind.STOPPED, ReplyKind.NOT_STOPPED])
+def test_an_answered_reply_is_the_reply_its_keywords_make(kind: ReplyKind) -> None:
+    from bulkstop.models import answered_reply
+
+    made = answered_reply(kind, 201, "req-7", 3)
+    assert made == Reply(kind=kind, http_status=201, request_id="req-7", credential_generation=3)
+    assert type(made) is Reply
+    assert made._asdict()["maybe_applied"] is False
+
+
+@pytest.mark.parametrize("maybe_applied", [False, True])
+def test_a_run_s_record_is_the_result_its_keywords_make(maybe_applied: bool) -> None:
+    from bulkstop.engine import _Item, _result
+    from bulkstop.models import Result
+
+    item = _Item(12, Target("0123456789abcdef0123456789abcdef", 34), maybe_applied=maybe_applied)
+    item.attempts = 2
+    item.started_at = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    item.started_mono = 1.0
+    item.last = Reply(
+        kind=ReplyKind.HTTP_ERROR, http_status=500, error_code="CB.1", error_msg="m", request_id="r"
+    )
+    made = _result(item, Outcome.FAILED, 4, FakeClock(1.25), "why")
+    assert made == Result(
+        line=12,
+        job_id="0123456789abcdef0123456789abcdef",
+        build_no="34",
+        outcome=Outcome.FAILED,
+        http_status=500,
+        error_code="CB.1",
+        error_msg="m",
+        request_id="r",
+        attempts=2,
+        started_at=item.started_at,
+        finished_at=made.finished_at,
+        elapsed_ms=250,
+        detail="why",
+        maybe_applied=maybe_applied,
+        run=4,
+        verified="",
+        build_status="",
+    )
+    assert type(made) is Result
+    assert made.finished_at is not None
