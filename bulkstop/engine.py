@@ -354,8 +354,9 @@ class Results:
         return self
 
     async def __anext__(self) -> Result:
-        result = await self._queue.get()
-        if result is None:
+        queue = self._queue
+        result = queue.get_nowait()
+        if result is None and (result := await queue.get()) is None:
             raise StopAsyncIteration
         return result
 
@@ -691,7 +692,9 @@ class StopRun(anyio.AsyncContextManagerMixin):
         pending: Result | None = None  # result made, not yet delivered
         outcomes = self.stats.outcomes  # counted once delivered
         with scope:
-            while (item := await queue.get()) is not None:
+            while (item := queue.get_nowait()) is not None or (
+                item := await queue.get()
+            ) is not None:
                 current = item
                 if self._stop_reason is not None:
                     result = self._aborted(item)

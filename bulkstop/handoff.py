@@ -89,6 +89,19 @@ class HandOff(Generic[T]):
             while self._getters:
                 self._wake_getter()
 
+    def get_nowait(self) -> T | None:
+        """The next item if one is queued now, else ``None`` (then :meth:`get` says whether
+        more come). What :meth:`get` does when it need not wait, without making a coroutine:
+        every worker and the consumer take each item this way first."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        space = self._space
+        if space is not None and len(self._items) <= self.low:
+            self._space = None
+            space.set_result(None)
+        return item
+
     async def get(self) -> T | None:
         """The next item, or ``None`` once every sender is done and the queue is empty."""
         while True:

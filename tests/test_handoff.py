@@ -128,3 +128,30 @@ async def test_an_offer_queues_at_once_while_there_is_room_and_wakes_a_getter() 
         assert got == [1]  # the waiting getter was woken
     assert (queue.offer(2), queue.offer(3), queue.offer(4)) == (True, True, False)
     assert [await queue.get(), await queue.get(), len(queue)] == [2, 3, 0]  # 4 was not queued
+
+
+async def test_get_nowait_takes_what_is_queued_and_wakes_a_putter_at_low() -> None:
+    queue = HandOff[int](high=4)
+    assert queue.get_nowait() is None  # nothing queued: None, and nothing waits
+    for i in range(4):
+        assert queue.offer(i)
+    put_done: list[int] = []
+
+    async def putter() -> None:
+        await queue.put(4)
+        put_done.append(4)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(putter)
+        await settle()
+        assert put_done == []  # full: the putter waits
+        assert queue.get_nowait() == 0
+        await settle()
+        assert put_done == []  # 3 queued, above low (2)
+        assert queue.get_nowait() == 1
+        await settle()
+        assert put_done == [4]  # drained to low: the putter went on
+    assert [queue.get_nowait() for _ in range(4)] == [2, 3, 4, None]
+    queue.sender_done()
+    assert queue.get_nowait() is None
+    assert await queue.get() is None  # the end is get's to say
