@@ -363,7 +363,10 @@ class CodeArtsClient:
             deadlines = self._deadlines = CallDeadlines(self.timeout, asyncio.get_running_loop())
         try:
             with deadlines.guard():  # past the client's timeout: TimeoutError
-                async with self.session.request(
+                session = self._session
+                if session is None:
+                    session = self.session  # raises: the client is not open
+                async with session.request(
                     method,
                     url,
                     data=body,

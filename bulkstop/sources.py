@@ -1150,6 +1150,7 @@ def _plain_csv_rows(
 ) -> Iterator[InputRow]:
     # Every record is one line: its line number is the lines the readers have read.
     base = 0  # lines read by the readers before this one
+    from_values = InputRow.from_values  # _row, without its call per row
     try:
         while True:
             try:
@@ -1158,7 +1159,7 @@ def _plain_csv_rows(
                         line = base + reader.line_num
                         job_id = record[job_col] if job_col < len(record) else None
                         build_no = record[build_col] if build_col < len(record) else None
-                        yield _row(line, job_id, build_no)
+                        yield from_values(line, job_id, build_no)
                 return
             except csv.Error as exc:  # only if field_size_limit() was lowered since the file
                 base += reader.line_num  # opened; the record was one line, read past
