@@ -56,13 +56,19 @@ class CallDeadlines:
             ...  # the call; past the deadline it raises TimeoutError here
     """
 
-    __slots__ = ("_coarse", "_running", "_timer", "_timers", "timeout")
+    __slots__ = ("_coarse", "_loop", "_running", "_timer", "_timers", "timeout")
 
-    def __init__(self, timeout: float, timers: Timers) -> None:
+    def __init__(
+        self, timeout: float, loop: asyncio.AbstractEventLoop, timers: Timers | None = None
+    ) -> None:
+        """``loop`` is the event loop the calls run on; ``timers`` (a test's fake) default to it."""
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         self.timeout = timeout
-        self._timers = timers
+        # Python 3.11 checks the process id (a system call) each time the running loop is
+        # looked up; a task looked up on a known loop skips that.
+        self._loop = loop
+        self._timers: Timers = loop if timers is None else timers
         self._coarse = timeout >= COARSE_FROM
         # guard -> deadline, in the order the calls started: with one timeout for all, the
         # first entry has the earliest deadline
@@ -114,12 +120,12 @@ class _Guard:
         self._expired = False
 
     def __enter__(self) -> _Guard:
-        task = asyncio.current_task()
+        deadlines = self._deadlines
+        task = asyncio.current_task(deadlines._loop)
         if task is None:
             raise RuntimeError("a call deadline is kept inside a task")
         self._task = task
         self._cancelling = task.cancelling()  # cancellations already asked for are not ours
-        deadlines = self._deadlines
         deadline = deadlines._timers.time() + deadlines.timeout
         deadlines._running[self] = deadline
         if deadlines._timer is None:

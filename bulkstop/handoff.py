@@ -41,7 +41,7 @@ class HandOff(Generic[T]):
         senders: senders not yet done; at 0 a getter of an empty queue gets ``None``.
     """
 
-    __slots__ = ("_getters", "_items", "_space", "high", "low", "senders")
+    __slots__ = ("_getters", "_items", "_loop", "_space", "high", "low", "senders")
 
     def __init__(self, high: int, senders: int = 1) -> None:
         self._items: collections.deque[T] = collections.deque()
@@ -50,6 +50,9 @@ class HandOff(Generic[T]):
         self.senders = senders
         self._space: asyncio.Future[None] | None = None  # shared by every blocked putter
         self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # the loop of the first wait: one queue serves one run, on one loop, and on Python 3.11
+        # each lookup of the running loop checks the process id with a system call
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
         """Items queued now."""
@@ -114,7 +117,10 @@ class HandOff(Generic[T]):
                 return item
             if self.senders <= 0:
                 return None
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
             self._getters.append(waiter)
             try:
                 await waiter

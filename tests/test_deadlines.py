@@ -70,7 +70,7 @@ async def call(deadlines: CallDeadlines, release: asyncio.Event) -> str:
 
 async def test_calls_share_one_timer_armed_on_the_whole_second_after_the_first_deadline() -> None:
     timers = FakeTimers(now=100.3)
-    deadlines = CallDeadlines(30.0, timers)
+    deadlines = CallDeadlines(30.0, asyncio.get_running_loop(), timers)
     release = asyncio.Event()
     tasks = []
     for now in (100.3, 100.5, 100.9):
@@ -87,7 +87,7 @@ async def test_calls_share_one_timer_armed_on_the_whole_second_after_the_first_d
 
 async def test_the_timer_ends_each_call_past_its_deadline_and_is_armed_for_the_next() -> None:
     timers = FakeTimers(now=100.3)
-    deadlines = CallDeadlines(30.0, timers)
+    deadlines = CallDeadlines(30.0, asyncio.get_running_loop(), timers)
     early, late = asyncio.Event(), asyncio.Event()
     first = asyncio.create_task(call(deadlines, early))
     await settle()
@@ -108,7 +108,7 @@ async def test_the_timer_ends_each_call_past_its_deadline_and_is_armed_for_the_n
 
 async def test_a_limit_under_five_seconds_is_kept_exactly() -> None:
     timers = FakeTimers(now=7.0)
-    deadlines = CallDeadlines(0.25, timers)
+    deadlines = CallDeadlines(0.25, asyncio.get_running_loop(), timers)
     task = asyncio.create_task(call(deadlines, asyncio.Event()))
     await settle()
 
@@ -119,7 +119,7 @@ async def test_a_limit_under_five_seconds_is_kept_exactly() -> None:
 
 async def test_a_call_that_answered_in_time_is_not_touched_when_the_timer_fires() -> None:
     timers = FakeTimers(now=0.0)
-    deadlines = CallDeadlines(10.0, timers)
+    deadlines = CallDeadlines(10.0, asyncio.get_running_loop(), timers)
     release = asyncio.Event()
     task = asyncio.create_task(call(deadlines, release))
     await settle()
@@ -141,7 +141,7 @@ async def test_a_call_that_answered_in_time_is_not_touched_when_the_timer_fires(
 
 async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
     timers = FakeTimers(now=0.0)
-    deadlines = CallDeadlines(10.0, timers)
+    deadlines = CallDeadlines(10.0, asyncio.get_running_loop(), timers)
     task = asyncio.create_task(call(deadlines, asyncio.Event()))
     await settle()
 
@@ -153,7 +153,7 @@ async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
 
 async def test_a_cancellation_that_meets_the_deadline_is_still_a_cancellation() -> None:
     timers = FakeTimers(now=0.0)
-    deadlines = CallDeadlines(10.0, timers)
+    deadlines = CallDeadlines(10.0, asyncio.get_running_loop(), timers)
     task = asyncio.create_task(call(deadlines, asyncio.Event()))
     await settle()
 
@@ -165,7 +165,7 @@ async def test_a_cancellation_that_meets_the_deadline_is_still_a_cancellation() 
 
 async def test_close_disarms_the_timer() -> None:
     timers = FakeTimers(now=0.0)
-    deadlines = CallDeadlines(10.0, timers)
+    deadlines = CallDeadlines(10.0, asyncio.get_running_loop(), timers)
     task = asyncio.create_task(call(deadlines, asyncio.Event()))
     await settle()
 
@@ -177,7 +177,7 @@ async def test_close_disarms_the_timer() -> None:
         await task
 
 
-def test_a_limit_must_be_positive() -> None:
+async def test_a_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="timeout must be > 0"):
-        CallDeadlines(0, FakeTimers(now=0.0))
+        CallDeadlines(0, asyncio.get_running_loop(), FakeTimers(now=0.0))
 
