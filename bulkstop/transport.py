@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import aiohttp
@@ -187,7 +187,7 @@ def _decompressed(data: bytes, decoders: tuple[int, ...], limit: int) -> Body:
     return Body(problem="compressed answer is corrupt")
 
 
-def server_text(value: str, limit: int, secrets: Iterable[str] = ()) -> str:
+def server_text(value: str, limit: int, secrets: Sequence[str] = ()) -> str:
     """``value``, text a server chose, as one line of at most ``limit`` characters.
 
     Every secret of ``secrets`` (four characters or more) becomes ``***`` first, in the whole
@@ -196,7 +196,9 @@ def server_text(value: str, limit: int, secrets: Iterable[str] = ()) -> str:
     ending in :data:`CUT_MARK`.
     """
     text = value
-    for secret in sorted(secrets, key=len, reverse=True):
+    # longest first, so that no secret is left half-replaced by a shorter one inside it (one
+    # secret, a token's, needs no sorting: the common case, at every answer)
+    for secret in secrets if len(secrets) < 2 else sorted(secrets, key=len, reverse=True):
         if len(secret) >= _MIN_SECRET and secret in text:
             text = text.replace(secret, "***")
     if not text.isascii():
