@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Protocol
 
 from yarl import URL
 
-from bulkstop.models import Target
+from bulkstop.models import Target, new_named_tuple
 
 __all__ = [
     "STOP_APIS",
@@ -41,10 +41,6 @@ class ApiRequest(NamedTuple):
     method: str
     url: URL
     body: bytes
-
-
-#: One ApiRequest per request, made past the named tuple's generated ``__new__``.
-_new_request = tuple.__new__
 
 
 class StopApi(Protocol):
@@ -88,7 +84,7 @@ class LegacyStopApi:
         # and the URL, the same for every target, is joined once per endpoint. A Target's
         # job_id is 32 of [0-9a-z]: nothing in it needs escaping in JSON.
         body = b'{"job_id":"%b","build_no":"%d"}' % (target.job_id.encode(), target.build_no)
-        return _new_request(ApiRequest, ("POST", _legacy_url(endpoint), body))
+        return new_named_tuple(ApiRequest, ("POST", _legacy_url(endpoint), body))
 
     def stopped(self, payload: Any) -> bool | None:
         if isinstance(payload, dict):
@@ -106,7 +102,7 @@ class V3StopApi:
     def request(self, endpoint: URL, target: Target) -> ApiRequest:
         tail = f"/{target.job_id}/{target.build_no}/stop"
         url = _target_url(_base(endpoint, "v3", "jobs"), tail)
-        return _new_request(ApiRequest, ("POST", url, b""))
+        return new_named_tuple(ApiRequest, ("POST", url, b""))
 
     def stopped(self, payload: Any) -> bool | None:
         if isinstance(payload, dict):
@@ -126,7 +122,7 @@ class V1StopApi:
         # what json.dumps({"build_no": N}, separators=(",", ":")) gives, without an encoder
         body = b'{"build_no":%d}' % target.build_no
         url = _target_url(_base(endpoint, "v1", "job"), tail)
-        return _new_request(ApiRequest, ("POST", url, body))
+        return new_named_tuple(ApiRequest, ("POST", url, body))
 
     def stopped(self, payload: Any) -> bool | None:
         if isinstance(payload, dict):

@@ -40,7 +40,14 @@ from bulkstop.auth import Auth, OutgoingRequest
 from bulkstop.codes import may_have_applied
 from bulkstop.deadlines import CallDeadlines
 from bulkstop.errors import UsageError
-from bulkstop.models import Reply, ReplyKind, Target, TransportFailure, answered_reply
+from bulkstop.models import (
+    Reply,
+    ReplyKind,
+    Target,
+    TransportFailure,
+    answered_reply,
+    new_named_tuple,
+)
 from bulkstop.retry import parse_retry_after
 from bulkstop.transport import (
     ACCEPT_ENCODING,
@@ -99,8 +106,7 @@ def _static_headers(auth: Auth | None) -> dict[str, str] | None:
     static = getattr(auth, "static_headers", None)
     if static is None:
         return None
-    headers: dict[str, str] = {"Content-Type": "application/json", **static()}
-    return headers
+    return {"Content-Type": "application/json", **static()}
 
 
 class StopClient(Protocol):
@@ -125,9 +131,6 @@ class _Answer(NamedTuple):
     response: aiohttp.ClientResponse
     body: Body
     generation: int
-
-
-_new_answer = tuple.__new__  # one _Answer per request: past the named tuple's own __new__
 
 
 def region_endpoint(region: str) -> str:
@@ -376,7 +379,7 @@ class CodeArtsClient:
                     auto_decompress=False,  # read_body decompresses, within its bound
                 ) as response:
                     read = await read_body(response, limit)
-                    return _new_answer(_Answer, (response, read, generation))
+                    return new_named_tuple(_Answer, (response, read, generation))
         except TimeoutError:
             return Reply(
                 kind=ReplyKind.TIMEOUT,

@@ -87,6 +87,7 @@ from bulkstop.models import (
     Result,
     Target,
     TargetKey,
+    new_named_tuple,
     parse_target,
 )
 from bulkstop.pacing import Pacer
@@ -278,9 +279,6 @@ _FRESH = RetryState()
 _MAYBE_APPLIED = RetryState(maybe_applied=True)  # an earlier run may have stopped it
 
 
-_new_result = tuple.__new__
-
-
 def _result(
     item: _Item,
     outcome: Outcome,
@@ -298,8 +296,7 @@ def _result(
     if item.started_mono is not None:
         elapsed = round(((clock.now() if now is None else now) - item.started_mono) * 1000)
     target = item.target
-    # All of Result's fields in order, past its generated __new__: one is made per row (the
-    # test of _result holds the two together).
+    # One is made per row: all of Result's fields in order (see new_named_tuple).
     if last is None:
         status, code, message, request_id = None, "", "", ""
     else:
@@ -309,7 +306,7 @@ def _result(
             last.error_msg,
             last.request_id,
         )
-    return _new_result(
+    return new_named_tuple(
         Result,
         (
             item.line,

@@ -108,12 +108,7 @@ class HandOff(Generic[T]):
     async def get(self) -> T | None:
         """The next item, or ``None`` once every sender is done and the queue is empty."""
         while True:
-            if self._items:
-                item = self._items.popleft()
-                space = self._space
-                if space is not None and len(self._items) <= self.low:
-                    self._space = None
-                    space.set_result(None)
+            if (item := self.get_nowait()) is not None:
                 return item
             if self.senders <= 0:
                 return None

@@ -49,6 +49,7 @@ __all__ = [
     "TransportFailure",
     "answered_reply",
     "key_digest",
+    "new_named_tuple",
     "parse_target",
 ]
 
@@ -106,7 +107,11 @@ class TargetKey(NamedTuple):
     build_no: int
 
 
-_new_key = tuple.__new__
+#: ``new_named_tuple(Cls, (every field, in order))`` makes a named tuple past its generated
+#: ``__new__``, a Python-level call (with keywords, four times what the tuple costs). For the
+#: tuples made once per row or request (a key, a reply, a record, a body), each beside a test
+#: that holds it to the keyword form.
+new_named_tuple = tuple.__new__
 
 
 def key_digest(key: TargetKey) -> int:
@@ -149,9 +154,7 @@ class Target:
 
     @property
     def key(self) -> TargetKey:
-        # tuple.__new__ skips TargetKey's generated __new__ (a Python-level call): one key
-        # is made per input row
-        return _new_key(TargetKey, (self.job_id, self.build_no))
+        return new_named_tuple(TargetKey, (self.job_id, self.build_no))  # one per input row
 
 
 _new_target = object.__new__
@@ -361,16 +364,11 @@ class Reply(NamedTuple):
     transport_failure: TransportFailure | None = None
 
 
-#: A named tuple made past its generated ``__new__``, a Python-level call (keywords cost four
-#: times what the tuple does): ``_new_tuple(Reply, (all fields in order))``. Only where one is
-#: made per request, beside a test that holds it to the keyword form.
-_new_tuple = tuple.__new__
-
-
 def answered_reply(kind: ReplyKind, http_status: int, request_id: str, generation: int) -> Reply:
     """``Reply(kind=kind, http_status=http_status, request_id=request_id,
     credential_generation=generation)``: the client's reply to each 2xx stop answer."""
-    return _new_tuple(Reply, (kind, http_status, "", "", request_id, None, False, generation, None))
+    fields = (kind, http_status, "", "", request_id, None, False, generation, None)
+    return new_named_tuple(Reply, fields)
 
 
 class Result(NamedTuple):

@@ -29,6 +29,7 @@ from yarl import URL
 
 from bulkstop import __version__
 from bulkstop.errors import UsageError
+from bulkstop.models import new_named_tuple
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -120,9 +121,6 @@ class Body(NamedTuple):
         return f"Body(<{len(self.data)} bytes>, problem={self.problem!r})"
 
 
-_new_body = tuple.__new__
-
-
 async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> Body:
     """Read ``response``'s body, never holding more than ``limit`` bytes of it or of what it
     decompresses to. The request must have been sent with ``auto_decompress=False``.
@@ -150,7 +148,7 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> 
     if len(data) > limit:
         return Body(problem=f"answer over {limit} bytes, not read")
     if not decoders or not data:
-        return _new_body(Body, (data, ""))  # the common case, past Body's generated __new__
+        return new_named_tuple(Body, (data, ""))  # the common case (see new_named_tuple)
     return _decompressed(data, decoders, limit)
 
 
