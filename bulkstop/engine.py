@@ -617,7 +617,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     continue
                 line, target = index, parsed
             else:
-                row = raw if type(raw) is InputRow else self._to_row(raw, index)
+                row = self._to_row(raw, index)
                 if row.target is None:
                     invalid = self._local(
                         row.line,

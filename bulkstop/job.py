@@ -444,7 +444,6 @@ class Job:
         )
         aborted: RunAborted | None = None
         events = self._events
-        heard = type(events) is not _Unheard  # nobody listens: no call per result
         run_number = prepared.number
         sent: list[Result] | None = None
         if settings.verify and not settings.dry_run:  # a dry run sent nothing to verify
@@ -465,8 +464,7 @@ class Job:
                                 problem=result.detail,
                             )
                         writer.write(result)  # a carried record is in the report already
-                        if heard:
-                            events.result(result)
+                        events.result(result)
                         # Only what this run sent: a carried record is handed out as a stub
                         # (``bulkstop verify REPORT`` checks earlier runs' targets).
                         if sent is not None and result.run == run_number and was_sent(result):

@@ -1098,9 +1098,7 @@ def _open_csv(name: str, stream: IO[bytes], *, precheck: bool) -> Iterator[Input
         try:
             header = next(reader)
         except StopIteration:
-            raise InputError(
-                f"{name}: empty file (expected a header row with {_JOB} and {_BUILD} columns)"
-            ) from None
+            raise _no_csv_header(name) from None
         except _BadRecord as bad:
             raise InputError(f"{name}:{start}: {_bad_record(bad, start, lines.number)}") from None
         except csv.Error as exc:
@@ -1112,6 +1110,12 @@ def _open_csv(name: str, stream: IO[bytes], *, precheck: bool) -> Iterator[Input
     job_col, build_col = _header_columns(name, start, header)
     scan.columns = header
     return _csv_rows(lines, job_col, build_col)
+
+
+def _no_csv_header(name: str) -> InputError:
+    """A CSV input that holds no header row: the same words whichever way it was read."""
+    expected = f"a header row with {_JOB} and {_BUILD} columns"
+    return InputError(f"{name}: empty file (expected {expected})")
 
 
 def _open_plain_csv(name: str, stream: IO[bytes], start: int) -> Iterator[InputRow]:
@@ -1132,9 +1136,7 @@ def _open_plain_csv(name: str, stream: IO[bytes], start: int) -> Iterator[InputR
             if header:
                 break
         else:
-            raise InputError(
-                f"{name}: empty file (expected a header row with {_JOB} and {_BUILD} columns)"
-            )
+            raise _no_csv_header(name)
         job_col, build_col = _header_columns(name, reader.line_num, header)
     except csv.Error as exc:  # only if field_size_limit() was lowered since the pre-pass
         text.close()

@@ -68,6 +68,18 @@ async def call(deadlines: CallDeadlines, release: asyncio.Event) -> str:
     return "answered"
 
 
+async def one_unanswered_call(
+    limit: float, now: float
+) -> tuple[FakeTimers, CallDeadlines, asyncio.Task[str]]:
+    """Fake timers at ``now``, their deadlines of ``limit`` seconds, and one call in flight
+    that no answer ends."""
+    timers = FakeTimers(now=now)
+    deadlines = CallDeadlines(limit, asyncio.get_running_loop(), timers)
+    task = asyncio.create_task(call(deadlines, asyncio.Event()))
+    await settle()
+    return timers, deadlines, task
+
+
 async def test_calls_share_one_timer_armed_on_the_whole_second_after_the_first_deadline() -> None:
     timers = FakeTimers(now=100.3)
     deadlines = CallDeadlines(30.0, asyncio.get_running_loop(), timers)
@@ -107,10 +119,7 @@ async def test_the_timer_ends_each_call_past_its_deadline_and_is_armed_for_the_n
 
 
 async def test_a_limit_under_five_seconds_is_kept_exactly() -> None:
-    timers = FakeTimers(now=7.0)
-    deadlines = CallDeadlines(0.25, asyncio.get_running_loop(), timers)
-    task = asyncio.create_task(call(deadlines, asyncio.Event()))
-    await settle()
+    timers, _, task = await one_unanswered_call(0.25, now=7.0)
 
     assert timers.live() == [7.25]
     timers.fire()
@@ -140,10 +149,7 @@ async def test_a_call_that_answered_in_time_is_not_touched_when_the_timer_fires(
 
 
 async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
-    timers = FakeTimers(now=0.0)
-    deadlines = CallDeadlines(10.0, asyncio.get_running_loop(), timers)
-    task = asyncio.create_task(call(deadlines, asyncio.Event()))
-    await settle()
+    _, deadlines, task = await one_unanswered_call(10.0, now=0.0)
 
     task.cancel()  # a cancel scope, a Ctrl-C: not the timer's doing
     with pytest.raises(asyncio.CancelledError):
@@ -152,10 +158,7 @@ async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
 
 
 async def test_a_cancellation_that_meets_the_deadline_is_still_a_cancellation() -> None:
-    timers = FakeTimers(now=0.0)
-    deadlines = CallDeadlines(10.0, asyncio.get_running_loop(), timers)
-    task = asyncio.create_task(call(deadlines, asyncio.Event()))
-    await settle()
+    timers, _, task = await one_unanswered_call(10.0, now=0.0)
 
     timers.fire()  # the deadline passes...
     task.cancel()  # ...and someone else cancels the task before it runs again
@@ -164,10 +167,7 @@ async def test_a_cancellation_that_meets_the_deadline_is_still_a_cancellation() 
 
 
 async def test_close_disarms_the_timer() -> None:
-    timers = FakeTimers(now=0.0)
-    deadlines = CallDeadlines(10.0, asyncio.get_running_loop(), timers)
-    task = asyncio.create_task(call(deadlines, asyncio.Event()))
-    await settle()
+    timers, deadlines, task = await one_unanswered_call(10.0, now=0.0)
 
     deadlines.close()
     assert timers.live() == []

@@ -393,11 +393,7 @@ class LineEncoder:
     def add(self, result: Result, *, run: int | None = None) -> None:
         """Add the line of ``result`` (as :meth:`record` makes it) to the lines to take."""
         if self.fmt == "csv":
-            # _csv_record, written out: this runs for every record
-            line = _plain_csv_line(result, run)
-            if line is None:
-                line = self._csv_text(_csv_cells(result, run))
-            self._pending.write(line)
+            self._pending.write(self._csv_record(result, run))
         else:
             if self.fmt == "json" and self.has_records:
                 self._pending.write(",")
