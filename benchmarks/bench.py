@@ -255,7 +255,7 @@ async def bench_overhead(n: int, concurrencies: tuple[int, ...] = (8, 64), round
                     seen[who] = n / elapsed
                     speed[who].append(seen[who])
                 ratios.append(seen["run"] / seen["base"])
-                early.append(seen["run"] / (n / sending))
+                early.append(seen["run"] * sending / n)
             mid = rounds // 2
             med = {who: sorted(values)[mid] for who, values in speed.items()}
             cpu_med = {who: sorted(values)[mid] for who, values in cpu.items()}
