@@ -1098,6 +1098,35 @@ def test_a_failed_timed_flush_is_raised_by_the_next_call_and_loses_nothing(
     assert on_disk(path) == [result(0)]
 
 
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this value")
+
+
+def test_a_record_that_cannot_be_encoded_is_raised_and_its_batch_is_written(path: Path) -> None:
+    timers = Timers()
+    writer = ReportWriter(path, call_later=timers)
+    writer.write(result(0))
+    writer.write(result(1, detail=_Unprintable()))
+    writer.write(result(2))
+    timers.fire()  # the batch is encoded here: nothing to raise it to
+    with pytest.raises(RuntimeError, match="no text for this value"):
+        writer.write(result(3))
+    writer.write(result(4))  # the writer goes on
+    writer.close()
+    assert on_disk(path) == [result(0), result(2), result(4)]
+
+
+def test_a_record_that_cannot_be_encoded_is_raised_by_the_flush_that_met_it(path: Path) -> None:
+    writer = ReportWriter(path, call_later=Timers())
+    writer.write(result(0, error_msg=_Unprintable()))
+    writer.write(result(1))
+    with pytest.raises(RuntimeError, match="no text for this value"):
+        writer.flush()
+    writer.finalize()
+    assert on_disk(path) == [result(1)]
+
+
 @pytest.mark.anyio
 async def test_inside_an_event_loop_records_are_batched_by_default(path: Path) -> None:
     writer = ReportWriter(path)

@@ -275,7 +275,7 @@ def _plain_csv_line(result: Result, run: Any) -> str | None:
     ):
         return None
     return (
-        f"{line},{job_id},{build_no},{outcome.value},"
+        f"{line},{job_id},{build_no},{outcome._value_},"  # .value: a property, 3x as slow
         f"{'' if http_status is None else http_status},{error_code},{error_msg},{request_id},"
         f"{attempts},{'' if started_at is None else format_time(started_at)},"
         f"{'' if finished_at is None else format_time(finished_at)},"
@@ -327,7 +327,8 @@ def _json_line(result: Result, run: Any) -> str:
     ) = result
     if run is None:
         run = own_run
-    outcome_text = '"' + outcome.value + '"' if type(outcome) is Outcome else _json_str(outcome)
+    # _value_ is what the .value property returns, at a third of its cost
+    outcome_text = '"' + outcome._value_ + '"' if type(outcome) is Outcome else _json_str(outcome)
     if type(maybe_applied) is bool:
         flag = "true" if maybe_applied else "false"
     else:
@@ -353,7 +354,7 @@ class LineEncoder:
     batch rather than once per record.
     """
 
-    __slots__ = ("_csv", "_pending", "_scratch", "fmt", "has_records", "pending")
+    __slots__ = ("_csv", "_scratch", "_waiting", "failure", "fmt", "has_records", "pending")
 
     def __init__(self, fmt: str, *, has_records: bool = False) -> None:
         self.fmt = fmt
@@ -363,7 +364,9 @@ class LineEncoder:
         self.pending = 0
         self._scratch = io.StringIO()
         self._csv = csv.writer(self._scratch, lineterminator="\n")
-        self._pending = io.StringIO()
+        self._waiting: list[tuple[Result, int | None]] = []
+        #: the error of a record :meth:`take` left out, for the caller to raise
+        self.failure: Exception | None = None
 
     def header(self) -> bytes:
         if self.fmt == "csv":
@@ -391,24 +394,53 @@ class LineEncoder:
         return b"," + bare if lead else bare
 
     def add(self, result: Result, *, run: int | None = None) -> None:
-        """Add the line of ``result`` (as :meth:`record` makes it) to the lines to take."""
-        if self.fmt == "csv":
-            self._pending.write(self._csv_record(result, run))
-        else:
-            if self.fmt == "json" and self.has_records:
-                self._pending.write(",")
-            self._pending.write(_json_line(result, run))
-        self.has_records = True
+        """Add ``result`` to the records to take; its line is made when they are taken.
+
+        A journal's records are encoded a batch at a time, in :meth:`take`: encoding each one
+        as it came, between a run's network calls, cost twice as long as encoding the batch
+        in one go.
+        """
+        self._waiting.append((result, run))
         self.pending += 1
 
     def take(self) -> bytes:
-        """The lines added since the last take, as one run of bytes."""
-        pending = self._pending
-        text = pending.getvalue()
-        pending.seek(0)
-        pending.truncate()
+        """The lines of the records added since the last take (as :meth:`record` makes
+        them), as one run of bytes.
+
+        A record that cannot be encoded (a value of a foreign type whose ``str()`` raises) is
+        left out; the others are taken, and its error is kept in :attr:`failure` for the caller
+        to raise.
+        """
+        waiting, self._waiting = self._waiting, []
         self.pending = 0
+        if not waiting:
+            return b""
+        try:
+            text = self._lines(waiting)
+        except Exception:  # noqa: BLE001 - a foreign str() raises anything; kept, not lost
+            # one bad record: take the others one by one, keep its error
+            texts = []
+            for one in waiting:
+                try:
+                    texts.append(self._lines([one]))
+                except Exception as exc:  # noqa: BLE001 - raised by the caller, see above
+                    if self.failure is None:
+                        self.failure = exc
+            return "".join(texts).encode()
         return text.encode()
+
+    def _lines(self, waiting: Sequence[tuple[Result, int | None]]) -> str:
+        if self.fmt == "csv":
+            csv_record = self._csv_record
+            text = "".join([csv_record(result, run) for result, run in waiting])
+        else:
+            lines = [_json_line(result, run) for result, run in waiting]
+            if self.fmt == "json":  # every element after the first leads with its comma
+                text = ("," if self.has_records else "") + ",".join(lines)
+            else:
+                text = "".join(lines)
+        self.has_records = True
+        return text
 
     def _csv_record(self, result: Result, run: int | None) -> str:
         """``result``'s CSV line: the plain way when it can (:func:`_plain_csv_line`), else

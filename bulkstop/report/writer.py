@@ -110,7 +110,10 @@ class ReportWriter:
 
     An ``OSError`` while writing (a full disk) propagates unchanged, from the call that
     flushed, or when the timer flushed, from the writer's next call; what is on disk remains
-    a readable journal. Opening maps ``OSError`` to :class:`UsageError`.
+    a readable journal. Records are encoded when they are flushed, a batch at a time: a record
+    that cannot be encoded (a value of a foreign type whose ``str()`` raises) is left out and
+    its error propagates the same way, after the others of its batch were written. Opening
+    maps ``OSError`` to :class:`UsageError`.
 
     As a context manager: a clean exit finalizes, an exception only closes (the report stays
     a journal that ``--resume`` can continue, and the sidecar is kept). Calling
@@ -189,7 +192,7 @@ class ReportWriter:
         self._unwritten = b""
         self._pending_since = 0.0
         self._timer_set = False
-        self._failure: OSError | None = None
+        self._failure: Exception | None = None
         self._now = now
         self._sidecar_dirty = False
         self._report_dirty = False
@@ -445,15 +448,21 @@ class ReportWriter:
             return
         try:
             self._flush_pending()
-        except OSError as exc:  # no caller here: the next call on the writer raises it
+        except Exception as exc:  # noqa: BLE001 - no caller here: the writer's next call raises it
             self._failure = exc
 
     def _flush_pending(self) -> None:
-        """Hand the records waiting in memory to the OS."""
-        if self._encoder.pending:
-            self._unwritten += self._encoder.take()
+        """Hand the records waiting in memory to the OS; then raise the error of one that
+        could not be encoded, if any (see :meth:`LineEncoder.take`)."""
+        encoder = self._encoder
+        if encoder.pending:
+            self._unwritten += encoder.take()
         while self._unwritten:  # what a failed call did not write stays for the next one
             self._unwritten = self._unwritten[_written(self._file, self._unwritten) :]
+        failure = encoder.failure
+        if failure is not None:
+            encoder.failure = None
+            raise failure
 
     def flush(self) -> None:
         """Flush and fsync both files now."""
@@ -487,6 +496,9 @@ class ReportWriter:
                 self._flush_pending()
                 self._unwritten = self._encoder.footer()
                 self._report_dirty = True
+            # The sidecar is removed below: an fsync of it first would buy nothing. Once the
+            # report's records are on disk, its markers tell nothing a resume needs.
+            self._sidecar_dirty = False
             self._close_files()
             if self._compact_needed and self._index is not None:
                 from bulkstop.report.compaction import compact
