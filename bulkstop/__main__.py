@@ -1,5 +1,5 @@
 """``python -m bulkstop`` runs the command line."""
 
-from bulkstop.cli import main
+from bulkstop.cli import program
 
-main()
+program()

@@ -16,6 +16,9 @@ The console side (the one-line error, the progress display, the summary, the res
 Shell completion is click's own (``eval "$(_BULKSTOP_COMPLETE=bash_source bulkstop)"``; also
 ``zsh_source`` and ``fish_source``); completing a command's name imports no command either.
 
+The ``bulkstop`` program (its console script and ``python -m bulkstop``) is :func:`program`,
+which runs :func:`main` and leaves out the interpreter's last sweep for reference cycles.
+
 This module imports click and nothing heavy, so that ``bulkstop --help`` and
 ``bulkstop --version`` start at once: the group knows each command's one-line help without
 importing it, and the version is bulkstop's own constant rather than read from the installed
@@ -24,6 +27,8 @@ package's metadata.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
 
 from bulkstop import __version__
 
-__all__ = ["COMMANDS", "LazyCommand", "LazyGroup", "main"]
+__all__ = ["COMMANDS", "LazyCommand", "LazyGroup", "main", "program"]
 
 
 class LazyCommand(NamedTuple):
@@ -130,3 +135,22 @@ COMMANDS: Mapping[str, LazyCommand] = {
 @click.version_option(__version__, package_name="bulkstop")
 def main() -> None:
     """Stop many CodeArts Build runs at once, safely, as fast as the server allows."""
+
+
+def program() -> None:
+    """The ``bulkstop`` program: :func:`main`, for a process of its own.
+
+    At exit, CPython looks for reference cycles among every object still alive, most of them
+    the modules' own (aiohttp, click, structlog, bulkstop): about 45 ms here, a sixth of a
+    one-row run's wall time, paid by every cron run and every process a test starts.
+    :func:`gc.freeze`, run as an exit handler, hides those objects from that sweep; the rest
+    of the shutdown is as before (the other exit handlers, such as logging's flush, the
+    standard streams' flush, the modules' clearing). What it leaves out are the ``__del__``
+    methods of objects that only a cycle keeps alive, and bulkstop leaves no file or
+    connection to one: it closes its report, its sidecars and its sessions itself.
+
+    Not done by :func:`main`, which a test or a host program may call in a process that goes
+    on afterwards.
+    """
+    atexit.register(gc.freeze)
+    main()
