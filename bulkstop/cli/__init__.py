@@ -141,7 +141,7 @@ def program() -> None:
     """The ``bulkstop`` program: :func:`main`, for a process of its own.
 
     At exit, CPython looks for reference cycles among every object still alive, most of them
-    the modules' own (aiohttp, click, structlog, bulkstop): about 45 ms here, a sixth of a
+    the modules' own (aiohttp, click, structlog, bulkstop): about 40 ms here, a sixth of a
     one-row run's wall time, paid by every cron run and every process a test starts.
     :func:`gc.freeze`, run as an exit handler, hides those objects from that sweep; the rest
     of the shutdown is as before (the other exit handlers, such as logging's flush, the
