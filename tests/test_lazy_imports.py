@@ -8,20 +8,17 @@ timings are ``python3 benchmarks/bench.py startup``'s.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from fresh import run_fresh
 from simhost import SimulatorHost
 
 from bulkstop.simulator import SimulatorConfig
 
 pytestmark = pytest.mark.e2e  # a fresh interpreter is a subprocess
 
-PROCESS_TIMEOUT = 60.0
 #: Modules that cost a start-up most; each test says which of them it may load.
 HEAVY = ("aiohttp", "anyio", "click", "pydantic", "rich", "structlog", "yarl")
 
@@ -32,16 +29,7 @@ def loaded_after(code: str, *, env: dict[str, str] | None = None) -> set[str]:
         "\nimport json as _json, sys as _sys\n"
         "_sys.__stdout__.write('\\nMODULES ' + _json.dumps(sorted(_sys.modules)) + '\\n')\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CODEARTS_")}
-    environment.update(env or {})
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
-        env=environment,
-        check=False,
-    )
+    done = run_fresh(probe, env=env)
     assert done.returncode == 0, done.stderr
     marker = done.stdout.rindex("\nMODULES ")
     return set(json.loads(done.stdout[marker + len("\nMODULES ") :]))

@@ -9,13 +9,11 @@ command wrote and its exit code are whole.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from fresh import run_fresh
 from simhost import SimulatorHost
 
 from bulkstop import __version__
@@ -23,7 +21,6 @@ from bulkstop.simulator import SimulatorConfig
 
 pytestmark = pytest.mark.e2e  # a fresh interpreter is a subprocess
 
-PROCESS_TIMEOUT = 60.0
 JOB = "f9d6c8466d614a9788e9a0acf6c15f46"
 
 
@@ -31,24 +28,15 @@ def run_probe(
     entry: str, args: list[str], env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``bulkstop ARGS`` through ``bulkstop.cli.ENTRY`` in a fresh interpreter."""
-    probe = textwrap.dedent(
+    return run_fresh(
         f"""
         import atexit, gc, sys
         atexit.register(lambda: sys.stdout.write(f"FROZEN {{gc.get_freeze_count()}}\\n"))
         sys.argv = ["bulkstop", *{args!r}]
         from bulkstop.cli import {entry}
         {entry}()
-        """
-    )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CODEARTS_")}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
-        env=environment,
-        check=False,
+        """,
+        env=env,
     )
 
 
