@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
 PROCESS_TIMEOUT = 60.0
 
 
 def run_fresh(code: str, *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` (dedented) with this interpreter in a new process; its output as text."""
+    """Run ``code`` with this interpreter in a new process; its output as text."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CODEARTS_")}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=PROCESS_TIMEOUT,

@@ -10,6 +10,7 @@ command wrote and its exit code are whole.
 from __future__ import annotations
 
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -28,16 +29,16 @@ def run_probe(
     entry: str, args: list[str], env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``bulkstop ARGS`` through ``bulkstop.cli.ENTRY`` in a fresh interpreter."""
-    return run_fresh(
+    code = textwrap.dedent(
         f"""
         import atexit, gc, sys
         atexit.register(lambda: sys.stdout.write(f"FROZEN {{gc.get_freeze_count()}}\\n"))
         sys.argv = ["bulkstop", *{args!r}]
         from bulkstop.cli import {entry}
         {entry}()
-        """,
-        env=env,
+        """
     )
+    return run_fresh(code, env=env)
 
 
 def frozen(done: subprocess.CompletedProcess[str]) -> int:
