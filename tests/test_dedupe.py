@@ -81,3 +81,34 @@ def test_the_repr_shows_the_live_state() -> None:
     assert repr(seen) == (
         f"SeenTargets(targets=3, slots={slots}, bytes_per_target={slots * 10 / 3:.1f})"
     )
+
+
+class _SameHash(str):
+    """A job id whose own hash is the same for every value: its keys' 64-bit parts agree."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return 42
+
+
+def test_keys_agreeing_in_the_first_64_bits_are_told_apart_by_the_other_24() -> None:
+    seen = SeenTargets()
+    # Job ids whose own hash is one value, so that their keys' 64-bit parts agree; kept only
+    # where the other 24 bits (the salted hash of the job id, XOR the build number) differ,
+    # which the 88-bit bound counts as the rare case, so the test does not depend on luck.
+    last_bits: dict[int, _SameHash] = {}
+    for i in range(2_000):
+        job = _SameHash(f"{i:032x}")
+        last_bits.setdefault((hash(seen._salt + job) ^ 7) & 0xFFFFFF, job)
+    keys = [TargetKey(job, 7) for job in last_bits.values()]
+    assert len(keys) > 1_800
+    assert len({hash(key) for key in keys}) == 1  # every key lands on the same 64 bits
+    assert all(seen.add(key) for key in keys)  # the other 24 bits tell them apart...
+    assert not any(seen.add(TargetKey(_SameHash(str(key[0])), 7)) for key in keys)  # ...and match
+    assert seen.targets == len(keys)
+
+
+def test_each_set_keys_its_last_bits_with_a_salt_of_its_own() -> None:
+    """An input's author cannot aim at those 24 bits, even with the interpreter's hash key."""
+    assert SeenTargets()._salt != SeenTargets()._salt
