@@ -2,8 +2,8 @@
 
     Target        one build to stop: ``(job_id, build_no)``, validated.
     TargetKey     a build's identity, the one key of a target everywhere (dedupe, resume,
-                  report records); :func:`key_digest` is its 128-bit digest, for structures
-                  that hold many keys compactly.
+                  report records); :func:`key_digest` is its 128-bit digest, the same in
+                  every process, for the report's index (a run's dedupe keys its own).
     InputRow      one row of the input as read: its source line and either a Target or
                   the reason it is invalid. Readers produce these; the engine consumes them.
     Reply         what one stop call answered (or how it failed), as the client saw it.
@@ -115,7 +115,7 @@ new_named_tuple = tuple.__new__
 
 
 def key_digest(key: TargetKey) -> int:
-    """The 128-bit digest of a target's key: the one digest every compact structure uses.
+    """The 128-bit digest of a target's key, the same in every process (the report's index).
 
     BLAKE2b of the job id's UTF-8 bytes followed by ``build_no`` as 8 little-endian bytes (a
     fixed-width tail, so no two keys share an input), as an unsigned integer. The same key
