@@ -6,7 +6,7 @@ a semaphore, ``asyncio.gather`` over every target, no retries.
 
     python benchmarks/bench.py all            # everything (about 5 minutes on 2 cores)
     python benchmarks/bench.py overhead --n 20000
-    python benchmarks/bench.py throttled | latency | rate | memory | startup
+    python benchmarks/bench.py throttled | latency | rate | memory | startup | breakdown
 
 Every request goes to 127.0.0.1; every loop is bounded by its N.
 """
@@ -570,21 +570,129 @@ def bench_startup(rounds: int = 15) -> None:
               f" 1.2× import 4: {'PASS' if ok else 'FAIL'}")
 
 
+#: What ``breakdown`` switches off, each alone and then all three (for measurement only: a
+#: run without them is not crash-safe and does not dedupe). The record is its encoding, its
+#: buffering and its write; the marker its line and its share of a write.
+_PIECES: dict[str, str] = {
+    "record": "journal record",
+    "marker": "in-flight marker",
+    "dedupe": "dedupe",
+}
+
+
+def _cpu_child(who: str, off: str, n: int, concurrency: int) -> None:
+    """bulkstop's own CPU per target, the network replaced by an instant client: ``lib`` (a
+    Stopper over a list) or ``job`` (reader → engine → journal → report, as ``bulkstop run``),
+    with the pieces named in ``off`` (comma-separated) switched off; prints the least of three
+    runs in µs, after a warm-up run."""
+    import logging
+
+    import structlog
+
+    from bulkstop import Job, JobSettings
+    from bulkstop.dedupe import SeenTargets
+    from bulkstop.models import Reply, ReplyKind
+    from bulkstop.report.writer import ReportWriter
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    reply = Reply(kind=ReplyKind.STOPPED, http_status=200)
+
+    async def instant(self: CodeArtsClient, target: bulkstop.Target, *args: Any,
+                      **kwargs: Any) -> Reply:
+        return reply
+
+    CodeArtsClient.stop = instant  # type: ignore[method-assign]
+    pieces = set(filter(None, off.split(",")))
+    if "record" in pieces:
+        ReportWriter._append = lambda self, result, run: None  # type: ignore[method-assign]
+    if "marker" in pieces:
+        ReportWriter.attempting_many = lambda self, targets: None  # type: ignore[method-assign]
+    if "dedupe" in pieces:
+        SeenTargets.add = lambda self, key: True  # type: ignore[method-assign]
+
+    async def job(tmp: str, k: int) -> float:
+        path = Path(tmp, "in.csv")
+        write_targets(path, k)
+        settings = JobSettings(input=str(path), endpoint="http://127.0.0.1:9",
+                               report=Path(tmp, "r.csv"), overwrite=True,
+                               concurrency=concurrency, rate=1e9, burst=concurrency)
+        started = time.process_time()
+        async with Job(settings, environ={"CODEARTS_TOKEN": "T"}) as running:
+            outcome = await running.run()
+        assert outcome.stats.count(Outcome.STOPPED) == k, outcome
+        return time.process_time() - started
+
+    async def lib(tmp: str, k: int) -> float:
+        targets = make_targets(k)
+        started = time.process_time()
+        done = 0
+        async with CodeArtsClient("http://127.0.0.1:9", TokenAuth("T"),
+                                  pool_size=concurrency) as client:
+            stopper = Stopper(client, pacer=Pacer(rate=1e9, burst=concurrency),
+                              settings=RunSettings(concurrency=concurrency))
+            async with stopper.run(targets) as results:
+                async for _ in results:
+                    done += 1
+        assert done == k
+        return time.process_time() - started
+
+    run = job if who == "job" else lib
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(tmp, 64))
+        best = min(asyncio.run(run(tmp, n)) for _ in range(3))
+    print(f"{best / n * 1e6:.3f}")
+
+
+def bench_breakdown(n: int, rounds: int = 5, concurrency: int = 8) -> None:
+    print(f"\n7. Breakdown: bulkstop's own CPU per target (µs), the network replaced by an instant"
+          f" client; N={n}, concurrency {concurrency}, median of {rounds} alternating rounds of"
+          " fresh processes (each the least of three runs)")
+    cases: dict[str, tuple[str, str]] = {
+        "library (Stopper over a list, no report)": ("lib", ""),
+        "bulkstop run": ("job", ""),
+    }
+    for piece, label in _PIECES.items():
+        cases[f"  without the {label}"] = ("job", piece)
+    cases["  without all three"] = ("job", ",".join(_PIECES))
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for i in range(rounds):
+        names = list(cases) if i % 2 == 0 else list(reversed(cases))
+        for name in names:
+            who, off = cases[name]
+            out = subprocess.run(
+                [sys.executable, __file__, "_cpu", who, "--off", off, "--n", str(n),
+                 "--concurrency", str(concurrency)],
+                capture_output=True, text=True, check=True, timeout=600,
+            ).stdout.split()[-1]
+            times[name].append(float(out))
+    med = {name: sorted(t)[rounds // 2] for name, t in times.items()}
+    whole = med["bulkstop run"]
+    row("", "µs/target", "saved")
+    for name, value in med.items():
+        switched_off = cases[name][1]
+        row(name, f"{value:.2f}", f"{whole - value:.2f}" if switched_off else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["all", "overhead", "throttled", "latency", "rate",
-                                          "memory", "startup", "_rss"])
+                                          "memory", "startup", "breakdown", "_rss", "_cpu"])
     parser.add_argument("path", nargs="?")
     parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=None)
+    parser.add_argument("--off", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=8, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.which == "_rss":
         _rss_child(args.path, args.resume)
         return
+    if args.which == "_cpu":
+        _cpu_child(args.path, args.off, args.n, args.concurrency)
+        return
     print(f"bulkstop {bulkstop.__version__}, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cores")
-    if args.which not in ("memory", "startup"):  # these run in fresh child processes
+    if args.which not in ("memory", "startup", "breakdown"):  # these run in child processes
         asyncio.run(warm_up())
     if args.which in ("all", "overhead"):
         asyncio.run(bench_overhead(args.n or 4_000))
@@ -598,6 +706,8 @@ def main() -> None:
         bench_memory()
     if args.which in ("all", "startup"):
         bench_startup()
+    if args.which in ("all", "breakdown"):
+        bench_breakdown(args.n or 20_000)
 
 
 if __name__ == "__main__":
