@@ -450,6 +450,11 @@ class Job:
             from bulkstop.report.verdicts import was_sent  # only a verifying run reads back
 
             sent = []
+        # Read once, not for every result: the member (on Python 3.11 a read through the enum
+        # class takes EnumType's __getattr__ hook) and the listener, left out when it does
+        # not override JobEvents.result, which does nothing.
+        invalid = Outcome.INVALID
+        told = events.result if type(events).result is not JobEvents.result else None
         async with anyio.create_task_group() as tg:
             if beside is not None:
                 tg.start_soon(beside, self)
@@ -457,14 +462,15 @@ class Job:
             try:
                 async with run as results:
                     async for result in results:
-                        if result.outcome is Outcome.INVALID:
+                        if result.outcome is invalid:
                             log.warning(
                                 "input.invalid_row",
                                 where=f"{source.name}:{result.line}",
                                 problem=result.detail,
                             )
                         writer.write(result)  # a carried record is in the report already
-                        events.result(result)
+                        if told is not None:
+                            told(result)
                         # Only what this run sent: a carried record is handed out as a stub
                         # (``bulkstop verify REPORT`` checks earlier runs' targets).
                         if sent is not None and result.run == run_number and was_sent(result):
