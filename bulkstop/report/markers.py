@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,23 +19,32 @@ from bulkstop.report.files import open_own
 from bulkstop.report.keys import build_number
 from bulkstop.report.reading import BadLine, decode, json_object, lines, with_last
 
-__all__ = ["Marker", "MarkerReader", "marker_line"]
+__all__ = ["Marker", "MarkerReader", "marker_line", "marker_lines"]
 
 
 def marker_line(run: int, line: int, job_id: str, build_no: int) -> bytes:
     """The sidecar line that says run ``run`` is about to send a target (row ``line``)."""
-    if (
-        type(run) is int
-        and type(line) is int
+    return marker_lines(run, ((line, job_id, build_no),))
+
+
+def marker_lines(run: int, targets: Iterable[tuple[int, str, int]]) -> bytes:
+    """The sidecar lines of :func:`marker_line`, one for each ``(line, job_id, build_no)``, as
+    one run of bytes (a batch the engine announces; see ``ReportWriter.attempting_many``)."""
+    texts = [
+        # Formatted by hand when nothing needs escaping (a valid job id never does):
+        # json.dumps built an encoder for every marker, one per target.
+        f'{{"run":{run},"line":{line},"job_id":"{job_id}","build_no":{build_no}}}\n'
+        if type(line) is int
         and type(build_no) is int
-        and (
-            job_id.isascii() and job_id.isalnum()  # what a valid job id is: nothing to escape
-        )
-    ):
-        # Formatted by hand: json.dumps built an encoder for every marker, one per target.
-        return f'{{"run":{run},"line":{line},"job_id":"{job_id}","build_no":{build_no}}}\n'.encode()
-    fields = {"run": run, "line": line, "job_id": job_id, "build_no": build_no}
-    return json.dumps(fields, separators=(",", ":")).encode("utf-8", "surrogatepass") + b"\n"
+        and type(run) is int
+        and job_id.isascii()
+        and job_id.isalnum()
+        else json.dumps({"run": run, "line": line, "job_id": job_id, "build_no": build_no},
+                        separators=(",", ":")) + "\n"
+        for line, job_id, build_no in targets
+    ]
+    # json.dumps escapes every non-ASCII character, a lone surrogate too: the text is ASCII
+    return "".join(texts).encode("utf-8", "surrogatepass")
 
 
 class Marker(NamedTuple):

@@ -40,7 +40,7 @@ from bulkstop.report.files import (
 )
 from bulkstop.report.keys import record_key
 from bulkstop.report.lock import ReportLock
-from bulkstop.report.markers import MarkerReader, marker_line
+from bulkstop.report.markers import MarkerReader, marker_lines
 from bulkstop.report.paths import ReportFormat, inflight_path, report_format
 
 if TYPE_CHECKING:
@@ -358,8 +358,7 @@ class ReportWriter:
         if self._closed or self._failure is not None:  # _check_open, for each batch
             self._check_open()
         run = self.run
-        markers = [marker_line(run, line, job_id, build_no) for line, job_id, build_no in targets]
-        _write_all(self._sidecar, b"".join(markers))
+        _write_all(self._sidecar, marker_lines(run, targets))
         self._sidecar_dirty = True
         # count the lines; fsync when the count or the interval says so (see the class)
         self._unsynced += len(targets)
