@@ -210,7 +210,9 @@ async def run_job(url: str, path: Path, report: Path, *, concurrency: int) -> fl
     return elapsed
 
 
-async def bench_overhead(n: int, concurrencies: tuple[int, ...] = (8, 64), rounds: int = 9) -> None:
+async def bench_overhead(
+    n: int, concurrencies: tuple[int, ...] = (8, 64), rounds: int = 25
+) -> None:
     print(f"\n1. Overhead: N={n} per round, {rounds} rounds per concurrency (contenders in turn,"
           " the order rotating), unlimited rate, no latency, no throttling")
     print("  baseline: the plain script (CSV in, aiohttp + semaphore + gather, no report);"
@@ -681,6 +683,8 @@ def main() -> None:
     parser.add_argument("path", nargs="?")
     parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds per concurrency of 'overhead' (default 25)")
     parser.add_argument("--off", default="", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=8, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -695,7 +699,7 @@ def main() -> None:
     if args.which not in ("memory", "startup", "breakdown"):  # these run in child processes
         asyncio.run(warm_up())
     if args.which in ("all", "overhead"):
-        asyncio.run(bench_overhead(args.n or 4_000))
+        asyncio.run(bench_overhead(args.n or 4_000, rounds=args.rounds or 25))
     if args.which in ("all", "throttled"):
         asyncio.run(bench_throttled(args.n or 2_000))
     if args.which in ("all", "latency"):
