@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,10 @@ def make_targets(n: int, jobs: int = 50) -> list[tuple[str, int]]:
 
 
 async def run_bulkstop(
-    url: str, targets: list[tuple[str, int]], *, concurrency: int, rate: float, burst: int = 1
+    url: str, targets: list[tuple[str, int]], *, concurrency: int, rate: float, burst: int = 1,
+    timer: Callable[[], float] = time.perf_counter,
 ) -> tuple[float, Counter[Outcome], bulkstop.RunStats]:
+    """The library: a Stopper over a list, no report; timed by ``timer`` (wall time, or CPU)."""
     async with CodeArtsClient(url, TokenAuth(TOKEN), pool_size=concurrency) as client:
         stopper = Stopper(
             client,
@@ -108,12 +110,12 @@ async def run_bulkstop(
             settings=RunSettings(concurrency=concurrency),
         )
         counts: Counter[Outcome] = Counter()
-        started = time.perf_counter()
+        started = timer()
         run = stopper.run(targets)
         async with run as results:
             async for result in results:
                 counts[result.outcome] += 1
-        return time.perf_counter() - started, counts, run.stats
+        return timer() - started, counts, run.stats
 
 
 async def run_baseline(
@@ -194,18 +196,22 @@ async def run_baseline_file(url: str, path: Path, *, concurrency: int) -> tuple[
     return whole, sending
 
 
-async def run_job(url: str, path: Path, report: Path, *, concurrency: int) -> float:
-    """bulkstop as ``bulkstop run`` runs it: reader → engine → journal → finalized report."""
+async def run_job(
+    url: str, path: Path, report: Path, *, concurrency: int,
+    timer: Callable[[], float] = time.perf_counter,
+) -> float:
+    """bulkstop as ``bulkstop run`` runs it: reader → engine → journal → finalized report;
+    timed by ``timer`` (wall time, or CPU)."""
     from bulkstop import Job, JobSettings
 
     settings = JobSettings(
         input=str(path), endpoint=url, report=report, overwrite=True,
         concurrency=concurrency, rate=1e9, burst=concurrency,
     )
-    started = time.perf_counter()
+    started = timer()
     async with Job(settings, environ={"CODEARTS_TOKEN": TOKEN}) as job:
         outcome = await job.run()
-    elapsed = time.perf_counter() - started
+    elapsed = timer() - started
     assert outcome.stats.count(Outcome.STOPPED) == outcome.stats.rows, outcome
     return elapsed
 
@@ -591,7 +597,6 @@ def _cpu_child(who: str, off: str, n: int, concurrency: int) -> None:
 
     import structlog
 
-    from bulkstop import Job, JobSettings
     from bulkstop.dedupe import SeenTargets
     from bulkstop.models import Reply, ReplyKind
     from bulkstop.report.writer import ReportWriter
@@ -612,31 +617,20 @@ def _cpu_child(who: str, off: str, n: int, concurrency: int) -> None:
     if "dedupe" in pieces:
         SeenTargets.add = lambda self, key: True  # type: ignore[method-assign]
 
+    url = "http://127.0.0.1:9"  # never reached: every stop is answered at once
+
     async def job(tmp: str, k: int) -> float:
         path = Path(tmp, "in.csv")
         write_targets(path, k)
-        settings = JobSettings(input=str(path), endpoint="http://127.0.0.1:9",
-                               report=Path(tmp, "r.csv"), overwrite=True,
-                               concurrency=concurrency, rate=1e9, burst=concurrency)
-        started = time.process_time()
-        async with Job(settings, environ={"CODEARTS_TOKEN": "T"}) as running:
-            outcome = await running.run()
-        assert outcome.stats.count(Outcome.STOPPED) == k, outcome
-        return time.process_time() - started
+        return await run_job(url, path, Path(tmp, "r.csv"), concurrency=concurrency,
+                             timer=time.process_time)
 
     async def lib(tmp: str, k: int) -> float:
-        targets = make_targets(k)
-        started = time.process_time()
-        done = 0
-        async with CodeArtsClient("http://127.0.0.1:9", TokenAuth("T"),
-                                  pool_size=concurrency) as client:
-            stopper = Stopper(client, pacer=Pacer(rate=1e9, burst=concurrency),
-                              settings=RunSettings(concurrency=concurrency))
-            async with stopper.run(targets) as results:
-                async for _ in results:
-                    done += 1
-        assert done == k
-        return time.process_time() - started
+        elapsed, counts, _ = await run_bulkstop(url, make_targets(k), concurrency=concurrency,
+                                                rate=1e9, burst=concurrency,
+                                                timer=time.process_time)
+        assert counts[Outcome.STOPPED] == k, counts
+        return elapsed
 
     run = job if who == "job" else lib
     with tempfile.TemporaryDirectory() as tmp:
