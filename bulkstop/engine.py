@@ -115,7 +115,9 @@ class RunObserver(Protocol):
 
 
 #: The most targets one ``attempting_many`` announces: the one about to be sent and those
-#: queued next (never more than the run's concurrency).
+#: queued next (the workers' queue holds twice the run's concurrency, so a batch is at
+#: most that: 2 at concurrency 1). Not capped at the concurrency: at 8, a cap there halved the
+#: batches and doubled the journal's writes for markers, about 0.35 µs a target.
 ANNOUNCE_AHEAD: Final = 16
 
 
@@ -484,7 +486,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
         self._announce_many: Callable[[Sequence[tuple[int, str, int]]], None] | None = getattr(
             stopper.observer, "attempting_many", None
         )
-        self._announce_ahead = max(1, min(settings.concurrency, ANNOUNCE_AHEAD))
+        self._announce_ahead = ANNOUNCE_AHEAD
         self._queue: HandOff[_Item] | None = None  # the workers' queue, while the run runs
 
     def __repr__(self) -> str:

@@ -50,7 +50,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from bulkstop.codes import (
     URL_NOT_FOUND_CODE,
@@ -121,12 +121,18 @@ _BY_TRANSPORT_FAILURE: dict[TransportFailure, Decision] = {
 }
 
 
+# Read for every reply: as module names, not through the enum type's __getattr__ hook
+# (about 70 ns a read on Python 3.11).
+_KIND_STOPPED: Final = ReplyKind.STOPPED
+_KIND_NOT_STOPPED: Final = ReplyKind.NOT_STOPPED
+
+
 def classify(reply: Reply) -> Decision:
     """Judge one reply. Throttling codes win over the status they came with."""
     kind = reply.kind
-    if kind is ReplyKind.STOPPED:
+    if kind is _KIND_STOPPED:
         return _STOPPED
-    if kind is ReplyKind.NOT_STOPPED:
+    if kind is _KIND_NOT_STOPPED:
         return _NOT_STOPPED
     if kind is not ReplyKind.HTTP_ERROR:
         if reply.transport_failure is not None:
