@@ -124,6 +124,21 @@ def test_format_time_writes_every_millisecond_as_isoformat_does() -> None:
     assert format_time(base + timedelta(seconds=2)) == "2026-11-29T00:00:00.000Z"
 
 
+def test_format_time_is_right_going_back_in_time_and_at_the_last_second_there_is() -> None:
+    # the cached second is a range of datetimes: a time before it, or one in the last second
+    # (which has no next second to end the range), is made afresh
+    late = datetime(2026, 11, 29, 0, 0, 1, 500_000, tzinfo=UTC)
+    early = datetime(2026, 11, 29, 0, 0, 0, 999_999, tzinfo=UTC)
+    for moment in (late, early, late, early - timedelta(days=400)):
+        assert format_time(moment) == moment.replace(tzinfo=None).isoformat(
+            timespec="milliseconds"
+        ) + "Z"
+    last = datetime.max.replace(tzinfo=UTC)
+    assert format_time(last) == "9999-12-31T23:59:59.999Z"
+    assert format_time(last - timedelta(milliseconds=5)) == "9999-12-31T23:59:59.994Z"
+    assert format_time(late) == "2026-11-29T00:00:01.500Z"
+
+
 class Trickle(io.RawIOBase):
     """A file that takes at most three bytes a call, as a full disk or a signal may."""
 
