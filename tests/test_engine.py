@@ -1024,7 +1024,7 @@ async def test_targets_are_announced_in_batches_each_once_before_it_is_sent(
     announced = [build_no for batch in observer.batches for _, _, build_no in batch]
     assert sorted(announced) == list(range(1, 301))  # each target once, retried ones too
     assert all(line == build_no for batch in observer.batches for line, _, build_no in batch)
-    assert max(len(batch) for batch in observer.batches) == most  # min(2 × concurrency, 16): the queue's
+    assert max(len(batch) for batch in observer.batches) == most  # min(2 × concurrency, 16)
     for batch, sent in zip(observer.batches, observer.sent_before, strict=True):
         assert not {build_no for _, _, build_no in batch} & sent  # none of them sent yet
     assert len(observer.batches) <= 300 // 2  # one call covers several targets

@@ -32,7 +32,7 @@ from bulkstop.simulator import (
     serve_forever,
 )
 from bulkstop.simulator.faults import FaultPlan
-from bulkstop.simulator.model import BuildModel, SeededHash, unit_hashes
+from bulkstop.simulator.model import BuildModel, SeededHash, StopOutcome, unit_hashes
 from bulkstop.simulator.stats import READ_API_NAMES
 
 pytestmark = pytest.mark.anyio
@@ -1031,3 +1031,32 @@ def test_config_repr_hides_secrets() -> None:
     assert "tok-secret" not in text
     assert "pw-secret" not in text
     assert "'sk'" not in text
+
+
+def test_the_tables_that_grow_with_every_stop_stay_out_of_the_garbage_collector() -> None:
+    # A table holding tuples or enum members is tracked by the cyclic collector and put back
+    # among the young objects at each insertion: every young collection then walks all of
+    # it, and a long simulation's pauses grew with each stop.
+    import gc
+
+    from bulkstop.simulator.stats import SimulatorStats
+
+    model = BuildModel(SimulatorConfig(seed=3, finished_ratio=0.0), wall_start=WALL_START)
+    stats = SimulatorStats()
+    for n in range(1, 200):
+        job_id = f"{n:032x}"
+        assert model.access(job_id) is model.access(job_id)
+        assert model.stop(job_id, n, wall_now=WALL_START) is StopOutcome.STOPPED
+        stats.target_seen((job_id, n))
+        stats.stopped((job_id, n))
+        gc.collect()  # what untracks a table whose entries are all untracked, until the next
+    tables = (
+        model._stopped_at,
+        model._jobs,
+        model._highest_seen,
+        stats._requests_per_target,
+        stats._effective_per_target,
+    )
+    assert not any(gc.is_tracked(table) for table in tables)
+    assert stats.stop_requests_per_target[f"{7:032x}", 7] == 1  # still keyed by target
+    assert model.stop(f"{7:032x}", 7, wall_now=WALL_START) is StopOutcome.REPEAT

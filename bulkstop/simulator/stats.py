@@ -88,12 +88,13 @@ class SimulatorStats:
 
     __slots__ = (
         "_by_status",
+        "_effective_per_target",
+        "_requests_per_target",
         "_window",
         "already_finished",
         "auth_failures",
         "by_api",
         "effective_stops",
-        "effective_stops_per_target",
         "faults",
         "faults_after_stop",
         "iam_token_requests",
@@ -103,7 +104,6 @@ class SimulatorStats:
         "repeat_stops",
         "requests_total",
         "security_token_requests",
-        "stop_requests_per_target",
         "throttled",
         "unknown_builds",
     )
@@ -125,9 +125,20 @@ class SimulatorStats:
         self.iam_token_requests = 0
         self.auth_failures = 0
         self.security_token_requests = 0
-        self.stop_requests_per_target: dict[tuple[str, int], int] = {}
-        self.effective_stops_per_target: dict[tuple[str, int], int] = {}
+        # Keyed "job_id:build_no", as the JSON has them, not by tuple: a table holding tuples
+        # is tracked by the garbage collector and put back among the young objects at each
+        # insertion, so every young collection walked all of it (see BuildModel).
+        self._requests_per_target: dict[str, int] = {}
+        self._effective_per_target: dict[str, int] = {}
         self._window = SlidingWindowMax(1.0)
+
+    @property
+    def stop_requests_per_target(self) -> dict[tuple[str, int], int]:
+        return _by_target(self._requests_per_target)
+
+    @property
+    def effective_stops_per_target(self) -> dict[tuple[str, int], int]:
+        return _by_target(self._effective_per_target)
 
     # --- updates (request path) ------------------------------------------------------------
 
@@ -142,14 +153,16 @@ class SimulatorStats:
 
     def target_seen(self, key: tuple[str, int]) -> None:
         """A stop request for ``key`` got past authentication."""
-        per_target = self.stop_requests_per_target
-        per_target[key] = per_target.get(key, 0) + 1
+        per_target = self._requests_per_target
+        text = f"{key[0]}:{key[1]}"
+        per_target[text] = per_target.get(text, 0) + 1
 
     def stopped(self, key: tuple[str, int]) -> None:
         """A running build was stopped."""
         self.effective_stops += 1
-        per_target = self.effective_stops_per_target
-        per_target[key] = per_target.get(key, 0) + 1
+        per_target = self._effective_per_target
+        text = f"{key[0]}:{key[1]}"
+        per_target[text] = per_target.get(text, 0) + 1
 
     def fault(self, kind: str, *, after_stop: bool) -> None:
         """A fault of ``kind`` was injected."""
@@ -203,8 +216,8 @@ class SimulatorStats:
             "security_token_requests": self.security_token_requests,
         }
         if targets:
-            data["stop_requests_per_target"] = _keyed(self.stop_requests_per_target)
-            data["effective_stops_per_target"] = _keyed(self.effective_stops_per_target)
+            data["stop_requests_per_target"] = dict(self._requests_per_target)
+            data["effective_stops_per_target"] = dict(self._effective_per_target)
         return data
 
     def __repr__(self) -> str:
@@ -214,5 +227,9 @@ class SimulatorStats:
         )
 
 
-def _keyed(counts: dict[tuple[str, int], int]) -> dict[str, int]:
-    return {f"{job_id}:{build_no}": n for (job_id, build_no), n in counts.items()}
+def _by_target(counts: dict[str, int]) -> dict[tuple[str, int], int]:
+    by_target = {}
+    for text, n in counts.items():
+        job_id, build_no = text.rsplit(":", 1)  # a build number has no ":"
+        by_target[job_id, int(build_no)] = n
+    return by_target
