@@ -47,6 +47,8 @@ __all__ = [
     "SeededHash",
     "StopOutcome",
     "User",
+    "target_of",
+    "target_text",
     "unit_hashes",
 ]
 
@@ -163,12 +165,18 @@ class StopOutcome(enum.Enum):
 
 #: A job's access as the cache holds it, by position (see :meth:`BuildModel.access`).
 _ACCESSES: tuple[JobAccess, ...] = tuple(JobAccess)
-_ACCESS_INDEX: dict[JobAccess, int] = {access: i for i, access in enumerate(_ACCESSES)}
 
 
-def _build_key(job_id: str, build_no: int) -> str:
-    """The key of a derived build in the model's tables: one string (see BuildModel)."""
-    return f"{build_no}:{job_id}"  # the digits end at the first ":", whatever the job id
+def target_text(job_id: str, build_no: int) -> str:
+    """``job_id:build_no``: a build as the simulator's per-build tables key it (one string,
+    see :class:`BuildModel`) and as its stats' JSON names it."""
+    return f"{job_id}:{build_no}"
+
+
+def target_of(text: str) -> tuple[str, int]:
+    """The ``(job_id, build_no)`` of a :func:`target_text`."""
+    job_id, build_no = text.rsplit(":", 1)  # a build number has no ":", a job id may
+    return job_id, int(build_no)
 
 
 class BuildModel:
@@ -181,8 +189,8 @@ class BuildModel:
     Its tables grow by one entry per build stopped and per job met, and they hold only
     strings and numbers: a table holding a tuple or an enum member is tracked by the cyclic
     garbage collector and put back among the young objects at each insertion, so every
-    young collection walked all of it. After about 100,000 stops that cost the simulator a sixth of
-    its time in pauses of up to 40 ms, which fell on whichever client was measured then.
+    young collection walked all of it. After about 100,000 stops that cost the simulator a
+    sixth of its time in pauses of up to 40 ms, which fell on whichever client was measured.
     """
 
     __slots__ = (
@@ -212,7 +220,7 @@ class BuildModel:
         self._wall_start = wall_start
         self.world = world
         self._jobs: dict[str, int] = {}  # job id -> index in _ACCESSES
-        self._stopped_at: dict[str, float] = {}  # _build_key -> when it was stopped
+        self._stopped_at: dict[str, float] = {}  # target_text -> when it was stopped
         self._highest_seen: dict[str, int] = {}
         seed = config.seed
         self._hash_job = SeededHash(b"bulkstop.job", seed)
@@ -246,7 +254,7 @@ class BuildModel:
                 access = JobAccess.FORBIDDEN
             else:
                 access = JobAccess.OK
-        self._jobs[job_id] = _ACCESS_INDEX[access]
+        self._jobs[job_id] = _ACCESSES.index(access)
         return access
 
     def in_world(self, job_id: str) -> bool:
@@ -264,7 +272,7 @@ class BuildModel:
         """Stop a build of a known job (see :class:`StopOutcome`)."""
         if self.world is not None and self.world.job(job_id) is not None:
             return self.world.stop(job_id, build_no, wall_now)
-        key = _build_key(job_id, build_no)
+        key = target_text(job_id, build_no)
         self._saw(job_id, build_no)
         if key in self._stopped_at:
             return StopOutcome.REPEAT
@@ -307,7 +315,7 @@ class BuildModel:
         return [build.view(now) for build in reversed(job.builds)]
 
     def _derived_state(self, job_id: str, build_no: int, now: float) -> str:
-        stopped_at = self._stopped_at.get(_build_key(job_id, build_no))
+        stopped_at = self._stopped_at.get(target_text(job_id, build_no))
         if stopped_at is not None:
             if now < stopped_at + self._config.derived_stop_delay:
                 return BUILD_STATUS_ABORTING  # still running, as a world build is meanwhile
@@ -326,7 +334,7 @@ class BuildModel:
         if state in (BUILD_STATUS_RUNNING, BUILD_STATUS_ABORTING):
             end: float | None = None
         elif state == BUILD_STATUS_ABORTED:
-            end = self._stopped_at[_build_key(job_id, build_no)] + self._config.derived_stop_delay
+            end = self._stopped_at[target_text(job_id, build_no)] + self._config.derived_stop_delay
         else:
             end = round(start + (self._wall_start - start) * (0.1 + 0.8 * ran_for), 3)
         user = USERS[int(started_ago * 7919) % len(USERS)]

@@ -11,6 +11,7 @@ from collections import deque
 from typing import Any
 
 from bulkstop.simulator.config import FAULT_KINDS
+from bulkstop.simulator.model import target_of, target_text
 from bulkstop.simulator.reads import READ_APIS
 
 __all__ = ["READ_API_NAMES", "STOP_APIS", "SimulatorStats", "SlidingWindowMax"]
@@ -125,8 +126,8 @@ class SimulatorStats:
         self.iam_token_requests = 0
         self.auth_failures = 0
         self.security_token_requests = 0
-        # Keyed "job_id:build_no", as the JSON has them, not by tuple: a table holding tuples
-        # is tracked by the garbage collector and put back among the young objects at each
+        # Keyed by target_text, as the JSON has them, not by tuple: a table holding tuples is
+        # tracked by the garbage collector and put back among the young objects at each
         # insertion, so every young collection walked all of it (see BuildModel).
         self._requests_per_target: dict[str, int] = {}
         self._effective_per_target: dict[str, int] = {}
@@ -154,14 +155,14 @@ class SimulatorStats:
     def target_seen(self, key: tuple[str, int]) -> None:
         """A stop request for ``key`` got past authentication."""
         per_target = self._requests_per_target
-        text = f"{key[0]}:{key[1]}"
+        text = target_text(*key)
         per_target[text] = per_target.get(text, 0) + 1
 
     def stopped(self, key: tuple[str, int]) -> None:
         """A running build was stopped."""
         self.effective_stops += 1
         per_target = self._effective_per_target
-        text = f"{key[0]}:{key[1]}"
+        text = target_text(*key)
         per_target[text] = per_target.get(text, 0) + 1
 
     def fault(self, kind: str, *, after_stop: bool) -> None:
@@ -228,8 +229,4 @@ class SimulatorStats:
 
 
 def _by_target(counts: dict[str, int]) -> dict[tuple[str, int], int]:
-    by_target = {}
-    for text, n in counts.items():
-        job_id, build_no = text.rsplit(":", 1)  # a build number has no ":"
-        by_target[job_id, int(build_no)] = n
-    return by_target
+    return {target_of(text): n for text, n in counts.items()}
