@@ -74,13 +74,14 @@ def server_cpu(url: str) -> float | None:
     """CPU seconds (user + system) the simulator at ``url`` has used so far, read from
     ``/proc`` (Linux, in clock ticks: 10 ms each); ``None`` where there is no ``/proc``."""
     proc = _SIMULATORS.get(url)
+    if proc is None:
+        return None
     try:
-        assert proc is not None
         # the fields after the command name's closing parenthesis: utime and stime are the
         # 12th and 13th of them (proc(5) numbers them 14 and 15)
         fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = int(fields[11]) + int(fields[12])
-    except (AssertionError, OSError, IndexError, ValueError):
+    except (OSError, IndexError, ValueError):
         return None
     return ticks / os.sysconf("SC_CLK_TCK")
 
