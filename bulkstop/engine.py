@@ -92,7 +92,7 @@ from bulkstop.models import (
 )
 from bulkstop.pacing import Pacer
 from bulkstop.retry import Decision, RetryBudget, RetryPolicy, SystematicFault, Verdict, classify
-from bulkstop.sources import ReadAhead
+from bulkstop.sources import InlineRows, ReadAhead
 
 __all__ = ["Carried", "Results", "RunObserver", "RunSettings", "RunStats", "StopRun", "Stopper"]
 
@@ -375,6 +375,18 @@ class Results:
             raise StopAsyncIteration
         return result
 
+    async def batch(self) -> list[Result]:
+        """The results completed and not yet taken, in order, waiting for the first when
+        there is none; an empty list once every result was delivered.
+
+        What ``async for`` gives one by one, without a step of the iteration per result::
+
+            while batch := await results.batch():
+                for result in batch:
+                    ...
+        """
+        return await self._queue.get_all()
+
 
 class Stopper:
     """Stops builds: configuration shared by one or more :meth:`run` calls.
@@ -558,27 +570,34 @@ class StopRun(anyio.AsyncContextManagerMixin):
 
     # -- producer ------------------------------------------------------------------------
 
-    async def _rows_async(self) -> AsyncGenerator[RowLike]:
+    async def _row_batches(self) -> AsyncGenerator[Sequence[RowLike]]:
+        """The input rows in order, as many at a time as are at hand: a step of an async
+        iteration per row cost more than validating the row."""
         rows = self._rows
         if isinstance(rows, list | tuple):  # in memory: nothing to wait for
-            for row in rows:
-                yield row
+            yield rows
             return
         if not isinstance(rows, AsyncIterable):
             # Reading may wait (a generator reading a socket): read it on a thread of its own,
             # so that the event loop, and every request in flight, keeps moving meanwhile.
             rows = ReadAhead(rows)
-        iterator = aiter(rows)  # a TargetSource's is a ReadAhead too
-        if isinstance(iterator, ReadAhead):
-            self._input = iterator
-            if self.stopping:
-                iterator.stop_waiting()
+        iterator = aiter(rows)  # a TargetSource's is a ReadAhead, or InlineRows for a file
+        if isinstance(iterator, InlineRows):
+            while batch := await iterator.batch():
+                yield batch
+            return
+        if not isinstance(iterator, ReadAhead):
+            async for row in iterator:  # a caller's own async iterable: a row at a time
+                yield (row,)
+            return
+        self._input = iterator
+        if self.stopping:
+            iterator.stop_waiting()
         try:
-            async for row in iterator:
-                yield row
+            while batch := await iterator.batch():
+                yield batch
         finally:
-            if isinstance(iterator, ReadAhead):
-                iterator.stop()  # a run that ended early reads no further (at the end: no-op)
+            iterator.stop()  # a run that ended early reads no further (at the end: no-op)
 
     def _to_row(self, row: RowLike, index: int) -> InputRow:
         if isinstance(row, InputRow):
@@ -616,14 +635,17 @@ class StopRun(anyio.AsyncContextManagerMixin):
             out.sender_done()
 
     async def _produce_into(self, queue: HandOff[_Item], out: HandOff[Result]) -> None:
-        async with contextlib.aclosing(self._rows_async()) as rows:
-            await self._produce_from(rows, queue, out)
+        async with contextlib.aclosing(self._row_batches()) as batches:
+            index = 0
+            async for batch in batches:
+                await self._produce_from(batch, index, queue, out)
+                index += len(batch)
 
     async def _produce_from(
-        self, rows: AsyncIterator[RowLike], queue: HandOff[_Item], out: HandOff[Result]
+        self, rows: Sequence[RowLike], index: int, queue: HandOff[_Item], out: HandOff[Result]
     ) -> None:
-        index = 0
-        async for raw in rows:
+        """Validate, dedupe and queue ``rows``, the input's rows after its first ``index``."""
+        for raw in rows:
             index += 1
             self.stats.rows += 1
             if type(raw) is tuple and len(raw) == 2:
@@ -635,7 +657,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     continue
                 line, target = index, parsed
             else:
-                row = self._to_row(raw, index)
+                row = raw if type(raw) is InputRow else self._to_row(raw, index)
                 if row.target is None:
                     invalid = self._local(
                         row.line,

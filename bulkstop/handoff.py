@@ -105,6 +105,30 @@ class HandOff(Generic[T]):
             space.set_result(None)
         return item
 
+    def take_all(self) -> list[T]:
+        """Every item queued now, in order (perhaps none): :meth:`get_nowait` until it gives
+        ``None``, in one call. A blocked putter goes on at once."""
+        items = self._items
+        if not items:
+            return []
+        taken = list(items)
+        items.clear()
+        space = self._space
+        if space is not None:
+            self._space = None
+            space.set_result(None)
+        return taken
+
+    async def get_all(self) -> list[T]:
+        """Every item queued once there is one (:meth:`take_all`); an empty list once every
+        sender is done and the queue is empty."""
+        if not self._items:
+            item = await self.get()
+            if item is None:
+                return []
+            return [item, *self.take_all()]
+        return self.take_all()
+
     async def get(self) -> T | None:
         """The next item, or ``None`` once every sender is done and the queue is empty."""
         while True:

@@ -50,6 +50,7 @@ import codecs
 import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -456,11 +457,12 @@ class InlineRows(Generic[T]):
     ever.
     """
 
-    __slots__ = ("_rows", "_taken")
+    __slots__ = ("_error", "_rows", "_taken")
 
     def __init__(self, rows: Iterable[T]) -> None:
         self._rows = iter(rows)
         self._taken = 0
+        self._error: Exception | None = None  # met by batch(), raised by its next call
 
     def __aiter__(self) -> InlineRows[T]:
         return self
@@ -473,6 +475,28 @@ class InlineRows(Generic[T]):
             return next(self._rows)
         except StopIteration:
             raise StopAsyncIteration from None
+
+    async def batch(self) -> list[T]:
+        """The next :data:`_INLINE_BATCH` items at most, in order; an empty list at the end.
+        Other tasks run before each batch but the first. An exception of the iterable is
+        raised by the call after the one that returns the items before it."""
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
+        if self._taken:
+            await asyncio.sleep(0)  # let the rest of the loop run
+        taken: list[T] = []
+        append = taken.append
+        try:
+            for item in itertools.islice(self._rows, _INLINE_BATCH):
+                append(item)
+        except Exception as exc:
+            if not taken:
+                raise
+            self._error = exc
+        self._taken += len(taken)
+        return taken
 
     def __repr__(self) -> str:
         return f"<InlineRows taken={self._taken}>"
@@ -556,6 +580,26 @@ class ReadAhead(Generic[T]):
                     raise self._error
                 raise StopAsyncIteration
             await self._wait()
+
+    async def batch(self) -> list[T]:
+        """Every item queued, in order, waiting for the first when there is none; an empty
+        list once the reading is done and every item was taken, or the iterable's exception
+        then (as ``__anext__`` raises it). What ``async for`` gives one by one, without a step
+        of the iteration per item."""
+        items = self._items
+        while not items:
+            if self.done:
+                if items:  # the last items, queued just before the reading was done
+                    break
+                if self._error is not None:
+                    raise self._error
+                return []
+            await self._wait()
+        # the thread only appends: the items counted now are there to take
+        taken = [items.popleft() for _ in range(len(items))]
+        if self._parked:
+            self._space.set()
+        return taken
 
     async def _wait(self) -> None:
         """Wait until an item is queued or the reading is done."""

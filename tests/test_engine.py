@@ -125,6 +125,35 @@ async def run_all(
     return out
 
 
+async def test_results_in_batches_are_the_results_one_by_one() -> None:
+    # Results.batch() gives, a batch at a time, what ``async for`` gives one by one: every
+    # row's result once, and an empty batch at the end.
+    rows = [(JOB, n) for n in range(1, 41)] + [(JOB, 3), ("bad id", 1)]
+    clock = FakeClock()
+    client = FakeClient(
+        clock, lambda target, attempt: E500 if target.build_no == 7 and attempt == 1 else OK
+    )
+    stopper = Stopper(
+        client,
+        pacer=Pacer(rate=1000.0, clock=clock),
+        settings=RunSettings(concurrency=4, seed=7),
+        clock=clock,
+    )
+    batches: list[list[Result]] = []
+    async with clock.autojump():
+        async with stopper.run(rows) as results:
+            while batch := await results.batch():
+                batches.append(batch)
+            assert await results.batch() == []  # the end stays the end
+    assert all(batches)
+    assert len(batches) < len(rows)  # some came together
+    out = [result for batch in batches for result in batch]
+    assert sorted(result.line for result in out) == list(range(1, len(rows) + 1))
+    outcomes = Counter(result.outcome for result in out)
+    assert outcomes == {Outcome.STOPPED: 40, Outcome.DUPLICATE: 1, Outcome.INVALID: 1}
+    assert next(result for result in out if result.build_no == "7").attempts == 2
+
+
 @dataclass
 class FakeCarried:
     """A resume's carried records, as the engine asks them."""

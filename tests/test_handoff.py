@@ -155,3 +155,50 @@ async def test_get_nowait_takes_what_is_queued_and_wakes_a_putter_at_low() -> No
     queue.sender_done()
     assert queue.get_nowait() is None
     assert await queue.get() is None  # the end is get's to say
+
+
+async def test_take_all_takes_every_queued_item_in_order_and_lets_a_putter_go_on() -> None:
+    queue = HandOff[int](high=4)
+    assert queue.take_all() == []  # nothing queued: nothing taken, nothing waits
+    for i in range(4):
+        assert queue.offer(i)
+    put_done: list[int] = []
+
+    async def putter() -> None:
+        await queue.put(4)
+        put_done.append(4)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(putter)
+        await settle()
+        assert put_done == []  # full: the putter waits
+        assert queue.take_all() == [0, 1, 2, 3]
+        assert len(queue) == 0
+        await settle()
+        assert put_done == [4]  # drained at once: the putter went on
+    assert queue.take_all() == [4]
+
+
+async def test_get_all_waits_for_the_first_item_then_takes_the_rest_and_ends_empty() -> None:
+    queue = HandOff[int](high=10)
+    batches: list[list[int]] = []
+
+    async def consumer() -> None:
+        while batch := await queue.get_all():
+            batches.append(batch)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consumer)
+        await settle()
+        assert batches == []  # nothing queued yet: the consumer waits
+        queue.offer(1)
+        queue.offer(2)  # queued before the waiting consumer runs: one batch
+        await settle()
+        assert batches == [[1, 2]]
+        for i in (3, 4, 5):
+            queue.offer(i)
+        await settle()
+        assert batches == [[1, 2], [3, 4, 5]]
+        queue.sender_done()  # the last sender: the consumer sees the end
+    assert batches == [[1, 2], [3, 4, 5]]
+    assert await queue.get_all() == []

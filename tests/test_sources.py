@@ -858,6 +858,67 @@ async def test_a_regular_file_is_read_on_the_event_loop_giving_way_to_other_task
 
 
 @pytest.mark.anyio
+async def test_a_regular_file_in_batches_gives_every_row_in_order_giving_way_between(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "targets.csv"
+    count = 600
+    path.write_text("job_id,build_no\n" + "".join(f"{JOB},{n}\n" for n in range(1, count + 1)))
+    turns: list[int] = []
+    rows: list[InputRow] = []
+    sizes: list[int] = []
+
+    async def other_task() -> None:
+        while True:
+            turns.append(len(rows))
+            await anyio.lowlevel.checkpoint()
+
+    with open_source(str(path)) as source:
+        rows_of = aiter(source)
+        assert isinstance(rows_of, InlineRows)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_task)
+            await anyio.lowlevel.checkpoint()  # let it start
+            while batch := await rows_of.batch():
+                sizes.append(len(batch))
+                rows.extend(batch)
+            tg.cancel_scope.cancel()
+        assert await rows_of.batch() == []  # the end stays the end
+    assert sizes == [256, 256, 88]
+    assert [row.target.build_no for row in rows if row.target] == list(range(1, count + 1))
+    assert [n for n in turns if 0 < n < count] == [256, 512]  # between the batches
+
+
+@pytest.mark.anyio
+async def test_inline_rows_in_batches_raise_an_error_after_the_rows_before_it() -> None:
+    def rows() -> Iterator[int]:
+        yield from range(1, 6)
+        raise InputError("targets.csv:7: read failed")
+
+    inline = InlineRows(rows())
+    assert await inline.batch() == [1, 2, 3, 4, 5]  # what was read before the failure
+    with pytest.raises(InputError, match=r"^targets\.csv:7: read failed$"):
+        await inline.batch()
+    assert await inline.batch() == []  # the iterable ended with its error
+
+
+@pytest.mark.anyio
+async def test_a_pipe_in_batches_gives_its_rows_then_its_read_failure() -> None:
+    lines = (f"{JOB},{n}\n".encode() for n in itertools.count(1))
+    raw = LazyStream(itertools.chain([b"job_id,build_no\n"], lines), fail_after=400)
+    rows: list[InputRow] = []
+    source = open_source("-", "csv", stdin=io.BufferedReader(raw, buffer_size=64))
+    with source, pytest.raises(InputError, match=r"^<stdin>: read failed: Input/output error$"):
+        ahead = aiter(source)
+        assert isinstance(ahead, ReadAhead)
+        with anyio.fail_after(10):
+            while batch := await ahead.batch():
+                assert len(batch) <= 1024
+                rows.extend(batch)
+    assert keys(rows) == [(JOB, n) for n in range(1, 400)]
+
+
+@pytest.mark.anyio
 async def test_a_pipe_is_read_on_a_thread_of_its_own() -> None:
     raw = LazyStream(iter([b"job_id,build_no\n", f"{JOB},1\n".encode()]))
     with open_source("-", "csv", stdin=io.BufferedReader(raw)) as source:
