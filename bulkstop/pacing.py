@@ -55,11 +55,14 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import overload
+from typing import Final, overload
 
 from bulkstop.clock import Clock, MonotonicClock
 
 __all__ = ["Pacer", "PauseGate", "RateLimiter", "ThrottleControl"]
+
+#: How many more accepted start times are kept before those older than a second are dropped.
+_FORGET_EVERY: Final = 4096
 
 
 class RateLimiter:
@@ -171,6 +174,7 @@ class ThrottleControl:
         "_accepted",
         "_accepted_head",
         "_accepted_since_cut",
+        "_forget_at",
         "consecutive_throttles",
         "cuts",
         "decrease",
@@ -226,6 +230,9 @@ class ThrottleControl:
         # unlimited rate a second holds tens of thousands of them (8 bytes each, not 32).
         self._accepted = array("d")
         self._accepted_head = 0
+        # Forgotten now and then, when this many are kept: 4096 more than after the last
+        # time (at thousands of answers a second, a second's worth is more than 4096 each time).
+        self._forget_at = _FORGET_EVERY
         self._accepted_since_cut = 0  # accepted requests started after the last cut
 
     def accepted_last_second(self, now: float) -> int:
@@ -253,8 +260,12 @@ class ThrottleControl:
             if self.rate < self.max_rate:
                 step = self.increase * self.rate_at_cut / self.rate
                 self.rate = min(self.max_rate, self.rate + step)
-        if len(accepted) > 4096:  # now and then, forget what is older than a second
-            self.accepted_last_second(now)
+        if len(accepted) > self._forget_at:  # now and then, forget what is older than a second
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        self.accepted_last_second(now)
+        self._forget_at = len(self._accepted) + _FORGET_EVERY
 
     def on_failed(self, started_at: float, now: float) -> None:
         """A transient failure: the gateway let the request through, the server failed it."""
@@ -262,8 +273,8 @@ class ThrottleControl:
         self._accepted.append(started_at)
         if started_at >= self.last_cut:
             self._accepted_since_cut += 1
-        if len(self._accepted) > 4096:  # now and then, forget what is older than a second
-            self.accepted_last_second(now)
+        if len(self._accepted) > self._forget_at:  # now and then, forget what is older
+            self._forget(now)
 
     def on_overloaded(self, started_at: float, now: float) -> bool:
         """Rule 5: the retry budget is spent; cut the rate when rule 2's timing allows.

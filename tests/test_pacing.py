@@ -428,3 +428,19 @@ async def test_acquire_with_a_deadline_reserves_no_slot_it_cannot_use() -> None:
         assert await pacer.acquire(0.5) is None  # the next slot is at 1.0
         assert pacer.limiter.tat == 1.0
         assert clock.now() == 0.0
+
+
+def test_the_accepted_starts_kept_stay_within_a_second_and_a_few_thousand() -> None:
+    # At 10 000 answers a second for 30 s the control keeps what the last second needs, and
+    # forgets the rest now and then (every 4096 answers), not the 300 000 start times.
+    control = ThrottleControl(1e9)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(300_000):
+            control.on_accepted(i / 10_000, i / 10_000)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert control.accepted_last_second(29.99995) == 10_000
+    assert kept < 3 * (10_000 + 4096) * 8  # doubles, a second's and the slack's; 2.4 MB if all
