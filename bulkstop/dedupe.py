@@ -64,12 +64,8 @@ _HIGH_MASK: Final = (1 << 16) - 1
 _HIGH_TYPE: Final = "H"
 
 
-#: one zero slot of each array, repeated to make a table (a run makes 512 at its start)
-_ZERO: Final = {"Q": array("Q", [0]), _HIGH_TYPE: array(_HIGH_TYPE, [0])}
-
-
 def _zeros(typecode: str, slots: int) -> array[int]:
-    return _ZERO[typecode] * slots
+    return array(typecode, bytes(array(typecode).itemsize * slots))
 
 
 class SeenTargets:
