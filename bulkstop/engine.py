@@ -582,22 +582,20 @@ class StopRun(anyio.AsyncContextManagerMixin):
             # so that the event loop, and every request in flight, keeps moving meanwhile.
             rows = ReadAhead(rows)
         iterator = aiter(rows)  # a TargetSource's is a ReadAhead, or InlineRows for a file
-        if isinstance(iterator, InlineRows):
-            while batch := await iterator.batch():
-                yield batch
-            return
-        if not isinstance(iterator, ReadAhead):
+        if not isinstance(iterator, InlineRows | ReadAhead):
             async for row in iterator:  # a caller's own async iterable: a row at a time
                 yield (row,)
             return
-        self._input = iterator
-        if self.stopping:
-            iterator.stop_waiting()
+        if isinstance(iterator, ReadAhead):
+            self._input = iterator
+            if self.stopping:
+                iterator.stop_waiting()
         try:
             while batch := await iterator.batch():
                 yield batch
         finally:
-            iterator.stop()  # a run that ended early reads no further (at the end: no-op)
+            if isinstance(iterator, ReadAhead):
+                iterator.stop()  # a run that ended early reads no further (at the end: no-op)
 
     def _to_row(self, row: RowLike, index: int) -> InputRow:
         if isinstance(row, InputRow):
@@ -657,7 +655,7 @@ class StopRun(anyio.AsyncContextManagerMixin):
                     continue
                 line, target = index, parsed
             else:
-                row = raw if type(raw) is InputRow else self._to_row(raw, index)
+                row = self._to_row(raw, index)
                 if row.target is None:
                     invalid = self._local(
                         row.line,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import anyio
+import anyio.abc
 import pytest
 from anyio.lowlevel import checkpoint
 
@@ -17,6 +18,23 @@ async def settle() -> None:
     """Let every task that can run, run (a few scheduling rounds; no time passes)."""
     for _ in range(5):
         await checkpoint()
+
+
+async def fill_with_a_putter_waiting(
+    queue: HandOff[int], tg: anyio.abc.TaskGroup, put_done: list[int]
+) -> None:
+    """Offer 0-3 to ``queue`` (high 4), start a putter of 4 in ``tg``, which appends 4 to
+    ``put_done`` once its put returns, and check that it waits."""
+    for i in range(4):
+        assert queue.offer(i)
+
+    async def putter() -> None:
+        await queue.put(4)
+        put_done.append(4)
+
+    tg.start_soon(putter)
+    await settle()
+    assert put_done == []  # full: the putter waits
 
 
 async def test_items_come_out_in_order_then_none_after_the_last_sender() -> None:
@@ -133,18 +151,9 @@ async def test_an_offer_queues_at_once_while_there_is_room_and_wakes_a_getter() 
 async def test_get_nowait_takes_what_is_queued_and_wakes_a_putter_at_low() -> None:
     queue = HandOff[int](high=4)
     assert queue.get_nowait() is None  # nothing queued: None, and nothing waits
-    for i in range(4):
-        assert queue.offer(i)
     put_done: list[int] = []
-
-    async def putter() -> None:
-        await queue.put(4)
-        put_done.append(4)
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(putter)
-        await settle()
-        assert put_done == []  # full: the putter waits
+        await fill_with_a_putter_waiting(queue, tg, put_done)
         assert queue.get_nowait() == 0
         await settle()
         assert put_done == []  # 3 queued, above low (2)
@@ -160,18 +169,9 @@ async def test_get_nowait_takes_what_is_queued_and_wakes_a_putter_at_low() -> No
 async def test_take_all_takes_every_queued_item_in_order_and_lets_a_putter_go_on() -> None:
     queue = HandOff[int](high=4)
     assert queue.take_all() == []  # nothing queued: nothing taken, nothing waits
-    for i in range(4):
-        assert queue.offer(i)
     put_done: list[int] = []
-
-    async def putter() -> None:
-        await queue.put(4)
-        put_done.append(4)
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(putter)
-        await settle()
-        assert put_done == []  # full: the putter waits
+        await fill_with_a_putter_waiting(queue, tg, put_done)
         assert queue.take_all() == [0, 1, 2, 3]
         assert len(queue) == 0
         await settle()

@@ -816,6 +816,13 @@ async def test_async_reading_stays_a_bounded_way_ahead_of_its_consumer() -> None
     assert ahead.join(timeout=10)  # closing the source stopped the thread
 
 
+async def count_turns(turns: list[int], rows: list[InputRow]) -> None:
+    """Another task of the loop: at each of its turns, notes how many rows were read by then."""
+    while True:
+        turns.append(len(rows))
+        await anyio.lowlevel.checkpoint()
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "json"])
 async def test_a_regular_file_is_read_on_the_event_loop_giving_way_to_other_tasks(
@@ -835,18 +842,13 @@ async def test_a_regular_file_is_read_on_the_event_loop_giving_way_to_other_task
     turns: list[int] = []
     rows: list[InputRow] = []
 
-    async def other_task() -> None:
-        while True:
-            turns.append(len(rows))
-            await anyio.lowlevel.checkpoint()
-
     threads_before = threading.active_count()
     with open_source(str(path)) as source:
         assert not source.waits
         rows_of = aiter(source)
         assert isinstance(rows_of, InlineRows)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(other_task)
+            tg.start_soon(count_turns, turns, rows)
             await anyio.lowlevel.checkpoint()  # let it start
             async for row in rows_of:
                 rows.append(row)
@@ -868,16 +870,11 @@ async def test_a_regular_file_in_batches_gives_every_row_in_order_giving_way_bet
     rows: list[InputRow] = []
     sizes: list[int] = []
 
-    async def other_task() -> None:
-        while True:
-            turns.append(len(rows))
-            await anyio.lowlevel.checkpoint()
-
     with open_source(str(path)) as source:
         rows_of = aiter(source)
         assert isinstance(rows_of, InlineRows)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(other_task)
+            tg.start_soon(count_turns, turns, rows)
             await anyio.lowlevel.checkpoint()  # let it start
             while batch := await rows_of.batch():
                 sizes.append(len(batch))

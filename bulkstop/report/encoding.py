@@ -440,12 +440,8 @@ class LineEncoder:
 
     def _lines(self, waiting: Sequence[tuple[Result, int | None]]) -> str:
         if self.fmt == "csv":
-            # _csv_record, written out: this runs for every record
-            text = "".join([
-                self._csv_text(_csv_cells(result, run)) if line is None else line
-                for result, run in waiting
-                for line in (_plain_csv_line(result, run),)
-            ])  # fmt: skip
+            csv_record = self._csv_record
+            text = "".join([csv_record(result, run) for result, run in waiting])
         else:
             lines = [_json_line(result, run) for result, run in waiting]
             if self.fmt == "json":  # every element after the first leads with its comma
